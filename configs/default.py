@@ -1,0 +1,77 @@
+"""The schema: every configuration field of wgan_dist, defined once, with its default.
+
+Variants (`configs/mnist.py`, ...) import `get_config()` from here and change only what
+differs. The returned config is locked by the command line, so a misspelt override such as
+`--config.train.n_critc=3` fails instead of being silently ignored.
+"""
+
+import ml_collections
+
+
+def get_config() -> ml_collections.ConfigDict:
+  """Returns the default configuration (Algorithm 1 with the original blog's defaults)."""
+  config = ml_collections.ConfigDict()
+
+  # Seed of every random draw: weights, data order, noise z, interpolation epsilon.
+  config.seed = 0
+
+  config.data = ml_collections.ConfigDict()
+  # 'mnist' | 'embedded_mnist' | 'fashion_mnist' | 'cifar10' | 'folder' | 'npz' | 'tfds'.
+  config.data.source = 'mnist'
+  # Directory of images ('folder'), a .npz file ('npz') or a TFDS dataset name ('tfds').
+  config.data.path = ''
+  # Side length and channel count the model sees; images of another size are resized.
+  config.data.image_size = 28
+  config.data.channels = 1
+  # Sources that download ('mnist', 'fashion_mnist', 'cifar10') may try the network; when
+  # False they use only what is cached ('mnist' then falls back to the embedded sample).
+  config.data.allow_download = True
+  # Shuffle buffer in examples; 0 = the whole data set (every source here fits in memory).
+  config.data.shuffle_buffer = 0
+
+  config.model = ml_collections.ConfigDict()
+  # 'seed' (the blog's models, SPEC.md) | 'dcgan' (the paper's MNIST models).
+  config.model.architecture = 'seed'
+  # Dimension of the standard-normal noise z.
+  config.model.noise_dim = 100
+  # Critic normalisation: 'layer' (per example, as the paper suggests) | 'none'.
+  # 'batch' is refused: it couples the examples the gradient penalty treats as independent.
+  config.model.critic_norm = 'layer'
+  # Width unit: 'seed' uses 4b,2b,b generator and 2b..16b critic channels (b=64 is exact
+  # seed); 'dcgan' uses the paper's DIM = b.
+  config.model.base_filters = 64
+
+  config.train = ml_collections.ConfigDict()
+  # Global batch m (split evenly across replicas; must divide by the replica count).
+  config.train.global_batch_size = 64
+  # Critic updates per generator update, each on a fresh real batch.
+  config.train.n_critic = 5
+  # Gradient-penalty weight lambda.
+  config.train.gp_lambda = 10.0
+  # Adam for both networks.
+  config.train.learning_rate = 1e-4
+  config.train.beta1 = 0.0
+  config.train.beta2 = 0.9
+  # Generator steps to train; -1 = derive from num_epochs (an epoch = every real image
+  # through the critic once, i.e. dataset_size / (global_batch_size * n_critic) steps).
+  config.train.num_steps = -1
+  config.train.num_epochs = 50
+  # At most this many generator steps per tf.function call (fewer host round trips).
+  config.train.steps_per_loop = 50
+
+  # 'float32' (others arrive with mixed-precision support).
+  config.mixed_precision = 'float32'
+
+  config.distribution = ml_collections.ConfigDict()
+  # 'auto' (all visible GPUs, else one device) | 'one_device' | 'mirrored'.
+  config.distribution.strategy = 'auto'
+  # N > 0 splits the CPU into N logical devices (multi-replica runs without GPUs); 0 = off.
+  config.distribution.cpu_replicas = 0
+
+  # Intervals in generator steps; the last step always logs, samples and saves.
+  config.log_every_steps = 100
+  config.sample_every_steps = 500
+  config.checkpoint_every_steps = 1000
+  # Checkpoints kept in workdir/checkpoints.
+  config.max_checkpoints_to_keep = 3
+  return config

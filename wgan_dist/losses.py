@@ -1,0 +1,60 @@
+"""WGAN-GP losses per example (Algorithm 1 of arXiv:1704.00028).
+
+Everything here returns per-example values of shape [B]; the step averages them over the
+*global* batch with `tf.nn.compute_average_loss`, so the result does not depend on how the batch
+is split across replicas.
+"""
+
+import keras
+import tensorflow as tf
+
+# Added under the square root: d sqrt(s)/ds is infinite at s = 0, so a critic whose input
+# gradient vanishes would otherwise turn the penalty's gradient into NaN.
+_NORM_EPSILON = 1e-12
+
+
+def interpolate(real: tf.Tensor, fake: tf.Tensor, epsilon: tf.Tensor) -> tf.Tensor:
+  """x̂ = ε·real + (1 − ε)·fake, in float32; ε has shape [B, 1, 1, 1]."""
+  real = tf.cast(real, tf.float32)
+  fake = tf.cast(fake, tf.float32)
+  epsilon = tf.cast(epsilon, tf.float32)
+  return epsilon * real + (1.0 - epsilon) * fake
+
+
+def gradient_penalty(critic: keras.Model, real: tf.Tensor, fake: tf.Tensor,
+                     epsilon: tf.Tensor) -> tf.Tensor:
+  """Per-example penalties (‖∇x̂ critic(x̂)‖₂ − 1)², shape [B].
+
+  x̂ = epsilon·real + (1 − epsilon)·fake with epsilon of shape [B, 1, 1, 1]; the norm runs over
+  every non-batch axis (all pixels and channels). Differentiating the batch sum of the critic's
+  outputs yields each example's own input gradient because the critic must not mix examples
+  (no batch norm). The norm and the penalty are formed in float32.
+  """
+  x_hat = interpolate(real, fake, epsilon)
+  with tf.GradientTape() as tape:
+    tape.watch(x_hat)
+    # Summing inside the tape: the gradient of Σ_i D(x̂_i) w.r.t. x̂_i is ∇D(x̂_i).
+    total_score = tf.reduce_sum(tf.cast(critic(x_hat, training=True), tf.float32))
+  grads = tape.gradient(total_score, x_hat)
+  grads = tf.reshape(tf.cast(grads, tf.float32), [tf.shape(grads)[0], -1])
+  norms = tf.sqrt(tf.reduce_sum(tf.square(grads), axis=1) + _NORM_EPSILON)
+  return tf.square(norms - 1.0)
+
+
+def critic_losses(critic: keras.Model, real: tf.Tensor, fake: tf.Tensor, epsilon: tf.Tensor,
+                  gp_lambda: float) -> dict[str, tf.Tensor]:
+  """Per-example critic terms: L(i) = D(x̃) − D(x) + λ·gp(i), and its parts, each [B]."""
+  real_scores = tf.cast(critic(real, training=True), tf.float32)[:, 0]
+  fake_scores = tf.cast(critic(fake, training=True), tf.float32)[:, 0]
+  penalty = gradient_penalty(critic, real, fake, epsilon)
+  wasserstein = real_scores - fake_scores
+  return {
+      'critic_loss': -wasserstein + gp_lambda * penalty,
+      'gradient_penalty': penalty,
+      'wasserstein_estimate': wasserstein,
+  }
+
+
+def generator_loss(critic: keras.Model, fake: tf.Tensor) -> tf.Tensor:
+  """Per-example generator loss −D(G(z)), shape [B]."""
+  return -tf.cast(critic(fake, training=True), tf.float32)[:, 0]

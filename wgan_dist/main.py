@@ -1,0 +1,62 @@
+"""Command line: `python -m wgan_dist.main --config=configs/mnist.py [--config.a.b=value]`.
+
+Only flags live here; the job is `wgan_dist.train.train_and_evaluate`, which tests and notebooks
+import directly.
+"""
+
+import os
+import sys
+
+from absl import app
+from absl import flags
+from absl import logging
+from ml_collections import config_flags
+
+from wgan_dist import config_validation
+from wgan_dist import data
+from wgan_dist import train
+
+_CONFIG = config_flags.DEFINE_config_file(
+    'config', None, 'Config file, optionally with an argument: configs/mnist.py:quick.',
+    lock_config=True)
+_WORKDIR = flags.DEFINE_string(
+    'workdir', None, 'Directory for checkpoints, samples, TensorBoard events and config.json; '
+    'default runs/<config file stem>.')
+flags.mark_flags_as_required(['config'])
+
+
+def default_workdir(config_path: str) -> str:
+  """runs/<stem> for configs/<stem>.py[:argument]."""
+  stem = os.path.splitext(os.path.basename(config_path.split(':')[0]))[0]
+  return os.path.join('runs', stem)
+
+
+def parse_flags(argv: list[str]) -> list[str]:
+  """absl's flag parsing, with a one-line error for an override of a field the config lacks."""
+  try:
+    return flags.FLAGS(argv)
+  except flags.Error as error:
+    sys.exit(f'FATAL Flags parsing error: {error}\nPass --helpshort or --helpfull to see help.')
+  except (AttributeError, KeyError) as error:
+    # The locked config raises these for `--config.a.b=v` when a.b is not a field.
+    reason = str(error).strip('\'"').replace('\\n', ' ').replace("\\'", "'")
+    overrides = [arg.split('=')[0].lstrip('-') for arg in argv if arg.startswith('--config.')]
+    sys.exit(f'error: unknown config field among the overrides {overrides}: {reason}; every '
+             'field is defined in configs/default.py')
+
+
+def main(argv: list[str]) -> None:
+  if len(argv) > 1:
+    raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
+  workdir = _WORKDIR.value or default_workdir(flags.FLAGS['config'].config_filename)
+  logging.info('Workdir: %s', os.path.abspath(workdir))
+  try:
+    train.train_and_evaluate(_CONFIG.value, workdir)
+  except (config_validation.ConfigError, data.DataError) as error:
+    # A clear one-line reason instead of a traceback; nothing saved is touched.
+    logging.error('%s', error)
+    sys.exit(f'error: {error}')
+
+
+if __name__ == '__main__':
+  app.run(main, flags_parser=parse_flags)

@@ -1,0 +1,144 @@
+"""Generator and critic architectures (Keras 3).
+
+`seed`: the generator and critic of the blog implementation SPEC.md describes, layer for layer,
+except the critic's normalisation (`model.critic_norm`). `dcgan`: the paper's MNIST models
+(gan_mnist.py of the paper's code, DIM = `model.base_filters`), with a tanh output.
+
+Both networks end in a float32 layer so that losses and the gradient penalty are formed in
+float32 whatever the compute dtype of the layers in between.
+"""
+
+from typing import Callable
+
+import keras
+import ml_collections
+from keras import layers
+from keras import ops
+
+CRITIC_NORMS = ('layer', 'none')
+ARCHITECTURES = ('seed', 'dcgan')
+# The (image size, channels) each architecture's strides produce.
+SUPPORTED_IMAGE_SHAPES = {'seed': ((28, 1),), 'dcgan': ((28, 1),)}
+_LEAKY_SLOPE = 0.2  # The paper's tflib LeakyReLU.
+
+
+class PerExampleLayerNorm(layers.Layer):
+  """Layer norm over (H, W, C) of each example, with a per-channel scale and offset.
+
+  This is the paper's critic layer norm (tflib `Layernorm(name, [1, 2, 3], x)`). It never mixes
+  examples, so ∇x D(x) of one example depends on that example alone, which the per-example
+  gradient penalty assumes. Statistics are taken in float32.
+  """
+
+  def __init__(self, epsilon: float = 1e-5, **kwargs):
+    super().__init__(**kwargs)
+    self.epsilon = epsilon
+
+  def build(self, input_shape):
+    channels = input_shape[-1]
+    self.gamma = self.add_weight(shape=(channels,), initializer='ones', name='gamma')
+    self.beta = self.add_weight(shape=(channels,), initializer='zeros', name='beta')
+
+  def call(self, inputs):
+    x = ops.cast(inputs, 'float32')
+    mean, variance = ops.moments(x, axes=[1, 2, 3], keepdims=True)
+    x = (x - mean) * ops.rsqrt(variance + self.epsilon)
+    x = x * ops.cast(self.gamma, 'float32') + ops.cast(self.beta, 'float32')
+    return ops.cast(x, self.compute_dtype)
+
+  def get_config(self):
+    return {**super().get_config(), 'epsilon': self.epsilon}
+
+
+def _critic_norm(kind: str, name: str) -> layers.Layer:
+  if kind == 'layer':
+    return PerExampleLayerNorm(name=name)
+  if kind == 'none':
+    return layers.Identity(name=name)
+  raise ValueError(
+      f"model.critic_norm={kind!r} is not allowed; allowed: {CRITIC_NORMS}. 'batch' is refused "
+      'because batch norm couples the examples of a batch, so the per-example gradient the '
+      'penalty constrains is no longer per example (the paper drops it from the critic).')
+
+
+def _seed_generator(noise_dim: int, b: int) -> keras.Model:
+  # SPEC.md: Dense(12544) -> BN -> Reshape(7,7,256) -> ConvT x4 with BN+ReLU -> tanh.
+  # Synchronized batch norm: statistics over the global batch, so results do not depend on
+  # the replica count.
+  def bn(name):
+    return layers.BatchNormalization(synchronized=True, name=name)
+
+  z = keras.Input((noise_dim,), name='z')
+  x = layers.Dense(7 * 7 * 4 * b, name='project')(z)
+  x = bn('project_bn')(x)
+  x = layers.Reshape((7, 7, 4 * b))(x)
+  for i, (filters, stride) in enumerate([(4 * b, 2), (2 * b, 1), (b, 2)]):
+    x = layers.Conv2DTranspose(filters, 3, strides=stride, padding='same', name=f'deconv{i}')(x)
+    x = bn(f'deconv{i}_bn')(x)
+    x = layers.ReLU()(x)
+  x = layers.Conv2DTranspose(1, 3, strides=1, padding='same', name='to_image')(x)
+  image = layers.Activation('tanh', dtype='float32', name='tanh')(x)
+  return keras.Model(z, image, name='seed_generator')
+
+
+def _seed_critic(image_shape: tuple, b: int, norm: str) -> keras.Model:
+  # SPEC.md: shapes 28 -> 13 -> 6 -> 3 -> 2 -> 2x2x1 -> 4 -> 1.
+  image = keras.Input(image_shape, name='image')
+  x = layers.Conv2D(2 * b, 3, strides=2, padding='valid', name='conv0')(image)
+  x = layers.LeakyReLU(_LEAKY_SLOPE)(x)
+  for i, (filters, kernel, padding) in enumerate(
+      [(4 * b, 3, 'valid'), (8 * b, 4, 'same'), (16 * b, 4, 'same')], start=1):
+    x = layers.Conv2D(filters, kernel, strides=2, padding=padding, name=f'conv{i}')(x)
+    x = _critic_norm(norm, f'conv{i}_norm')(x)
+    x = layers.LeakyReLU(_LEAKY_SLOPE)(x)
+  x = layers.Conv2D(1, 4, strides=1, padding='same', name='conv_out')(x)
+  x = layers.Flatten()(x)
+  score = layers.Dense(1, dtype='float32', name='score')(x)
+  return keras.Model(image, score, name='seed_critic')
+
+
+def _dcgan_generator(noise_dim: int, b: int) -> keras.Model:
+  # The paper's MNIST generator; no batch norm in its WGAN-GP mode.
+  z = keras.Input((noise_dim,), name='z')
+  x = layers.Dense(4 * 4 * 4 * b, activation='relu', name='project')(z)
+  x = layers.Reshape((4, 4, 4 * b))(x)
+  x = layers.Conv2DTranspose(2 * b, 5, strides=2, padding='same', activation='relu',
+                             name='deconv0')(x)
+  x = layers.Cropping2D(((0, 1), (0, 1)))(x)  # 8x8 -> 7x7, as the paper's [:7, :7].
+  x = layers.Conv2DTranspose(b, 5, strides=2, padding='same', activation='relu',
+                             name='deconv1')(x)
+  x = layers.Conv2DTranspose(1, 5, strides=2, padding='same', name='to_image')(x)
+  image = layers.Activation('tanh', dtype='float32', name='tanh')(x)
+  return keras.Model(z, image, name='dcgan_generator')
+
+
+def _dcgan_critic(image_shape: tuple, b: int, norm: str) -> keras.Model:
+  image = keras.Input(image_shape, name='image')
+  x = layers.Conv2D(b, 5, strides=2, padding='same', name='conv0')(image)
+  x = layers.LeakyReLU(_LEAKY_SLOPE)(x)
+  for i, filters in enumerate([2 * b, 4 * b], start=1):
+    x = layers.Conv2D(filters, 5, strides=2, padding='same', name=f'conv{i}')(x)
+    x = _critic_norm(norm, f'conv{i}_norm')(x)
+    x = layers.LeakyReLU(_LEAKY_SLOPE)(x)
+  x = layers.Flatten()(x)
+  score = layers.Dense(1, dtype='float32', name='score')(x)
+  return keras.Model(image, score, name='dcgan_critic')
+
+
+_BUILDERS: dict[str, tuple[Callable, Callable]] = {
+    'seed': (_seed_generator, _seed_critic),
+    'dcgan': (_dcgan_generator, _dcgan_critic),
+}
+
+
+def build_models(config: ml_collections.ConfigDict) -> tuple[keras.Model, keras.Model]:
+  """Builds (generator, critic) for `config.model` and `config.data`; call under a strategy scope."""
+  model = config.model
+  if model.architecture not in _BUILDERS:
+    raise ValueError(f'model.architecture={model.architecture!r} is not allowed; '
+                     f'allowed: {ARCHITECTURES}')
+  make_generator, make_critic = _BUILDERS[model.architecture]
+  image_shape = (config.data.image_size, config.data.image_size, config.data.channels)
+  generator = make_generator(model.noise_dim, model.base_filters)
+  critic = make_critic(image_shape, model.base_filters, model.critic_norm)
+  return generator, critic

@@ -1,0 +1,93 @@
+"""What a run reports: TensorBoard scalars and images, sample PNGs, the resolved config, and a
+console line per log interval."""
+
+import os
+import time
+
+import ml_collections
+import numpy as np
+import tensorflow as tf
+from absl import logging
+
+from wgan_dist import images
+
+
+class Monitor:
+  """Writes the SPEC.md tags under `workdir/train` and sample grids under `workdir/samples`."""
+
+  def __init__(self, workdir: str, *, total_steps: int, images_per_step: int):
+    self._workdir = workdir
+    self._total_steps = total_steps
+    self._images_per_step = images_per_step
+    self._writer = tf.summary.create_file_writer(os.path.join(workdir, 'train'))
+    self._sums: dict[str, float] = {}
+    self._steps_in_window = 0
+    self._window_start = (time.perf_counter(), 0)
+
+  def write_config(self, config: ml_collections.ConfigDict, step: int) -> None:
+    """Saves the resolved config as config.json and as a TensorBoard text summary."""
+    text = config.to_json_best_effort(indent=2, sort_keys=True)
+    tf.io.gfile.makedirs(self._workdir)
+    with tf.io.gfile.GFile(os.path.join(self._workdir, 'config.json'), 'w') as f:
+      f.write(text)
+    with self._writer.as_default():
+      tf.summary.text('config', '```\n' + text + '\n```', step=step)
+
+  def start_window(self, step: int) -> None:
+    """Starts timing at `step` (call after the first, tracing, call so it is not counted)."""
+    self._window_start = (time.perf_counter(), step)
+
+  def accumulate(self, metrics: dict[str, np.ndarray], num_steps: int) -> None:
+    """Adds the means of `num_steps` steps to the running window."""
+    for name, value in metrics.items():
+      self._sums[name] = self._sums.get(name, 0.0) + float(value) * num_steps
+    self._steps_in_window += num_steps
+
+  def log(self, step: int) -> dict[str, float]:
+    """Writes the window's means and throughput at `step`, prints a line, resets the window."""
+    means = {name: total / self._steps_in_window for name, total in self._sums.items()}
+    start_time, start_step = self._window_start
+    elapsed = time.perf_counter() - start_time
+    # A window made only of the first (tracing) call has no meaningful throughput.
+    measured = elapsed > 0 and step > start_step
+    steps_per_sec = (step - start_step) / elapsed if measured else float('nan')
+    images_per_sec = steps_per_sec * self._images_per_step
+    with self._writer.as_default():
+      for name, value in means.items():
+        tf.summary.scalar(f'train/{name}', value, step=step)
+      if measured:
+        tf.summary.scalar('perf/steps_per_sec', steps_per_sec, step=step)
+        tf.summary.scalar('perf/images_per_sec', images_per_sec, step=step)
+    self._writer.flush()
+    eta = (self._total_steps - step) / steps_per_sec if measured else float('nan')
+    logging.info(
+        'step %d/%d | critic %.4f  gp %.4f  W %.4f  gen %.4f | %.2f steps/s  %.0f images/s | '
+        'ETA %s', step, self._total_steps, means['critic_loss'], means['gradient_penalty'],
+        means['wasserstein_estimate'], means['generator_loss'], steps_per_sec, images_per_sec,
+        _format_seconds(eta))
+    self._sums, self._steps_in_window = {}, 0
+    self._window_start = (time.perf_counter(), step)
+    return means
+
+  def write_samples(self, step: int, samples: np.ndarray) -> str:
+    """Writes the 4x4 grid as `samples/step_NNNNNN.png` and TensorBoard image `samples`."""
+    grid = images.to_grid(samples, rows=4)
+    path = os.path.join(self._workdir, 'samples', f'step_{step:06d}.png')
+    tf.io.gfile.makedirs(os.path.dirname(path))
+    images.write_png(path, grid)
+    with self._writer.as_default():
+      tf.summary.image('samples', grid[None], step=step)
+    self._writer.flush()
+    return path
+
+  def close(self) -> None:
+    self._writer.close()
+
+
+def _format_seconds(seconds: float) -> str:
+  if not np.isfinite(seconds):
+    return '?'
+  minutes, secs = divmod(int(seconds), 60)
+  hours, minutes = divmod(minutes, 60)
+  return f'{hours}:{minutes:02d}:{secs:02d}'
+

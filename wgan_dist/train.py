@@ -1,0 +1,130 @@
+"""`train_and_evaluate(config, workdir)`: one whole training job.
+
+Order matters: the config is checked and the strategy created before any other TensorFlow work
+(logical CPU devices and collectives can only be set up first), the data source is checked
+before models are built, and a checkpoint in the workdir is restored before the first step.
+"""
+
+import dataclasses
+import math
+
+import keras
+import ml_collections
+import numpy as np
+import tensorflow as tf
+from absl import logging
+
+from wgan_dist import checkpointing
+from wgan_dist import config_validation
+from wgan_dist import data
+from wgan_dist import distribution
+from wgan_dist import models
+from wgan_dist import monitoring
+from wgan_dist import optimizers
+from wgan_dist import random_keys
+from wgan_dist import steps
+
+NUM_SAMPLES = 16  # The fixed noise vectors of the 4x4 sample grid.
+
+
+def resolve_num_steps(config: ml_collections.ConfigDict, dataset_size: int) -> int:
+  """train.num_steps, or num_epochs passes of the data through the critic when it is -1."""
+  train = config.train
+  if train.num_steps != -1:
+    return train.num_steps
+  real_images_per_step = train.global_batch_size * train.n_critic
+  return max(1, math.ceil(train.num_epochs * dataset_size / real_images_per_step))
+
+
+def steps_until_due(step: int, every: int) -> int:
+  """Generator steps from `step` to the next multiple of `every`."""
+  return every - step % every
+
+
+def is_due(step: int, every: int, total_steps: int) -> bool:
+  """Whether a periodic action (log, sample, save) runs at `step`; the last step always does."""
+  return step % every == 0 or step == total_steps
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainState:
+  """Everything a checkpoint holds; the field names are the checkpoint's keys."""
+  generator: keras.Model
+  critic: keras.Model
+  generator_optimizer: keras.optimizers.Optimizer
+  critic_optimizer: keras.optimizers.Optimizer
+  step: tf.Variable  # Generator steps done; keys the noise of the next step.
+
+  def as_dict(self) -> dict:
+    # Not dataclasses.asdict: that deep-copies the models.
+    return {field.name: getattr(self, field.name) for field in dataclasses.fields(self)}
+
+
+def create_train_state(config: ml_collections.ConfigDict,
+                       strategy: tf.distribute.Strategy) -> TrainState:
+  """Models and optimizers under `strategy`, initialised from `config.seed`."""
+  keras.utils.set_random_seed(config.seed)  # Weight initialisation.
+  with strategy.scope():
+    generator, critic = models.build_models(config)
+    generator_optimizer = optimizers.make_adam(config.train, 'generator_adam')
+    critic_optimizer = optimizers.make_adam(config.train, 'critic_adam')
+    # Built now so that a restore fills their slots and the step function creates no variables.
+    generator_optimizer.build(generator.trainable_variables)
+    critic_optimizer.build(critic.trainable_variables)
+    step = tf.Variable(0, dtype=tf.int64, trainable=False, name='step')
+  return TrainState(generator, critic, generator_optimizer, critic_optimizer, step)
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, float]:
+  """Trains (or resumes) WGAN-GP for `config` in `workdir`; returns the last logged means."""
+  config_validation.validate(config)
+  strategy = distribution.create_strategy(config)
+  config_validation.validate_replicas(config, strategy.num_replicas_in_sync)
+  source = data.load_source(config)
+  total_steps = resolve_num_steps(config, source.size)
+
+  state = create_train_state(config, strategy)
+  logging.info('Generator %s: %d parameters; critic %s: %d parameters', state.generator.name,
+               state.generator.count_params(), state.critic.name, state.critic.count_params())
+  generator, step = state.generator, state.step
+  manager = checkpointing.make_manager(workdir, config.max_checkpoints_to_keep,
+                                       **state.as_dict())
+  if checkpointing.restore_latest(manager):
+    logging.info('Resuming at step %d of %d', int(step.numpy()), total_steps)
+
+  train_loop = steps.make_train_loop(strategy=strategy, config=config, **state.as_dict())
+  iterator = iter(data.make_distributed_dataset(strategy, config, source))
+  fixed_noise = tf.random.stateless_normal(
+      [NUM_SAMPLES, config.model.noise_dim],
+      seed=random_keys.key(config.seed, 0, 0, random_keys.FIXED_NOISE))
+  sample = tf.function(lambda: generator(fixed_noise, training=False))
+
+  monitor = monitoring.Monitor(
+      workdir, total_steps=total_steps,
+      images_per_step=config.train.n_critic * config.train.global_batch_size)
+  current = int(step.numpy())
+  monitor.write_config(config, current)
+  monitor.start_window(current)
+  last_means: dict[str, float] = {}
+  first_call = True
+  while current < total_steps:
+    num_steps = min(config.train.steps_per_loop, total_steps - current,
+                    steps_until_due(current, config.log_every_steps),
+                    steps_until_due(current, config.sample_every_steps),
+                    steps_until_due(current, config.checkpoint_every_steps))
+    metrics = train_loop(iterator, tf.constant(num_steps, tf.int32))
+    monitor.accumulate({name: value.numpy() for name, value in metrics.items()}, num_steps)
+    current += num_steps
+    if first_call:
+      monitor.start_window(current)  # Keep tracing time out of steps/s.
+      first_call = False
+    if is_due(current, config.log_every_steps, total_steps):
+      last_means = monitor.log(current)
+    if is_due(current, config.sample_every_steps, total_steps):
+      monitor.write_samples(current, np.asarray(sample()))
+    if is_due(current, config.checkpoint_every_steps, total_steps):
+      logging.info('Saved %s', manager.save(checkpoint_number=current))
+  if not last_means:
+    logging.info('Nothing to do: the checkpoint is at step %d of %d', current, total_steps)
+  monitor.close()
+  return last_means
