@@ -26,5 +26,8 @@ def replica_slice(global_values: tf.Tensor, per_replica: int) -> tf.Tensor:
   """This replica's rows [r·per_replica, (r+1)·per_replica) of a global-batch tensor."""
   replica_id = tf.distribute.get_replica_context().replica_id_in_sync_group
   start = tf.cast(replica_id, tf.int32) * per_replica
-  return global_values[start:start + per_replica]
+  rows = global_values[start:start + per_replica]
+  # A slice at a tensor offset loses the static batch size; kernels chosen for an unknown batch
+  # are much slower on CPU, so restore it.
+  return tf.ensure_shape(rows, [per_replica] + global_values.shape[1:].as_list())
 

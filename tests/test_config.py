@@ -1,0 +1,68 @@
+"""Configs: every variant validates; out-of-range values name the field; the schedule helpers."""
+
+import pytest
+
+from configs import default
+from configs import mnist
+from wgan_dist import config_validation
+from wgan_dist import train
+
+
+@pytest.mark.parametrize('variant', ['', 'quick', 'tiny'])
+def test_shipped_configs_validate(variant):
+  config_validation.validate(mnist.get_config(variant))
+
+
+def test_variants_only_change_fields_the_schema_defines():
+  schema = set(default.get_config().to_dict()['train'])
+  for variant in ('', 'quick', 'tiny'):
+    assert set(mnist.get_config(variant).to_dict()['train']) == schema
+
+
+@pytest.mark.parametrize('field, value, message', [
+    ('train.n_critic', 0, 'train.n_critic=0'),
+    ('train.gp_lambda', -1.0, 'train.gp_lambda=-1.0'),
+    ('train.learning_rate', 0.0, 'train.learning_rate=0.0'),
+    ('data.source', 'imagenet', "data.source='imagenet'"),
+    ('model.architecture', 'biggan', "model.architecture='biggan'"),
+    ('distribution.strategy', 'tpu', "distribution.strategy='tpu'"),
+    ('mixed_precision', 'float8', "mixed_precision='float8'"),
+    ('data.image_size', 64, 'data.image_size, data.channels=(64, 1)'),
+])
+def test_bad_values_name_the_field(field, value, message):
+  config = mnist.get_config('tiny')
+  node = config
+  *parents, leaf = field.split('.')
+  for part in parents:
+    node = node[part]
+  node[leaf] = value
+  with pytest.raises(config_validation.ConfigError) as error:
+    config_validation.validate(config)
+  assert message in str(error.value)
+
+
+@pytest.mark.parametrize('batch, replicas, ok', [(8, 2, True), (8, 3, False), (1, 2, False),
+                                                 (3, 3, True), (4, 3, False)])
+def test_batch_must_divide_across_replicas(batch, replicas, ok):
+  config = mnist.get_config('tiny')
+  config.train.global_batch_size = batch
+  if ok:
+    config_validation.validate_replicas(config, replicas)
+  else:
+    with pytest.raises(config_validation.ConfigError, match=f'global_batch_size={batch}'):
+      config_validation.validate_replicas(config, replicas)
+
+
+def test_num_steps_from_epochs():
+  config = mnist.get_config()
+  config.train.num_steps = -1
+  config.train.num_epochs = 2
+  # 2 passes of 5,000 images at 64 x 5 real images per generator step.
+  assert train.resolve_num_steps(config, 5000) == 32
+
+
+def test_schedule_helpers():
+  assert train.steps_until_due(0, 100) == 100
+  assert train.steps_until_due(130, 100) == 70
+  assert train.is_due(200, 100, 1000) and train.is_due(1000, 300, 1000)
+  assert not train.is_due(150, 100, 1000)

@@ -1,0 +1,75 @@
+"""Data sources and the pipeline: ranges, shapes, the offline MNIST fallback, image folders."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+
+from wgan_dist import data
+
+
+def _first_batch(config, source, batch_size=8) -> np.ndarray:
+  return next(iter(data.make_dataset(source, config, batch_size))).numpy()
+
+
+def test_embedded_mnist_is_real_digits():
+  images, labels = data.load_embedded_mnist()
+  assert images.shape == (5000, 28, 28, 1) and images.dtype == np.uint8
+  assert set(np.unique(labels)) == set(range(10))
+  assert images.max() == 255 and images.min() == 0
+
+
+def test_pipeline_scales_to_minus_one_one(tiny_config):
+  source = data.load_source(tiny_config)
+  batch = _first_batch(tiny_config, source)
+  assert batch.shape == (8, 28, 28, 1) and batch.dtype == np.float32
+  assert batch.min() == -1.0 and batch.max() <= 1.0 and batch.max() > 0.9
+
+
+def test_mnist_falls_back_to_embedded_sample_offline(tiny_config, tmp_path, monkeypatch, caplog):
+  monkeypatch.setenv('KERAS_HOME', str(tmp_path))  # An empty cache.
+  tiny_config.data.source = 'mnist'
+  tiny_config.data.allow_download = False
+  source = data.load_source(tiny_config)
+  assert source.name == 'embedded_mnist' and source.size == 5000
+  assert any('embedded' in record.getMessage() for record in caplog.records)
+
+
+def test_folder_of_images_is_decoded_and_resized(tiny_config, tmp_path):
+  rng = np.random.default_rng(0)
+  for index in range(5):
+    pixels = rng.integers(0, 256, (40, 36), dtype=np.uint8)
+    Image.fromarray(pixels).save(tmp_path / f'img{index}.png')
+  tiny_config.data.source = 'folder'
+  tiny_config.data.path = str(tmp_path)
+  source = data.load_source(tiny_config)
+  assert source.size == 5
+  batch = _first_batch(tiny_config, source, batch_size=4)
+  assert batch.shape == (4, 28, 28, 1)
+  assert -1.0 <= batch.min() and batch.max() <= 1.0
+
+
+def test_npz_source_and_channel_check(tiny_config, tmp_path):
+  path = tmp_path / 'images.npz'
+  np.savez(path, x=np.zeros((10, 28, 28), np.uint8))
+  tiny_config.data.source = 'npz'
+  tiny_config.data.path = str(path)
+  assert data.load_source(tiny_config).size == 10
+  np.savez(path, x=np.zeros((10, 28, 28, 3), np.uint8))
+  with pytest.raises(data.DataError, match='3 channel.*data.channels=1'):
+    data.load_source(tiny_config)
+
+
+def test_same_seed_same_order(tiny_config):
+  source = data.load_source(tiny_config)
+  assert np.array_equal(_first_batch(tiny_config, source), _first_batch(tiny_config, source))
+
+
+def test_two_replicas_split_the_global_batch(tiny_config):
+  """Replica r's batch is slice r of the batch one replica would get (the invariance premise)."""
+  source = data.load_source(tiny_config)
+  strategy = tf.distribute.MirroredStrategy(['/cpu:0', '/cpu:1'])
+  distributed = next(iter(data.make_distributed_dataset(strategy, tiny_config, source)))
+  parts = [part.numpy() for part in strategy.experimental_local_results(distributed)]
+  whole = _first_batch(tiny_config, source, batch_size=tiny_config.train.global_batch_size)
+  np.testing.assert_array_equal(np.concatenate(parts), whole)
