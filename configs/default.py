@@ -59,8 +59,11 @@ def get_config() -> ml_collections.ConfigDict:
   # At most this many generator steps per tf.function call (fewer host round trips).
   config.train.steps_per_loop = 50
 
-  # 'float32' (others arrive with mixed-precision support).
+  # 'float32' | 'mixed_float16' (dynamic loss scaling; Volta/Turing GPUs) | 'mixed_bfloat16'
+  # (Ampere/Hopper GPUs). The gradient penalty is formed in float32 under every policy.
   config.mixed_precision = 'float32'
+  # mixed_float16 only: the dynamic loss scale's starting value (halved on each overflow).
+  config.initial_loss_scale = 2.0**15
 
   config.distribution = ml_collections.ConfigDict()
   # 'auto' (all visible GPUs, else one device) | 'one_device' | 'mirrored'.

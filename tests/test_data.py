@@ -2,10 +2,10 @@
 
 import numpy as np
 import pytest
-import tensorflow as tf
 from PIL import Image
 
 from wgan_dist import data
+from wgan_dist import distribution
 
 
 def _first_batch(config, source, batch_size=8) -> np.ndarray:
@@ -68,7 +68,9 @@ def test_same_seed_same_order(tiny_config):
 def test_two_replicas_split_the_global_batch(tiny_config):
   """Replica r's batch is slice r of the batch one replica would get (the invariance premise)."""
   source = data.load_source(tiny_config)
-  strategy = tf.distribute.MirroredStrategy(['/cpu:0', '/cpu:1'])
+  tiny_config.distribution.cpu_replicas = 2
+  strategy = distribution.create_strategy(tiny_config)
+  assert strategy.num_replicas_in_sync == 2
   distributed = next(iter(data.make_distributed_dataset(strategy, tiny_config, source)))
   parts = [part.numpy() for part in strategy.experimental_local_results(distributed)]
   whole = _first_batch(tiny_config, source, batch_size=tiny_config.train.global_batch_size)

@@ -8,7 +8,7 @@ noise across replicas would change the draws; any of them breaks these compariso
 import numpy as np
 import pytest
 
-from wgan_dist import data
+from tests import helpers
 from wgan_dist import distribution
 from wgan_dist import steps
 from wgan_dist import train
@@ -16,30 +16,11 @@ from wgan_dist import train
 NUM_STEPS = 3
 
 
-def _run(config, cpu_replicas: int):
-  config = config.copy_and_resolve_references()
-  config.distribution.cpu_replicas = cpu_replicas
-  config.distribution.strategy = 'mirrored' if cpu_replicas > 1 else 'one_device'
-  strategy = distribution.create_strategy(config)
-  assert strategy.num_replicas_in_sync == cpu_replicas
-  state = train.create_train_state(config, strategy)
-  # The same factory and dataset train_and_evaluate uses, one generator step per call.
-  train_loop = steps.make_train_loop(strategy=strategy, config=config, **state.as_dict())
-  iterator = iter(data.make_distributed_dataset(strategy, config, data.load_source(config)))
-  history = []
-  for _ in range(NUM_STEPS):
-    metrics = train_loop(iterator, np.int32(1))
-    history.append({name: float(value) for name, value in metrics.items()})
-  weights = {f'{model.name}/{variable.path}': variable.numpy()
-             for model in (state.generator, state.critic) for variable in model.weights}
-  return history, weights, state
-
-
 @pytest.fixture(scope='module')
 def runs():
   from configs import mnist  # pylint: disable=import-outside-toplevel
   config = mnist.get_config('tiny')
-  return _run(config, 1), _run(config, 2)
+  return (helpers.train_steps(config, 1, NUM_STEPS), helpers.train_steps(config, 2, NUM_STEPS))
 
 
 def test_losses_match(runs):
@@ -53,23 +34,16 @@ def test_losses_match(runs):
 def test_weights_match(runs):
   (_, one, state), (_, two, _) = runs
   assert one.keys() == two.keys()
-  # A bias feeding batch norm has a gradient that is exactly zero in exact arithmetic (the norm
-  # subtracts it again), so its float gradient is rounding noise that Adam rescales to full
-  # steps; only bound it by Adam's largest possible move, lr per update. The norm's moving mean
-  # tracks that bias, so it gets the same bound.
-  generator = state.generator.name
-  pre_norm_biases = set()
-  for layer in ('project', 'deconv0', 'deconv1', 'deconv2'):
-    pre_norm_biases |= {f'{generator}/{layer}/bias', f'{generator}/{layer}_bn/moving_mean'}
+  bounded = helpers.pre_norm_names(state)
   lr = state.generator_optimizer.learning_rate.numpy()
   checked = 0
   for name, a in one.items():
-    if name in pre_norm_biases:
+    if name in bounded:
       np.testing.assert_allclose(two[name], a, atol=2 * NUM_STEPS * lr, err_msg=name)
     else:
       np.testing.assert_allclose(two[name], a, rtol=1e-5, atol=1e-6, err_msg=name)
       checked += 1
-  assert checked > len(pre_norm_biases)
+  assert checked > len(bounded)
 
 
 def test_training_moved_the_weights(runs):
@@ -80,3 +54,29 @@ def test_training_moved_the_weights(runs):
   kernel = f'{state.critic.name}/conv0/kernel'
   fresh_kernel = [v for v in fresh.critic.weights if v.path == 'conv0/kernel'][0].numpy()
   assert not np.allclose(trained[kernel], fresh_kernel)
+
+
+def test_optimizer_applies_the_summed_gradient_once(tiny_config):
+  """Each replica passes the already-summed gradient; Adam must not sum it again."""
+  import keras  # pylint: disable=import-outside-toplevel
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel
+  from wgan_dist import optimizers  # pylint: disable=import-outside-toplevel
+  tiny_config.distribution.cpu_replicas = 2
+  strategy = distribution.create_strategy(tiny_config)
+  assert strategy.num_replicas_in_sync == 2
+  tiny_config.train.beta1 = 0.5
+  with strategy.scope():
+    variable = keras.Variable(np.zeros(3, np.float32))
+    optimizer = optimizers.make_adam(tiny_config.train, 'adam')
+    optimizer.build([variable])
+
+  def replica_fn():
+    replica = tf.distribute.get_replica_context()
+    local = tf.fill([3], tf.cast(replica.replica_id_in_sync_group, tf.float32) + 1.0)
+    summed = replica.all_reduce(tf.distribute.ReduceOp.SUM, local)  # 1 + 2 = 3
+    optimizer.apply([summed], [variable])
+
+  tf.function(lambda: strategy.run(replica_fn))()
+  momentum = [v for v in optimizer.variables if 'momentum' in v.path][0]
+  # Adam's first moment after one step: (1 - beta1)·g = 0.5·3, not 0.5·6.
+  np.testing.assert_allclose(momentum.numpy(), 1.5)

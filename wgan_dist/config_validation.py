@@ -6,8 +6,7 @@ import ml_collections
 from wgan_dist import data
 from wgan_dist import distribution
 from wgan_dist import models
-
-PRECISIONS = ('float32',)
+from wgan_dist import precision
 
 
 class ConfigError(ValueError):
@@ -36,7 +35,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
         'the gradient the penalty constrains is no longer per example (the paper drops it from '
         f"the critic); allowed: {models.CRITIC_NORMS} ('layer' is what the paper suggests)")
   _choice(config, 'model.critic_norm', models.CRITIC_NORMS)
-  _choice(config, 'mixed_precision', PRECISIONS)
+  _choice(config, 'mixed_precision', precision.PRECISIONS)
   _choice(config, 'distribution.strategy', distribution.STRATEGIES)
 
   shapes = models.SUPPORTED_IMAGE_SHAPES[config.model.architecture]
@@ -66,6 +65,8 @@ def validate(config: ml_collections.ConfigDict) -> None:
   for field in ('log_every_steps', 'sample_every_steps', 'checkpoint_every_steps',
                 'max_checkpoints_to_keep'):
     _require(config[field] >= 1, field, config[field], '>= 1')
+  _require(config.initial_loss_scale >= 1, 'initial_loss_scale', config.initial_loss_scale,
+           '>= 1')
   _require(config.data.shuffle_buffer >= 0, 'data.shuffle_buffer', config.data.shuffle_buffer,
            '>= 0 (0 = whole data set)')
 

@@ -10,6 +10,11 @@ from absl import logging
 
 STRATEGIES = ('auto', 'one_device', 'mirrored')
 
+# One strategy per device set and process: two MirroredStrategy objects over the same devices
+# number their collective ops from the same keys, and the second one's all-reduce can then meet
+# the first one's in the shared collective executor ("Shape mismatch in the collective instance").
+_STRATEGIES: dict[tuple, tf.distribute.Strategy] = {}
+
 
 def _logical_cpus(count: int) -> list[str]:
   """Names of `count` logical CPU devices, splitting the physical CPU if not yet done."""
@@ -37,14 +42,18 @@ def create_strategy(config: ml_collections.ConfigDict) -> tf.distribute.Strategy
   cpus = _logical_cpus(cpu_replicas) if cpu_replicas > 0 else []
 
   if name == 'one_device':
-    strategy = tf.distribute.OneDeviceStrategy('/gpu:0' if gpus else '/cpu:0')
+    key = ('one_device', '/gpu:0' if gpus else '/cpu:0')
   elif name == 'mirrored' or (name == 'auto' and (len(gpus) > 1 or len(cpus) > 1)):
     # GPUs when there are any; otherwise the logical CPUs (or the one CPU).
-    devices = None if gpus else (cpus or ['/cpu:0'])
-    strategy = tf.distribute.MirroredStrategy(devices)
+    key = ('mirrored', *([gpu.name for gpu in gpus] if gpus else (cpus or ['/cpu:0'])))
   else:
-    strategy = tf.distribute.OneDeviceStrategy('/gpu:0' if gpus else cpus[0] if cpus else
-                                               '/cpu:0')
+    key = ('one_device', '/gpu:0' if gpus else cpus[0] if cpus else '/cpu:0')
+  if key not in _STRATEGIES:
+    if key[0] == 'one_device':
+      _STRATEGIES[key] = tf.distribute.OneDeviceStrategy(key[1])
+    else:
+      _STRATEGIES[key] = tf.distribute.MirroredStrategy(None if gpus else list(key[1:]))
+  strategy = _STRATEGIES[key]
   logging.info('Strategy %s with %d replica(s): %s', type(strategy).__name__,
                strategy.num_replicas_in_sync, strategy.extended.worker_devices)
   return strategy

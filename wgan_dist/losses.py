@@ -22,31 +22,36 @@ def interpolate(real: tf.Tensor, fake: tf.Tensor, epsilon: tf.Tensor) -> tf.Tens
 
 
 def gradient_penalty(critic: keras.Model, real: tf.Tensor, fake: tf.Tensor,
-                     epsilon: tf.Tensor) -> tf.Tensor:
+                     epsilon: tf.Tensor, inner_scale: float = 1.0) -> tf.Tensor:
   """Per-example penalties (‖∇x̂ critic(x̂)‖₂ − 1)², shape [B].
 
   x̂ = epsilon·real + (1 − epsilon)·fake with epsilon of shape [B, 1, 1, 1]; the norm runs over
   every non-batch axis (all pixels and channels). Differentiating the batch sum of the critic's
   outputs yields each example's own input gradient because the critic must not mix examples
   (no batch norm). The norm and the penalty are formed in float32.
+
+  `inner_scale` (1 unless the critic computes in float16) multiplies the critic's float32 output
+  before the inner backward pass and is divided out of the gradient in float32, so small
+  gradients survive float16; it is fixed, never the optimizer's dynamic loss scale.
   """
   x_hat = interpolate(real, fake, epsilon)
   with tf.GradientTape() as tape:
     tape.watch(x_hat)
     # Summing inside the tape: the gradient of Σ_i D(x̂_i) w.r.t. x̂_i is ∇D(x̂_i).
     total_score = tf.reduce_sum(tf.cast(critic(x_hat, training=True), tf.float32))
+    total_score *= inner_scale
   grads = tape.gradient(total_score, x_hat)
-  grads = tf.reshape(tf.cast(grads, tf.float32), [tf.shape(grads)[0], -1])
+  grads = tf.reshape(tf.cast(grads, tf.float32), [tf.shape(grads)[0], -1]) / inner_scale
   norms = tf.sqrt(tf.reduce_sum(tf.square(grads), axis=1) + _NORM_EPSILON)
   return tf.square(norms - 1.0)
 
 
 def critic_losses(critic: keras.Model, real: tf.Tensor, fake: tf.Tensor, epsilon: tf.Tensor,
-                  gp_lambda: float) -> dict[str, tf.Tensor]:
+                  gp_lambda: float, inner_scale: float = 1.0) -> dict[str, tf.Tensor]:
   """Per-example critic terms: L(i) = D(x̃) − D(x) + λ·gp(i), and its parts, each [B]."""
   real_scores = tf.cast(critic(real, training=True), tf.float32)[:, 0]
   fake_scores = tf.cast(critic(fake, training=True), tf.float32)[:, 0]
-  penalty = gradient_penalty(critic, real, fake, epsilon)
+  penalty = gradient_penalty(critic, real, fake, epsilon, inner_scale)
   wasserstein = real_scores - fake_scores
   return {
       'critic_loss': -wasserstein + gp_lambda * penalty,

@@ -36,8 +36,11 @@ class PerExampleLayerNorm(layers.Layer):
 
   def build(self, input_shape):
     channels = input_shape[-1]
-    self.gamma = self.add_weight(shape=(channels,), initializer='ones', name='gamma')
-    self.beta = self.add_weight(shape=(channels,), initializer='zeros', name='beta')
+    # autocast=False: read in float32 even under a mixed policy (the statistics are float32).
+    self.gamma = self.add_weight(shape=(channels,), initializer='ones', name='gamma',
+                                 autocast=False)
+    self.beta = self.add_weight(shape=(channels,), initializer='zeros', name='beta',
+                                autocast=False)
 
   def call(self, inputs):
     x = ops.cast(inputs, 'float32')

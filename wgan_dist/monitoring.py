@@ -3,6 +3,7 @@ console line per log interval."""
 
 import os
 import time
+from typing import Optional
 
 import ml_collections
 import numpy as np
@@ -43,8 +44,10 @@ class Monitor:
       self._sums[name] = self._sums.get(name, 0.0) + float(value) * num_steps
     self._steps_in_window += num_steps
 
-  def log(self, step: int) -> dict[str, float]:
-    """Writes the window's means and throughput at `step`, prints a line, resets the window."""
+  def log(self, step: int, extra_scalars: Optional[dict[str, float]] = None) -> dict[str, float]:
+    """Writes the window's means, throughput and `extra_scalars` (full tags) at `step`, prints a
+    line, and resets the window."""
+    extra_scalars = extra_scalars or {}
     means = {name: total / self._steps_in_window for name, total in self._sums.items()}
     start_time, start_step = self._window_start
     elapsed = time.perf_counter() - start_time
@@ -58,13 +61,16 @@ class Monitor:
       if measured:
         tf.summary.scalar('perf/steps_per_sec', steps_per_sec, step=step)
         tf.summary.scalar('perf/images_per_sec', images_per_sec, step=step)
+      for tag, value in extra_scalars.items():
+        tf.summary.scalar(tag, value, step=step)
     self._writer.flush()
     eta = (self._total_steps - step) / steps_per_sec if measured else float('nan')
     logging.info(
         'step %d/%d | critic %.4f  gp %.4f  W %.4f  gen %.4f | %.2f steps/s  %.0f images/s | '
-        'ETA %s', step, self._total_steps, means['critic_loss'], means['gradient_penalty'],
+        'ETA %s%s', step, self._total_steps, means['critic_loss'], means['gradient_penalty'],
         means['wasserstein_estimate'], means['generator_loss'], steps_per_sec, images_per_sec,
-        _format_seconds(eta))
+        _format_seconds(eta),
+        ''.join(f' | {tag.split("/")[-1]} {value:g}' for tag, value in extra_scalars.items()))
     self._sums, self._steps_in_window = {}, 0
     self._window_start = (time.perf_counter(), step)
     return means

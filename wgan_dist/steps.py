@@ -5,15 +5,21 @@ Both updates run whole inside `strategy.run` (inner penalty tape included; apply
 outside the replica context fails). Per-example losses are averaged over the *global* batch with
 `tf.nn.compute_average_loss`, the gradients summed across replicas once, and the logged values
 reduced with SUM, so neither the learning rate nor λ depends on the replica count.
+
+Under mixed_float16 the optimizers are LossScaleOptimizers: the loss is scaled once for the
+outer gradient, the summed (still scaled) gradients go to `apply`, which unscales them or skips
+the update when they are not finite. Because every replica holds the same summed gradients,
+all replicas agree on skipping.
 """
 
-from typing import Callable
+from typing import Callable, Optional
 
 import keras
 import ml_collections
 import tensorflow as tf
 
 from wgan_dist import losses
+from wgan_dist import precision
 from wgan_dist import random_keys
 
 METRICS = ('critic_loss', 'gradient_penalty', 'wasserstein_estimate', 'critic_grad_norm',
@@ -25,14 +31,40 @@ def _sum_gradients_over_replicas(grads: list[tf.Tensor]) -> list[tf.Tensor]:
   return tf.distribute.get_replica_context().all_reduce(_SUM, grads)
 
 
+def _scaled(loss: tf.Tensor, optimizer: keras.optimizers.Optimizer) -> tf.Tensor:
+  scale = precision.loss_scale(optimizer)
+  return loss if scale is None else loss * tf.cast(scale, loss.dtype)
+
+
+def _all_finite(grads: list[tf.Tensor]) -> tf.Tensor:
+  return tf.reduce_all([tf.reduce_all(tf.math.is_finite(g)) for g in grads])
+
+
+def critic_loss_and_gradients(*, critic: keras.Model, real: tf.Tensor, fake: tf.Tensor,
+                              epsilon: tf.Tensor, gp_lambda: float, global_batch: int,
+                              inner_scale: float,
+                              loss_scale: Optional[tf.Tensor]) -> tuple[dict, list]:
+  """Per-example critic terms and this replica's gradient of loss_scale·(its loss share).
+
+  The penalty inside is computed at the fixed `inner_scale`, independent of `loss_scale`.
+  """
+  with tf.GradientTape() as tape:
+    terms = losses.critic_losses(critic, real, fake, epsilon, gp_lambda, inner_scale)
+    loss = tf.nn.compute_average_loss(terms['critic_loss'], global_batch_size=global_batch)
+    if loss_scale is not None:
+      loss *= tf.cast(loss_scale, loss.dtype)
+  return terms, tape.gradient(loss, critic.trainable_variables)
+
+
 def make_train_loop(*, strategy: tf.distribute.Strategy, generator: keras.Model,
                     critic: keras.Model, generator_optimizer: keras.optimizers.Optimizer,
                     critic_optimizer: keras.optimizers.Optimizer, step: tf.Variable,
-                    config: ml_collections.ConfigDict) -> Callable:
+                    skipped_updates: tf.Variable, config: ml_collections.ConfigDict) -> Callable:
   """Returns `train_loop(iterator, num_steps) -> {metric: mean over the steps}`.
 
   `iterator` yields distributed real batches; `step` (generator steps done) advances by
   `num_steps` and keys the noise, so a resumed run draws what an uninterrupted one would.
+  `skipped_updates` counts critic and generator updates skipped for non-finite gradients.
   """
   train = config.train
   global_batch = train.global_batch_size
@@ -41,10 +73,24 @@ def make_train_loop(*, strategy: tf.distribute.Strategy, generator: keras.Model,
   noise_dim = config.model.noise_dim
   n_critic = train.n_critic
   gp_lambda = float(train.gp_lambda)
+  inner_scale = precision.inner_gradient_scale(config.mixed_precision)
   seed = config.seed
 
   def average(per_example: tf.Tensor) -> tf.Tensor:
     return tf.nn.compute_average_loss(per_example, global_batch_size=global_batch)
+
+  def summed_update(optimizer, grads, variables) -> dict:
+    """Applies the replica-summed gradients; returns the unscaled norm and a skip flag."""
+    grads = _sum_gradients_over_replicas(grads)
+    scale = precision.loss_scale(optimizer)
+    finite = _all_finite(grads)
+    norm = tf.linalg.global_norm(grads)
+    if scale is not None:
+      norm = tf.where(finite, norm / tf.cast(scale, norm.dtype), 0.0)
+    optimizer.apply(grads, variables)
+    # Every replica holds the same values; the 1/replicas share makes the SUM-reduce exact.
+    return {'grad_norm': norm / num_replicas,
+            'skipped': (1.0 - tf.cast(finite, tf.float32)) / num_replicas}
 
   def critic_step(real: tf.Tensor, step_value: tf.Tensor, iteration: tf.Tensor) -> dict:
     z = random_keys.replica_slice(
@@ -58,14 +104,14 @@ def make_train_loop(*, strategy: tf.distribute.Strategy, generator: keras.Model,
             seed=random_keys.key(seed, step_value, iteration, random_keys.EPSILON)),
         per_replica)
     fake = generator(z, training=True)
-    with tf.GradientTape() as tape:
-      terms = losses.critic_losses(critic, real, fake, epsilon, gp_lambda)
-      loss = average(terms['critic_loss'])
-    grads = _sum_gradients_over_replicas(tape.gradient(loss, critic.trainable_variables))
-    critic_optimizer.apply(grads, critic.trainable_variables)
+    terms, grads = critic_loss_and_gradients(
+        critic=critic, real=real, fake=fake, epsilon=epsilon, gp_lambda=gp_lambda,
+        global_batch=global_batch, inner_scale=inner_scale,
+        loss_scale=precision.loss_scale(critic_optimizer))
+    update = summed_update(critic_optimizer, grads, critic.trainable_variables)
     metrics = {name: average(values) for name, values in terms.items()}
-    # Every replica holds the same summed gradient; the 1/replicas share makes SUM its norm.
-    metrics['critic_grad_norm'] = tf.linalg.global_norm(grads) / num_replicas
+    metrics['critic_grad_norm'] = update['grad_norm']
+    metrics['skipped'] = update['skipped']
     return metrics
 
   def generator_step(step_value: tf.Tensor) -> dict:
@@ -76,14 +122,18 @@ def make_train_loop(*, strategy: tf.distribute.Strategy, generator: keras.Model,
         per_replica)
     with tf.GradientTape() as tape:
       loss = average(losses.generator_loss(critic, generator(z, training=True)))
-    grads = _sum_gradients_over_replicas(tape.gradient(loss, generator.trainable_variables))
-    generator_optimizer.apply(grads, generator.trainable_variables)
-    return {'generator_loss': loss,
-            'generator_grad_norm': tf.linalg.global_norm(grads) / num_replicas}
+      scaled_loss = _scaled(loss, generator_optimizer)
+    grads = tape.gradient(scaled_loss, generator.trainable_variables)
+    update = summed_update(generator_optimizer, grads, generator.trainable_variables)
+    return {'generator_loss': loss, 'generator_grad_norm': update['grad_norm'],
+            'skipped': update['skipped']}
 
   def reduce(per_replica_metrics: dict) -> dict:
     return {name: strategy.reduce(_SUM, value, axis=None)
             for name, value in per_replica_metrics.items()}
+
+  def count_skipped(flag: tf.Tensor) -> None:
+    skipped_updates.assign_add(tf.cast(tf.round(flag), tf.int64))
 
   @tf.function
   def train_loop(iterator, num_steps: tf.Tensor) -> dict[str, tf.Tensor]:
@@ -93,9 +143,11 @@ def make_train_loop(*, strategy: tf.distribute.Strategy, generator: keras.Model,
       for iteration in tf.range(n_critic):
         critic_metrics = reduce(strategy.run(critic_step, args=(next(iterator), step_value,
                                                                 iteration)))
+        count_skipped(critic_metrics['skipped'])
         totals = {name: total + critic_metrics[name] / n_critic if name in critic_metrics
                   else total for name, total in totals.items()}
       generator_metrics = reduce(strategy.run(generator_step, args=(step_value,)))
+      count_skipped(generator_metrics['skipped'])
       totals = {name: total + generator_metrics.get(name, 0.0)
                 for name, total in totals.items()}
       step.assign_add(1)

@@ -21,6 +21,7 @@ from wgan_dist import distribution
 from wgan_dist import models
 from wgan_dist import monitoring
 from wgan_dist import optimizers
+from wgan_dist import precision
 from wgan_dist import random_keys
 from wgan_dist import steps
 
@@ -54,6 +55,7 @@ class TrainState:
   generator_optimizer: keras.optimizers.Optimizer
   critic_optimizer: keras.optimizers.Optimizer
   step: tf.Variable  # Generator steps done; keys the noise of the next step.
+  skipped_updates: tf.Variable  # Updates skipped for non-finite gradients (mixed_float16).
 
   def as_dict(self) -> dict:
     # Not dataclasses.asdict: that deep-copies the models.
@@ -65,14 +67,32 @@ def create_train_state(config: ml_collections.ConfigDict,
   """Models and optimizers under `strategy`, initialised from `config.seed`."""
   keras.utils.set_random_seed(config.seed)  # Weight initialisation.
   with strategy.scope():
-    generator, critic = models.build_models(config)
-    generator_optimizer = optimizers.make_adam(config.train, 'generator_adam')
-    critic_optimizer = optimizers.make_adam(config.train, 'critic_adam')
+    with precision.policy_scope(config.mixed_precision):
+      generator, critic = models.build_models(config)
+    generator_optimizer = precision.wrap_optimizer(
+        optimizers.make_adam(config.train, 'generator_adam'), config.mixed_precision,
+        config.initial_loss_scale)
+    critic_optimizer = precision.wrap_optimizer(
+        optimizers.make_adam(config.train, 'critic_adam'), config.mixed_precision,
+        config.initial_loss_scale)
     # Built now so that a restore fills their slots and the step function creates no variables.
     generator_optimizer.build(generator.trainable_variables)
     critic_optimizer.build(critic.trainable_variables)
     step = tf.Variable(0, dtype=tf.int64, trainable=False, name='step')
-  return TrainState(generator, critic, generator_optimizer, critic_optimizer, step)
+    skipped_updates = tf.Variable(0, dtype=tf.int64, trainable=False, name='skipped_updates')
+  return TrainState(generator, critic, generator_optimizer, critic_optimizer, step,
+                    skipped_updates)
+
+
+def _precision_scalars(state: TrainState) -> dict[str, float]:
+  """train/loss_scale (critic), train/generator_loss_scale, train/skipped_steps; {} unscaled."""
+  critic_scale = precision.loss_scale(state.critic_optimizer)
+  if critic_scale is None:
+    return {}
+  return {'train/loss_scale': float(critic_scale.numpy()),
+          'train/generator_loss_scale': float(
+              precision.loss_scale(state.generator_optimizer).numpy()),
+          'train/skipped_steps': float(state.skipped_updates.numpy())}
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, float]:
@@ -119,7 +139,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
       monitor.start_window(current)  # Keep tracing time out of steps/s.
       first_call = False
     if is_due(current, config.log_every_steps, total_steps):
-      last_means = monitor.log(current)
+      last_means = monitor.log(current, _precision_scalars(state))
     if is_due(current, config.sample_every_steps, total_steps):
       monitor.write_samples(current, np.asarray(sample()))
     if is_due(current, config.checkpoint_every_steps, total_steps):

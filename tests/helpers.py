@@ -1,0 +1,51 @@
+"""Shared test helper: a few training steps built exactly as train_and_evaluate builds them."""
+
+import numpy as np
+
+from wgan_dist import data
+from wgan_dist import distribution
+from wgan_dist import steps
+from wgan_dist import train
+
+
+def train_steps(config, cpu_replicas: int, num_steps: int):
+  """Runs `num_steps` one-step calls on 1 (one_device) or N mirrored logical CPU replicas.
+
+  Returns (per-step metric dicts, {variable path: value}, TrainState); the state's
+  `initial_weights` attribute holds the weights before training.
+  """
+  config = config.copy_and_resolve_references()
+  config.distribution.cpu_replicas = cpu_replicas
+  config.distribution.strategy = 'mirrored' if cpu_replicas > 1 else 'one_device'
+  strategy = distribution.create_strategy(config)
+  assert strategy.num_replicas_in_sync == cpu_replicas
+  state = train.create_train_state(config, strategy)
+  initial_weights = _weights(state)
+  # The same factory and dataset train_and_evaluate uses (in-graph loops included).
+  train_loop = steps.make_train_loop(strategy=strategy, config=config, **state.as_dict())
+  iterator = iter(data.make_distributed_dataset(strategy, config, data.load_source(config)))
+  history = []
+  for _ in range(num_steps):
+    metrics = train_loop(iterator, np.int32(1))
+    history.append({name: float(value) for name, value in metrics.items()})
+  object.__setattr__(state, 'initial_weights', initial_weights)
+  return history, _weights(state), state
+
+
+def _weights(state) -> dict:
+  return {f'{model.name}/{variable.path}': variable.numpy()
+          for model in (state.generator, state.critic) for variable in model.weights}
+
+
+def pre_norm_names(state) -> set[str]:
+  """Generator biases that feed batch norm, and that norm's moving mean.
+
+  Such a bias has a gradient that is exactly zero in exact arithmetic (the norm subtracts it
+  again), so its float gradient is rounding noise that Adam rescales to full steps of size lr;
+  the moving mean tracks it. Comparisons bound these by Adam's largest move instead.
+  """
+  generator = state.generator.name
+  names = set()
+  for layer in ('project', 'deconv0', 'deconv1', 'deconv2'):
+    names |= {f'{generator}/{layer}/bias', f'{generator}/{layer}_bn/moving_mean'}
+  return names
