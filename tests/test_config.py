@@ -1,5 +1,7 @@
 """Configs: every variant validates; out-of-range values name the field; the schedule helpers."""
 
+import os
+
 import pytest
 
 from configs import default
@@ -66,3 +68,9 @@ def test_schedule_helpers():
   assert train.steps_until_due(130, 100) == 70
   assert train.is_due(200, 100, 1000) and train.is_due(1000, 300, 1000)
   assert not train.is_due(150, 100, 1000)
+
+
+def test_default_workdir_is_runs_and_the_config_stem():
+  from wgan_dist import main  # pylint: disable=import-outside-toplevel
+  assert main.default_workdir('configs/mnist.py:quick') == os.path.join('runs', 'mnist')
+  assert main.default_workdir('/abs/path/cifar10.py') == os.path.join('runs', 'cifar10')

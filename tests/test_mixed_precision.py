@@ -186,3 +186,18 @@ def test_float16_on_two_replicas_matches_one(tiny_config):
   difference = np.sqrt(sum(np.sum((weights_two[n] - weights_one[n])**2) for n in names))
   movement = np.sqrt(sum(np.sum((weights_one[n] - state.initial_weights[n])**2) for n in names))
   assert movement > 0 and difference < 0.02 * movement, (difference, movement)
+
+
+def test_overflowing_updates_are_skipped_not_applied_and_counted(tiny_config):
+  tiny_config.mixed_precision = 'mixed_float16'
+  tiny_config.initial_loss_scale = 2.0**40  # Every float16 backward pass overflows at first.
+  _, weights, state = helpers.train_steps(tiny_config, 1, num_steps=1)
+  updates = tiny_config.train.n_critic + 1
+  assert int(state.skipped_updates.numpy()) == updates
+  # Each skip halved the scale; nothing was applied.
+  assert state.critic_optimizer.dynamic_scale.numpy() == 2.0**(40 - tiny_config.train.n_critic)
+  assert state.generator_optimizer.dynamic_scale.numpy() == 2.0**39
+  trainable = {f'{model.name}/{v.path}' for model in (state.generator, state.critic)
+               for v in model.trainable_variables}
+  for name in trainable:
+    np.testing.assert_array_equal(weights[name], state.initial_weights[name], err_msg=name)
