@@ -93,7 +93,7 @@ def test_config_json_is_the_resolved_config(trained):
   assert saved['data']['source'] == 'embedded_mnist'
 
 
-def test_rerun_when_done_does_nothing(trained, caplog):
+def test_rerun_when_done_does_nothing(trained):
   workdir, *_ = trained
   from configs import mnist  # pylint: disable=import-outside-toplevel
   config = mnist.get_config('tiny')
