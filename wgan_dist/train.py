@@ -127,24 +127,26 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   monitor.start_window(current)
   last_means: dict[str, float] = {}
   first_call = True
-  while current < total_steps:
-    num_steps = min(config.train.steps_per_loop, total_steps - current,
-                    steps_until_due(current, config.log_every_steps),
-                    steps_until_due(current, config.sample_every_steps),
-                    steps_until_due(current, config.checkpoint_every_steps))
-    metrics = train_loop(iterator, tf.constant(num_steps, tf.int32))
-    monitor.accumulate({name: value.numpy() for name, value in metrics.items()}, num_steps)
-    current += num_steps
-    if first_call:
-      monitor.start_window(current)  # Keep tracing time out of steps/s.
-      first_call = False
-    if is_due(current, config.log_every_steps, total_steps):
-      last_means = monitor.log(current, _precision_scalars(state))
-    if is_due(current, config.sample_every_steps, total_steps):
-      monitor.write_samples(current, np.asarray(sample()))
-    if is_due(current, config.checkpoint_every_steps, total_steps):
-      logging.info('Saved %s', manager.save(checkpoint_number=current))
-  if not last_means:
-    logging.info('Nothing to do: the checkpoint is at step %d of %d', current, total_steps)
-  monitor.close()
+  try:
+    while current < total_steps:
+      num_steps = min(config.train.steps_per_loop, total_steps - current,
+                      steps_until_due(current, config.log_every_steps),
+                      steps_until_due(current, config.sample_every_steps),
+                      steps_until_due(current, config.checkpoint_every_steps))
+      metrics = train_loop(iterator, tf.constant(num_steps, tf.int32))
+      monitor.accumulate({name: value.numpy() for name, value in metrics.items()}, num_steps)
+      current += num_steps
+      if first_call:
+        monitor.start_window(current)  # Keep tracing time out of steps/s.
+        first_call = False
+      if is_due(current, config.log_every_steps, total_steps):
+        last_means = monitor.log(current, _precision_scalars(state))
+      if is_due(current, config.sample_every_steps, total_steps):
+        monitor.write_samples(current, np.asarray(sample()))
+      if is_due(current, config.checkpoint_every_steps, total_steps):
+        logging.info('Saved %s', manager.save(checkpoint_number=current))
+    if not last_means:
+      logging.info('Nothing to do: the checkpoint is at step %d of %d', current, total_steps)
+  finally:
+    monitor.close()  # Flushes what was written, even when a step fails.
   return last_means
