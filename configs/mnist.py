@@ -32,6 +32,9 @@ def get_config(variant: str = '') -> ml_collections.ConfigDict:
     config.model.base_filters = 16
     config.model.noise_dim = 128
     config.model.critic_norm = 'none'
+    # Twice the paper's rate: at 1,200 steps the samples are clearly digits (0-9 readable),
+    # where 1e-4 still gives half-formed strokes; Adam's beta = (0, 0.9) is kept.
+    config.train.learning_rate = 2e-4
     config.train.num_steps = 1200
     config.log_every_steps = 50
     config.sample_every_steps = 200
