@@ -27,7 +27,7 @@ def replica_slice(global_values: tf.Tensor, per_replica: int) -> tf.Tensor:
   replica_id = tf.distribute.get_replica_context().replica_id_in_sync_group
   start = tf.cast(replica_id, tf.int32) * per_replica
   rows = global_values[start:start + per_replica]
-  # A slice at a tensor offset loses the static batch size; kernels chosen for an unknown batch
-  # are much slower on CPU, so restore it.
+  # A slice at a tensor offset loses the static batch size; restore it so every shape
+  # downstream (generator output, penalty reshape) stays static.
   return tf.ensure_shape(rows, [per_replica] + global_values.shape[1:].as_list())
 

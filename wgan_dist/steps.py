@@ -31,8 +31,8 @@ def _sum_gradients_over_replicas(grads: list[tf.Tensor]) -> list[tf.Tensor]:
   return tf.distribute.get_replica_context().all_reduce(_SUM, grads)
 
 
-def _scaled(loss: tf.Tensor, optimizer: keras.optimizers.Optimizer) -> tf.Tensor:
-  scale = precision.loss_scale(optimizer)
+def _scaled(loss: tf.Tensor, scale: Optional[tf.Tensor]) -> tf.Tensor:
+  """loss·scale for the outer gradient; the loss itself when there is no loss scaling."""
   return loss if scale is None else loss * tf.cast(scale, loss.dtype)
 
 
@@ -51,9 +51,8 @@ def critic_loss_and_gradients(*, critic: keras.Model, real: tf.Tensor, fake: tf.
   with tf.GradientTape() as tape:
     terms = losses.critic_losses(critic, real, fake, epsilon, gp_lambda, inner_scale)
     loss = tf.nn.compute_average_loss(terms['critic_loss'], global_batch_size=global_batch)
-    if loss_scale is not None:
-      loss *= tf.cast(loss_scale, loss.dtype)
-  return terms, tape.gradient(loss, critic.trainable_variables)
+    scaled_loss = _scaled(loss, loss_scale)
+  return terms, tape.gradient(scaled_loss, critic.trainable_variables)
 
 
 def make_train_loop(*, strategy: tf.distribute.Strategy, generator: keras.Model,
@@ -122,7 +121,7 @@ def make_train_loop(*, strategy: tf.distribute.Strategy, generator: keras.Model,
         per_replica)
     with tf.GradientTape() as tape:
       loss = average(losses.generator_loss(critic, generator(z, training=True)))
-      scaled_loss = _scaled(loss, generator_optimizer)
+      scaled_loss = _scaled(loss, precision.loss_scale(generator_optimizer))
     grads = tape.gradient(scaled_loss, generator.trainable_variables)
     update = summed_update(generator_optimizer, grads, generator.trainable_variables)
     return {'generator_loss': loss, 'generator_grad_norm': update['grad_norm'],
