@@ -82,14 +82,15 @@ def make_train_loop(*, strategy: tf.distribute.Strategy, generator: keras.Model,
     """Applies the replica-summed gradients; returns the unscaled norm and a skip flag."""
     grads = _sum_gradients_over_replicas(grads)
     scale = precision.loss_scale(optimizer)
-    finite = _all_finite(grads)
     norm = tf.linalg.global_norm(grads)
-    if scale is not None:
+    skipped = tf.constant(0.0)
+    if scale is not None:  # Only a loss-scaled update can be skipped; float32 skips no check.
+      finite = _all_finite(grads)
       norm = tf.where(finite, norm / tf.cast(scale, norm.dtype), 0.0)
+      skipped = 1.0 - tf.cast(finite, tf.float32)
     optimizer.apply(grads, variables)
     # Every replica holds the same values; the 1/replicas share makes the SUM-reduce exact.
-    return {'grad_norm': norm / num_replicas,
-            'skipped': (1.0 - tf.cast(finite, tf.float32)) / num_replicas}
+    return {'grad_norm': norm / num_replicas, 'skipped': skipped / num_replicas}
 
   def critic_step(real: tf.Tensor, step_value: tf.Tensor, iteration: tf.Tensor) -> dict:
     z = random_keys.replica_slice(
