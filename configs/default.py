@@ -58,6 +58,9 @@ def get_config() -> ml_collections.ConfigDict:
   config.train.num_epochs = 50
   # At most this many generator steps per tf.function call (fewer host round trips).
   config.train.steps_per_loop = 50
+  # Exponential moving average of the generator weights (decay per generator step); 0 = off.
+  # Kept in checkpoints; samples and evaluation can use it.
+  config.train.ema_decay = 0.0
 
   # 'float32' | 'mixed_float16' (dynamic loss scaling; Volta/Turing GPUs) | 'mixed_bfloat16'
   # (Ampere/Hopper GPUs). The gradient penalty is formed in float32 under every policy.
@@ -77,4 +80,10 @@ def get_config() -> ml_collections.ConfigDict:
   config.checkpoint_every_steps = 1000
   # Checkpoints kept in workdir/checkpoints.
   config.max_checkpoints_to_keep = 3
+
+  # Evaluation (FID-style Frechet distance, classifier score, class histogram) of
+  # num_eval_samples generated images against held-out real images, every eval_every_steps
+  # generator steps and at the last step; 0 = off.
+  config.eval_every_steps = 1000
+  config.num_eval_samples = 1000
   return config
