@@ -26,6 +26,9 @@ def get_config() -> ml_collections.ConfigDict:
   # Sources that download ('mnist', 'fashion_mnist', 'cifar10') may try the network; when
   # False they use only what is cached ('mnist' then falls back to the embedded sample).
   config.data.allow_download = True
+  # Crop the largest centred square before resizing (e.g. CelebA's 178x218 faces); False
+  # resizes the whole image (changing its aspect ratio when it is not square).
+  config.data.center_crop = False
   # Shuffle buffer in examples; 0 = the whole data set (every source here fits in memory).
   config.data.shuffle_buffer = 0
 
@@ -52,6 +55,9 @@ def get_config() -> ml_collections.ConfigDict:
   config.train.learning_rate = 1e-4
   config.train.beta1 = 0.0
   config.train.beta2 = 0.9
+  # Learning-rate schedule: 'none' (constant) | 'linear' (to 0 at the last generator step,
+  # as the paper's CIFAR-10 runs).
+  config.train.lr_decay = 'none'
   # Generator steps to train; -1 = derive from num_epochs (an epoch = every real image
   # through the critic once, i.e. dataset_size / (global_batch_size * n_critic) steps).
   config.train.num_steps = -1
