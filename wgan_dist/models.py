@@ -3,11 +3,14 @@
 `seed`: the generator and critic of the blog implementation SPEC.md describes, layer for layer,
 except the critic's normalisation (`model.critic_norm`). `dcgan`: the paper's MNIST models
 (gan_mnist.py of the paper's code, DIM = `model.base_filters`), with a tanh output.
+`resnet` (wgan_dist/resnet.py): the paper's CIFAR-10 ResNet, 32x32x3. `dcgan64`
+(wgan_dist/dcgan64.py): the DCGAN of the paper's gan_64x64.py, 64x64x3.
 
 Both networks end in a float32 layer so that losses and the gradient penalty are formed in
 float32 whatever the compute dtype of the layers in between.
 """
 
+import importlib
 from typing import Callable
 
 import keras
@@ -16,10 +19,11 @@ from keras import layers
 from keras import ops
 
 CRITIC_NORMS = ('layer', 'none')
-ARCHITECTURES = ('seed', 'dcgan')
+ARCHITECTURES = ('seed', 'dcgan', 'resnet', 'dcgan64')
 # The (image size, channels) each architecture's strides produce.
-SUPPORTED_IMAGE_SHAPES = {'seed': ((28, 1),), 'dcgan': ((28, 1),)}
-_LEAKY_SLOPE = 0.2  # The paper's tflib LeakyReLU.
+SUPPORTED_IMAGE_SHAPES = {'seed': ((28, 1),), 'dcgan': ((28, 1),), 'resnet': ((32, 3),),
+                          'dcgan64': ((64, 3),)}
+LEAKY_SLOPE = 0.2  # The paper's tflib LeakyReLU.
 
 
 class PerExampleLayerNorm(layers.Layer):
@@ -53,7 +57,8 @@ class PerExampleLayerNorm(layers.Layer):
     return {**super().get_config(), 'epsilon': self.epsilon}
 
 
-def _critic_norm(kind: str, name: str) -> layers.Layer:
+def critic_norm_layer(kind: str, name: str) -> layers.Layer:
+  """The critic normalisation `model.critic_norm` names; refuses batch norm with the reason."""
   if kind == 'layer':
     return PerExampleLayerNorm(name=name)
   if kind == 'none':
@@ -88,12 +93,12 @@ def _seed_critic(image_shape: tuple, b: int, norm: str) -> keras.Model:
   # SPEC.md: shapes 28 -> 13 -> 6 -> 3 -> 2 -> 2x2x1 -> 4 -> 1.
   image = keras.Input(image_shape, name='image')
   x = layers.Conv2D(2 * b, 3, strides=2, padding='valid', name='conv0')(image)
-  x = layers.LeakyReLU(_LEAKY_SLOPE)(x)
+  x = layers.LeakyReLU(LEAKY_SLOPE)(x)
   for i, (filters, kernel, padding) in enumerate(
       [(4 * b, 3, 'valid'), (8 * b, 4, 'same'), (16 * b, 4, 'same')], start=1):
     x = layers.Conv2D(filters, kernel, strides=2, padding=padding, name=f'conv{i}')(x)
-    x = _critic_norm(norm, f'conv{i}_norm')(x)
-    x = layers.LeakyReLU(_LEAKY_SLOPE)(x)
+    x = critic_norm_layer(norm, f'conv{i}_norm')(x)
+    x = layers.LeakyReLU(LEAKY_SLOPE)(x)
   x = layers.Conv2D(1, 4, strides=1, padding='same', name='conv_out')(x)
   x = layers.Flatten()(x)
   score = layers.Dense(1, dtype='float32', name='score')(x)
@@ -118,11 +123,11 @@ def _dcgan_generator(noise_dim: int, b: int) -> keras.Model:
 def _dcgan_critic(image_shape: tuple, b: int, norm: str) -> keras.Model:
   image = keras.Input(image_shape, name='image')
   x = layers.Conv2D(b, 5, strides=2, padding='same', name='conv0')(image)
-  x = layers.LeakyReLU(_LEAKY_SLOPE)(x)
+  x = layers.LeakyReLU(LEAKY_SLOPE)(x)
   for i, filters in enumerate([2 * b, 4 * b], start=1):
     x = layers.Conv2D(filters, 5, strides=2, padding='same', name=f'conv{i}')(x)
-    x = _critic_norm(norm, f'conv{i}_norm')(x)
-    x = layers.LeakyReLU(_LEAKY_SLOPE)(x)
+    x = critic_norm_layer(norm, f'conv{i}_norm')(x)
+    x = layers.LeakyReLU(LEAKY_SLOPE)(x)
   x = layers.Flatten()(x)
   score = layers.Dense(1, dtype='float32', name='score')(x)
   return keras.Model(image, score, name='dcgan_critic')
@@ -132,15 +137,25 @@ _BUILDERS: dict[str, tuple[Callable, Callable]] = {
     'seed': (_seed_generator, _seed_critic),
     'dcgan': (_dcgan_generator, _dcgan_critic),
 }
+# Architectures in modules of their own. Those modules import this one (critic norms), so they
+# are imported when first built rather than at load time, which keeps the import graph acyclic.
+_MODULE_BUILDERS = {'resnet': 'wgan_dist.resnet', 'dcgan64': 'wgan_dist.dcgan64'}
+
+
+def _builders(architecture: str) -> tuple[Callable, Callable]:
+  if architecture in _MODULE_BUILDERS:
+    module = importlib.import_module(_MODULE_BUILDERS[architecture])
+    return module.make_generator, module.make_critic
+  return _BUILDERS[architecture]
 
 
 def build_models(config: ml_collections.ConfigDict) -> tuple[keras.Model, keras.Model]:
   """Builds (generator, critic) for `config.model` and `config.data`; call under a strategy scope."""
   model = config.model
-  if model.architecture not in _BUILDERS:
+  if model.architecture not in ARCHITECTURES:
     raise ValueError(f'model.architecture={model.architecture!r} is not allowed; '
                      f'allowed: {ARCHITECTURES}')
-  make_generator, make_critic = _BUILDERS[model.architecture]
+  make_generator, make_critic = _builders(model.architecture)
   image_shape = (config.data.image_size, config.data.image_size, config.data.channels)
   generator = make_generator(model.noise_dim, model.base_filters)
   critic = make_critic(image_shape, model.base_filters, model.critic_norm)

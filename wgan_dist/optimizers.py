@@ -1,15 +1,25 @@
 """Adam for the critic and the generator, fed gradients the step has already summed across
-replicas.
+replicas, with an optional linear learning-rate decay over the generator steps.
 
 The step all-reduces each gradient itself so that it can log the norm of the gradient that is
 actually applied (the sum over replicas, not one replica's share). Keras 3's TensorFlow
 optimizers all-reduce (SUM) again inside `apply`; this subclass turns that second reduction off,
 so every replica applies the same, once-summed gradient. The 1-vs-2-replica tests fail if it
 ever stops doing so.
+
+`train.lr_decay='linear'` is the paper's CIFAR-10 schedule (gan_cifar_resnet.py, DECAY=True):
+both networks use lr · max(0, 1 − s/N) during generator step s of N, the critic for all n_critic
+of its updates in that step. An optimizer only counts its own updates, so the critic's schedule
+divides its update count by n_critic to recover s.
 """
+
+from typing import Optional
 
 import keras
 import ml_collections
+from keras import ops
+
+LR_DECAYS = ('none', 'linear')
 
 
 class AdamOnSummedGradients(keras.optimizers.Adam):
@@ -25,7 +35,77 @@ if not hasattr(keras.optimizers.Adam, '_all_reduce_sum_gradients'):
                     'wgan_dist.optimizers must be adapted to it')
 
 
-def make_adam(train_config: ml_collections.ConfigDict, name: str) -> keras.optimizers.Optimizer:
-  """Adam(lr, beta1, beta2) from `config.train`; create under the strategy scope."""
-  return AdamOnSummedGradients(learning_rate=train_config.learning_rate,
-                               beta_1=train_config.beta1, beta_2=train_config.beta2, name=name)
+@keras.saving.register_keras_serializable(package='wgan_dist')
+class LinearDecayPerGeneratorStep(keras.optimizers.schedules.LearningRateSchedule):
+  """initial · max(0, 1 − s/num_generator_steps), s = floor(updates / updates_per_step).
+
+  `updates` is the optimizer's own update count (`optimizer.iterations`), so s is the number of
+  generator steps completed before this update: 1 for the generator, n_critic for the critic.
+  Updates that a LossScaleOptimizer skips (non-finite gradients) do not count, so under
+  mixed_float16 the decay lags by the number of skipped updates.
+  """
+
+  def __init__(self, initial_learning_rate: float, num_generator_steps: int,
+               updates_per_step: int = 1):
+    if num_generator_steps < 1 or updates_per_step < 1:
+      raise ValueError(f'num_generator_steps={num_generator_steps} and updates_per_step='
+                       f'{updates_per_step} must both be >= 1')
+    self.initial_learning_rate = initial_learning_rate
+    self.num_generator_steps = num_generator_steps
+    self.updates_per_step = updates_per_step
+
+  def __call__(self, step):
+    # Integer division first: all n_critic updates of a generator step share one rate, as in
+    # the paper, where the rate is keyed on the generator iteration.
+    generator_steps = ops.floor_divide(ops.cast(step, 'int64'), self.updates_per_step)
+    fraction = ops.cast(generator_steps, 'float32') / float(self.num_generator_steps)
+    return self.initial_learning_rate * ops.maximum(0.0, 1.0 - fraction)
+
+  def get_config(self) -> dict:
+    return {'initial_learning_rate': self.initial_learning_rate,
+            'num_generator_steps': self.num_generator_steps,
+            'updates_per_step': self.updates_per_step}
+
+
+def _default_updates_per_step(train_config: ml_collections.ConfigDict, name: str) -> int:
+  # train.create_train_state names the optimizers 'generator_adam' and 'critic_adam' (names
+  # checkpoints depend on); the critic is updated n_critic times per generator step.
+  return train_config.n_critic if name.startswith('critic') else 1
+
+
+def make_learning_rate(train_config: ml_collections.ConfigDict, *, updates_per_step: int,
+                       total_steps: Optional[int] = None):
+  """train.learning_rate, or its linear decay to 0 over the generator steps (train.lr_decay).
+
+  `total_steps` is the number of generator steps of the run; it defaults to train.num_steps,
+  which must then be set (not -1).
+  """
+  # getattr: configs saved before train.lr_decay existed still load.
+  decay = getattr(train_config, 'lr_decay', 'none')
+  if decay == 'none':
+    return train_config.learning_rate
+  if decay != 'linear':
+    raise ValueError(f'train.lr_decay={decay!r} is not allowed; allowed: {LR_DECAYS}')
+  if total_steps is None:
+    total_steps = train_config.num_steps
+  if total_steps is None or total_steps < 1:
+    raise ValueError(f"train.lr_decay='linear' needs the run's length in generator steps: set "
+                     f'train.num_steps >= 1 (it is {train_config.num_steps}) or pass total_steps')
+  return LinearDecayPerGeneratorStep(train_config.learning_rate, total_steps, updates_per_step)
+
+
+def make_adam(train_config: ml_collections.ConfigDict, name: str, *,
+              updates_per_step: Optional[int] = None,
+              total_steps: Optional[int] = None) -> keras.optimizers.Optimizer:
+  """Adam(lr, beta1, beta2) from `config.train`; create under the strategy scope.
+
+  `updates_per_step`: this optimizer's updates per generator step (only the linear decay uses
+  it); by default n_critic when `name` starts with 'critic', else 1. `total_steps`: generator
+  steps of the run, for the decay; by default train.num_steps.
+  """
+  if updates_per_step is None:
+    updates_per_step = _default_updates_per_step(train_config, name)
+  learning_rate = make_learning_rate(train_config, updates_per_step=updates_per_step,
+                                     total_steps=total_steps)
+  return AdamOnSummedGradients(learning_rate=learning_rate, beta_1=train_config.beta1,
+                               beta_2=train_config.beta2, name=name)
