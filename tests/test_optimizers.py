@@ -1,0 +1,81 @@
+"""The learning-rate schedule: constant, or the paper's linear decay over generator steps."""
+
+import keras
+import numpy as np
+import pytest
+
+from configs import cifar10
+from configs import mnist
+from wgan_dist import optimizers
+
+
+def _rate(schedule, update: int) -> float:
+  return float(schedule(np.int64(update)))
+
+
+def test_linear_decay_start_middle_end():
+  schedule = optimizers.LinearDecayPerGeneratorStep(2e-4, num_generator_steps=100)
+  np.testing.assert_allclose(_rate(schedule, 0), 2e-4, rtol=1e-6)
+  np.testing.assert_allclose(_rate(schedule, 50), 1e-4, rtol=1e-6)
+  np.testing.assert_allclose(_rate(schedule, 99), 2e-6, rtol=1e-5)  # The last step: lr / N.
+  assert _rate(schedule, 100) == 0.0
+  assert _rate(schedule, 1000) == 0.0  # Never negative past the end.
+
+
+def test_critic_rate_is_keyed_on_generator_steps():
+  # 5 critic updates per generator step: all 5 of step s use lr * (1 - s / N).
+  schedule = optimizers.LinearDecayPerGeneratorStep(2e-4, num_generator_steps=100,
+                                                    updates_per_step=5)
+  assert [_rate(schedule, u) for u in range(5)] == [_rate(schedule, 0)] * 5
+  np.testing.assert_allclose(_rate(schedule, 250), 1e-4, rtol=1e-6)
+  np.testing.assert_allclose(_rate(schedule, 254), 1e-4, rtol=1e-6)
+  np.testing.assert_allclose(_rate(schedule, 255), 2e-4 * (1 - 51 / 100), rtol=1e-6)
+  assert _rate(schedule, 500) == 0.0
+
+
+def test_make_adam_decays_the_critic_over_n_critic_times_as_many_updates():
+  config = cifar10.get_config()  # lr 2e-4, linear, 100k steps, n_critic 5.
+  generator_adam = optimizers.make_adam(config.train, 'generator_adam')
+  critic_adam = optimizers.make_adam(config.train, 'critic_adam')
+  for optimizer, updates_at_half in ((generator_adam, 50_000), (critic_adam, 250_000)):
+    optimizer.build([keras.Variable(0.0)])
+    np.testing.assert_allclose(float(optimizer.learning_rate), 2e-4, rtol=1e-6)
+    optimizer.iterations.assign(updates_at_half)
+    np.testing.assert_allclose(float(optimizer.learning_rate), 1e-4, rtol=1e-6)
+
+
+def test_constant_rate_by_default():
+  train_config = mnist.get_config().train
+  assert train_config.lr_decay == 'none'
+  optimizer = optimizers.make_adam(train_config, 'critic_adam')
+  optimizer.build([keras.Variable(0.0)])
+  optimizer.iterations.assign(10_000)
+  np.testing.assert_allclose(float(optimizer.learning_rate), train_config.learning_rate)
+
+
+def test_schedule_survives_the_optimizer_config_round_trip():
+  optimizer = optimizers.make_adam(cifar10.get_config().train, 'critic_adam')
+  restored = optimizers.AdamOnSummedGradients.from_config(optimizer.get_config())
+  schedule = restored._learning_rate  # pylint: disable=protected-access
+  assert isinstance(schedule, optimizers.LinearDecayPerGeneratorStep)
+  assert schedule.get_config() == {'initial_learning_rate': 2e-4,
+                                   'num_generator_steps': 100_000, 'updates_per_step': 5}
+
+
+def test_linear_decay_needs_the_run_length():
+  train_config = cifar10.get_config().train
+  train_config.num_steps = -1
+  with pytest.raises(ValueError, match=r"lr_decay='linear'.*train.num_steps"):
+    optimizers.make_adam(train_config, 'generator_adam')
+  # An explicit run length (e.g. derived from num_epochs by the trainer) is enough.
+  optimizer = optimizers.make_adam(train_config, 'generator_adam', total_steps=10)
+  optimizer.build([keras.Variable(0.0)])
+  optimizer.iterations.assign(5)
+  np.testing.assert_allclose(float(optimizer.learning_rate), 1e-4, rtol=1e-6)
+
+
+def test_unknown_decay_is_refused():
+  train_config = cifar10.get_config().train
+  train_config.lr_decay = 'cosine'
+  with pytest.raises(ValueError, match=r"train.lr_decay='cosine'.*'none', 'linear'"):
+    optimizers.make_adam(train_config, 'generator_adam')
