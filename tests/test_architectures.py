@@ -17,6 +17,7 @@ from configs import fashion_mnist
 from tests import helpers
 from wgan_dist import config_validation
 from wgan_dist import models
+from wgan_dist import precision
 from wgan_dist import train
 
 CONFIGS = {'cifar10': cifar10, 'celeba64': celeba64, 'fashion_mnist': fashion_mnist}
@@ -189,3 +190,17 @@ def test_a_few_steps_train_on_tiny_images(name, cpu_replicas, tmp_path):
     expected = config.train.learning_rate * (1 - 2 / config.train.num_steps)
     for optimizer in (state.generator_optimizer, state.critic_optimizer):
       np.testing.assert_allclose(float(optimizer.learning_rate), expected, rtol=1e-6)
+
+
+@pytest.mark.parametrize('name', ['cifar10', 'celeba64'])
+@pytest.mark.parametrize('policy', ['mixed_float16', 'mixed_bfloat16'])
+def test_outputs_are_float32_under_mixed_precision(name, policy):
+  # Losses and the penalty are formed in float32 (GUIDE.md, mixed precision).
+  config = CONFIGS[name].get_config('tiny')
+  with precision.policy_scope(policy):
+    generator, critic = models.build_models(config)
+  z = np.zeros((2, config.model.noise_dim), np.float32)
+  images = generator(z, training=False)
+  assert images.dtype == tf.float32 and critic(images).dtype == tf.float32
+  assert critic.get_layer('block1_conv1' if name == 'cifar10' else 'conv0').compute_dtype == (
+      policy.split('_')[1])

@@ -3,6 +3,7 @@
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from configs import cifar10
 from configs import mnist
@@ -79,3 +80,19 @@ def test_unknown_decay_is_refused():
   train_config.lr_decay = 'cosine'
   with pytest.raises(ValueError, match=r"train.lr_decay='cosine'.*'none', 'linear'"):
     optimizers.make_adam(train_config, 'generator_adam')
+
+
+def test_rate_resumes_from_a_checkpoint(tmp_path):
+  # The schedule keys on optimizer.iterations, which checkpoints hold: a resumed run continues
+  # the decay instead of restarting it.
+  train_config = cifar10.get_config().train
+  variable = keras.Variable(0.0)
+  optimizer = optimizers.make_adam(train_config, 'critic_adam')
+  optimizer.build([variable])
+  optimizer.iterations.assign(250_000)
+  path = tf.train.Checkpoint(optimizer=optimizer).write(str(tmp_path / 'ckpt'))
+  resumed = optimizers.make_adam(train_config, 'critic_adam')
+  resumed.build([keras.Variable(0.0)])
+  np.testing.assert_allclose(float(resumed.learning_rate), 2e-4, rtol=1e-6)
+  tf.train.Checkpoint(optimizer=resumed).read(path).assert_existing_objects_matched()
+  np.testing.assert_allclose(float(resumed.learning_rate), 1e-4, rtol=1e-6)
