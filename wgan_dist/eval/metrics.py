@@ -1,0 +1,80 @@
+"""Sample-quality metrics on classifier outputs, in numpy float64.
+
+`frechet_distance`: FID's formula (Heusel et al. 2017, TTUR) on any features,
+  d² = ‖μ₁ − μ₂‖² + tr(Σ₁ + Σ₂ − 2 (Σ₁ Σ₂)^½).
+  tr (Σ₁ Σ₂)^½ is taken as TF-GAN's `trace_sqrt_product` does, without scipy.linalg.sqrtm:
+  Σ₁Σ₂ is similar to the symmetric PSD matrix A = Σ₁^½ Σ₂ Σ₁^½ (Σ₁^½ from a symmetric
+  eigendecomposition), so tr (Σ₁Σ₂)^½ = Σᵢ √λᵢ(A). Eigenvalues a rounding error left below zero are
+  clipped to zero (sqrtm would return a complex result there).
+`classifier_score`: the Inception Score's formula on our classifier,
+  exp(E_x KL(p(y|x) ‖ p(y))), p(y) the mean prediction: 1 for constant predictions, the number of
+  classes for confident predictions spread evenly over all classes.
+`class_histogram` / `min_class_share`: the share of samples whose most likely class is each
+  digit (mode coverage), and the smallest share.
+"""
+
+import numpy as np
+
+
+def statistics(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+  """(mean [D], covariance [D, D]) of features [N, D], in float64 (unbiased covariance)."""
+  features = np.asarray(features, np.float64)
+  if features.ndim != 2 or len(features) < 2:
+    raise ValueError(f'features must be [N >= 2, D], got shape {features.shape}')
+  return features.mean(axis=0), np.cov(features, rowvar=False)
+
+
+def _symmetric_sqrt(matrix: np.ndarray) -> np.ndarray:
+  """Square root of a symmetric PSD matrix (negative rounding-error eigenvalues -> 0)."""
+  eigenvalues, eigenvectors = np.linalg.eigh(matrix)
+  return (eigenvectors * np.sqrt(np.clip(eigenvalues, 0.0, None))) @ eigenvectors.T
+
+
+def trace_sqrt_product(sigma1: np.ndarray, sigma2: np.ndarray) -> float:
+  """tr (Σ₁ Σ₂)^½ for symmetric PSD Σ₁, Σ₂ (module docstring)."""
+  sqrt_sigma1 = _symmetric_sqrt(np.asarray(sigma1, np.float64))
+  inner = sqrt_sigma1 @ np.asarray(sigma2, np.float64) @ sqrt_sigma1
+  inner = (inner + inner.T) / 2  # Symmetric in exact arithmetic; remove the rounding skew.
+  return float(np.sum(np.sqrt(np.clip(np.linalg.eigvalsh(inner), 0.0, None))))
+
+
+def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray,
+                     sigma2: np.ndarray) -> float:
+  """Squared Fréchet (2-Wasserstein) distance between N(μ₁, Σ₁) and N(μ₂, Σ₂)."""
+  mu1, mu2 = np.asarray(mu1, np.float64), np.asarray(mu2, np.float64)
+  sigma1, sigma2 = np.asarray(sigma1, np.float64), np.asarray(sigma2, np.float64)
+  if mu1.shape != mu2.shape or sigma1.shape != sigma2.shape:
+    raise ValueError(f'mismatched statistics: means {mu1.shape} vs {mu2.shape}, covariances '
+                     f'{sigma1.shape} vs {sigma2.shape}')
+  distance = (np.sum((mu1 - mu2)**2) + np.trace(sigma1) + np.trace(sigma2)
+              - 2.0 * trace_sqrt_product(sigma1, sigma2))
+  # The exact value is >= 0; rounding can leave a tiny negative for identical statistics.
+  return float(max(distance, 0.0))
+
+
+def frechet_distance_of_features(features1: np.ndarray, features2: np.ndarray) -> float:
+  """Fréchet distance between Gaussians fitted to two feature sets [N1, D] and [N2, D]."""
+  return frechet_distance(*statistics(features1), *statistics(features2))
+
+
+def classifier_score(probabilities: np.ndarray, eps: float = 1e-12) -> float:
+  """exp(mean_i KL(p(y|x_i) ‖ mean_j p(y|x_j))) of probabilities [N, K] (rows sum to 1)."""
+  p = np.asarray(probabilities, np.float64)
+  if p.ndim != 2 or len(p) == 0:
+    raise ValueError(f'probabilities must be [N >= 1, K], got shape {p.shape}')
+  marginal = p.mean(axis=0, keepdims=True)
+  # 0 · log 0 = 0: eps only keeps the log finite where p is 0.
+  kl = np.sum(p * (np.log(p + eps) - np.log(marginal + eps)), axis=1)
+  return float(np.exp(kl.mean()))
+
+
+def class_histogram(probabilities: np.ndarray) -> np.ndarray:
+  """Share of samples [K] (float64, sums to 1) whose most probable class is each class."""
+  p = np.asarray(probabilities)
+  counts = np.bincount(np.argmax(p, axis=1), minlength=p.shape[1])
+  return counts.astype(np.float64) / len(p)
+
+
+def min_class_share(histogram: np.ndarray) -> float:
+  """The rarest class's share: 0 when a class (mode) is missing, 1/K when perfectly even."""
+  return float(np.min(histogram))
