@@ -12,6 +12,7 @@ import pytest
 import tensorflow as tf
 
 from configs import celeba64
+from configs import default
 from configs import cifar10
 from configs import fashion_mnist
 from tests import helpers
@@ -68,6 +69,17 @@ def _dcgan64_critic_params(b: int, norm_weights_per_channel: int) -> int:
 @pytest.mark.parametrize('variant', ['', 'tiny'])
 def test_configs_validate(name, variant):
   config_validation.validate(CONFIGS[name].get_config(variant))
+
+
+@pytest.mark.parametrize('name', sorted(CONFIGS))
+@pytest.mark.parametrize('variant', ['', 'tiny'])
+def test_configs_only_set_fields_the_schema_defines(name, variant):
+  # An unlocked ConfigDict accepts a misspelt field silently; the schema is configs/default.py.
+  def fields(config, prefix=''):
+    return {f'{prefix}{key}' for key in config} | {
+        field for key, value in config.items() if hasattr(value, 'items')
+        for field in fields(value, f'{prefix}{key}.')}
+  assert fields(CONFIGS[name].get_config(variant)) == fields(default.get_config())
 
 
 def test_cifar10_config_has_the_paper_settings():
