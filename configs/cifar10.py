@@ -43,6 +43,9 @@ def get_config(variant: str = '') -> ml_collections.ConfigDict:
   config.train.num_steps = 100_000
   config.sample_every_steps = 1000
   config.checkpoint_every_steps = 5000
+  # Off: wgan_dist/eval scores with an MNIST digit classifier (28x28x1); RGB needs the
+  # Inception-based evaluation issue 8 asks for, which does not exist yet.
+  config.eval_every_steps = 0
 
   if variant == 'tiny':
     config.model.base_filters = 8
