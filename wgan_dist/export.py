@@ -1,0 +1,69 @@
+"""Command line: a workdir's latest generator as a SavedModel that needs only TensorFlow.
+
+  python -m wgan_dist.export --workdir=runs/mnist --out=exported/mnist [--ema]
+
+Using it (no wgan_dist import; the Python classes are not needed, only the traced graph):
+
+  model = tf.saved_model.load('exported/mnist')
+  images = model(tf.random.normal([16, int(model.noise_dim)]))       # [16, H, W, C] in [-1, 1]
+  model.signatures['serving_default'](noise=z)['images']              # TF Serving / TFLite
+
+The batch dimension is free; the noise must be float32 [batch, noise_dim].
+"""
+
+import os
+
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+
+import keras  # pylint: disable=wrong-import-position
+import tensorflow as tf  # pylint: disable=wrong-import-position
+from absl import app  # pylint: disable=wrong-import-position
+from absl import flags  # pylint: disable=wrong-import-position
+
+from wgan_dist import restore  # pylint: disable=wrong-import-position
+
+_WORKDIR = flags.DEFINE_string('workdir', None, 'Work directory of a training run.')
+_OUT = flags.DEFINE_string('out', None, 'Directory to write the SavedModel into.')
+_EMA = flags.DEFINE_bool('ema', False, 'Export the EMA generator (needs train.ema_decay > 0).')
+flags.mark_flags_as_required(['workdir', 'out'])
+
+
+class ExportedGenerator(tf.Module):
+  """noise float32 [batch, noise_dim] -> images float32 [batch, H, W, C] in [-1, 1]."""
+
+  def __init__(self, generator: keras.Model, noise_dim: int, step: int):
+    super().__init__(name='exported_generator')
+    self.generator = generator
+    # Variables, not constants: a SavedModel keeps only trackable attributes.
+    self.noise_dim = tf.Variable(noise_dim, dtype=tf.int64, trainable=False, name='noise_dim')
+    self.step = tf.Variable(step, dtype=tf.int64, trainable=False, name='step')  # Of the checkpoint.
+    spec = tf.TensorSpec([None, noise_dim], tf.float32, name='noise')
+    self.__call__ = tf.function(self._generate, input_signature=[spec])
+    self.serve = tf.function(lambda noise: {'images': self._generate(noise)},
+                             input_signature=[spec])
+
+  def _generate(self, noise: tf.Tensor) -> tf.Tensor:
+    # float32 out whatever the layers computed in; inference mode (batch norm moving stats).
+    return tf.cast(self.generator(noise, training=False), tf.float32)
+
+
+def export(restored: restore.Restored, out: str) -> None:
+  """Writes `restored.generator` as a SavedModel at `out`."""
+  module = ExportedGenerator(restored.generator, restored.config.model.noise_dim, restored.step)
+  tf.saved_model.save(module, out, signatures={'serving_default': module.serve})
+
+
+def main(argv: list[str]) -> None:
+  if len(argv) > 1:
+    raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
+  try:
+    restored = restore.load_generator(_WORKDIR.value, ema=_EMA.value)
+  except restore.RestoreError as error:
+    restore.exit_with_error(error)
+  export(restored, _OUT.value)
+  print(f'{"EMA generator" if restored.ema else "Generator"} at step {restored.step} '
+        f'({restored.checkpoint}) -> SavedModel {_OUT.value}')
+
+
+if __name__ == '__main__':
+  app.run(main)

@@ -1,0 +1,104 @@
+"""The generator of a workdir's latest checkpoint, for the sample, evaluate and export tools.
+
+Reads `workdir/config.json` (the resolved config training wrote) over `configs/default.py`'s
+schema, so a config from before a field existed still loads with that field's default; builds
+the models as training does; and restores only the generator (or its EMA copy) from the newest
+checkpoint in `workdir/checkpoints`. The checkpoint's keys are the field names of
+`wgan_dist.train.TrainState`: `generator`, `ema_generator` (when training kept an EMA), `step`.
+"""
+
+import contextlib
+import dataclasses
+import json
+import os
+import sys
+from typing import Optional
+
+import keras
+import ml_collections
+import tensorflow as tf
+
+from configs import default
+from wgan_dist import distribution
+from wgan_dist import models
+
+EMA_KEY = 'ema_generator'
+
+
+class RestoreError(ValueError):
+  """A workdir that holds no usable generator; the message names the path."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Restored:
+  config: ml_collections.ConfigDict
+  generator: keras.Model
+  step: int  # Generator steps the checkpoint had trained.
+  checkpoint: str  # The restored checkpoint's prefix.
+  ema: bool  # Whether `generator` holds the EMA weights.
+
+
+def load_config(workdir: str) -> ml_collections.ConfigDict:
+  """The config a run in `workdir` trained with (its config.json over the default schema)."""
+  path = os.path.join(workdir, 'config.json')
+  if not tf.io.gfile.exists(path):
+    raise RestoreError(f'{path} not found: {workdir} is not a wgan_dist work directory '
+                       '(training writes config.json there)')
+  with tf.io.gfile.GFile(path) as f:
+    try:
+      saved = json.load(f)
+    except json.JSONDecodeError as error:
+      raise RestoreError(f'{path} is not valid JSON: {error}') from error
+  config = default.get_config()
+  config.update(saved)
+  return config
+
+
+def latest_checkpoint(workdir: str) -> str:
+  """Prefix of the newest checkpoint in workdir/checkpoints; RestoreError when there is none."""
+  directory = os.path.join(workdir, 'checkpoints')
+  prefix = tf.train.latest_checkpoint(directory)
+  if prefix is None:
+    raise RestoreError(f'no checkpoint in {directory}: train first (python -m wgan_dist.main '
+                       f'--config=... --workdir={workdir})')
+  return prefix
+
+
+def has_ema(prefix: str) -> bool:
+  """Whether the checkpoint at `prefix` holds an EMA generator."""
+  names = tf.train.load_checkpoint(prefix).get_variable_to_shape_map()
+  return any(name.startswith(EMA_KEY + '/') for name in names)
+
+
+def load_generator(workdir: str, *, ema: bool = False,
+                   strategy: Optional[tf.distribute.Strategy] = None) -> Restored:
+  """The (EMA) generator of the newest checkpoint, built under `strategy`'s scope if given."""
+  config = load_config(workdir)
+  prefix = latest_checkpoint(workdir)
+  if ema and not has_ema(prefix):
+    raise RestoreError(f'checkpoint {prefix} holds no EMA generator (train.ema_decay was 0 for '
+                       'this run); drop --ema to use the trained generator')
+  # float32 whatever the run's precision: the variables are float32 in every policy, and
+  # evaluation, samples and exports are better off computing in float32.
+  with strategy.scope() if strategy else contextlib.nullcontext():
+    generator, _ = models.build_models(config)
+    step = tf.Variable(0, dtype=tf.int64, trainable=False, name='step')
+  checkpoint = tf.train.Checkpoint(step=step, **{EMA_KEY if ema else 'generator': generator})
+  # expect_partial: the critic and optimizers are in the file but not wanted here; every
+  # generator variable must still be found.
+  checkpoint.restore(prefix).assert_existing_objects_matched().expect_partial()
+  return Restored(config, generator, int(step.numpy()), prefix, ema)
+
+
+def local_strategy(config: ml_collections.ConfigDict) -> tf.distribute.Strategy:
+  """All local GPUs (mirrored) or one device; never multi-worker (a tool runs on one host)."""
+  config = config.copy_and_resolve_references()
+  config.distribution.cpu_replicas = 0
+  config.distribution.strategy = ('mirrored' if len(tf.config.list_physical_devices('GPU')) > 1
+                                  else 'one_device')
+  return distribution.create_strategy(config)
+
+
+def exit_with_error(error: Exception) -> None:
+  """One line on stderr and exit status 1, for the command-line tools."""
+  sys.exit(f'error: {error}')
