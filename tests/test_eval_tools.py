@@ -20,7 +20,6 @@ from wgan_dist import restore
 from wgan_dist import train
 from wgan_dist.eval import classifier as classifier_lib
 from wgan_dist.eval import evaluator as evaluator_lib
-from wgan_dist.eval import train_classifier
 
 
 def _run(module: str, *flags: str) -> subprocess.CompletedProcess:
@@ -97,8 +96,8 @@ def test_other_data_are_unsupported(tiny_config):
 
 # The figures docs/evaluation.md states; tolerances cover CPU-to-CPU rounding only.
 def test_committed_classifier_accuracy_and_real_floor():
-  figures = train_classifier.report(classifier_lib.load_classifier(),
-                                    classifier_lib.embedded_split())
+  figures = classifier_lib.held_out_report(classifier_lib.load_classifier(),
+                                            classifier_lib.embedded_split())
   assert figures['held_out_images'] == 1000 and figures['floor_samples'] == 1000
   assert figures['held_out_accuracy'] == pytest.approx(0.969, abs=0.003)
   assert figures['real_fid_floor'] == pytest.approx(4.23, abs=0.05)

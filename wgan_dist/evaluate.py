@@ -36,7 +36,7 @@ def main(argv: list[str]) -> None:
     restored = restore.load_generator(_WORKDIR.value, ema=_EMA.value, strategy=strategy)
   except (restore.RestoreError, evaluator_lib.UnsupportedEvaluation) as error:
     restore.exit_with_error(error)
-  num = _NUM.value or config.num_eval_samples
+  num = _NUM.value if _NUM.value is not None else config.num_eval_samples
   if num < 2:
     raise app.UsageError(f'--num={num}: at least 2')
   evaluator = evaluator_lib.Evaluator(restored.config, strategy)

@@ -69,7 +69,8 @@ def main(argv: list[str]) -> None:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
   workdir = _WORKDIR.value
   interpolate = _INTERPOLATE.value
-  num = _NUM.value or (DEFAULT_FRAMES if interpolate else DEFAULT_GRID)
+  num = _NUM.value if _NUM.value is not None else (
+      DEFAULT_FRAMES if interpolate else DEFAULT_GRID)
   if num < (2 if interpolate else 1):
     raise app.UsageError(f'--num={num}: at least {2 if interpolate else 1}')
   try:

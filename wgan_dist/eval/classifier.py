@@ -21,6 +21,7 @@ import numpy as np
 from keras import layers
 
 from wgan_dist import data
+from wgan_dist.eval import metrics
 
 NUM_CLASSES = 10
 IMAGE_SHAPE = (28, 28, 1)
@@ -31,6 +32,8 @@ WEIGHTS_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)),
 # Per class of the embedded sample: this many train images first, the rest held out.
 TRAIN_PER_CLASS = 400
 _SPLIT_SHUFFLE_SEED = 0
+# Images per side of the real-vs-real Fréchet distance (the default num_eval_samples).
+FLOOR_SAMPLES = 1000
 
 
 def build_classifier() -> keras.Model:
@@ -109,3 +112,30 @@ def full_mnist_split() -> Optional[Split]:
   with np.load(path) as archive:
     return Split(archive['x_train'][..., None], archive['y_train'].astype(np.int64),
                  archive['x_test'][..., None], archive['y_test'].astype(np.int64), 'mnist')
+
+
+def held_out_report(model: keras.Model, split: Split) -> dict:
+  """Held-out accuracy, and the real-vs-real Fréchet distance (FLOOR_SAMPLES train-split vs
+  FLOOR_SAMPLES held-out images), classifier score and smallest class share of real images."""
+  features_of = feature_model(model)
+
+  def outputs(images):
+    return features_of.predict(to_model_range(images), batch_size=500, verbose=0)
+
+  held_features, held_probabilities = outputs(split.held_out_images)
+  accuracy = float(np.mean(np.argmax(held_probabilities, axis=1) == split.held_out_labels))
+  # The splits are shuffled (class-mixed), so their first FLOOR_SAMPLES are fair samples.
+  train_features, _ = outputs(split.train_images[:FLOOR_SAMPLES])
+  held_features = held_features[:FLOOR_SAMPLES]
+  held_probabilities = held_probabilities[:FLOOR_SAMPLES]
+  return {
+      'source': split.source,
+      'train_images': len(split.train_images),
+      'held_out_images': len(split.held_out_images),
+      'held_out_accuracy': accuracy,
+      'real_fid_floor': metrics.frechet_distance_of_features(train_features, held_features),
+      'real_classifier_score': metrics.classifier_score(held_probabilities),
+      'real_min_class_share': metrics.min_class_share(
+          metrics.class_histogram(held_probabilities)),
+      'floor_samples': len(held_features),
+  }

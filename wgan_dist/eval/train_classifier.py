@@ -27,7 +27,6 @@ from absl import app  # pylint: disable=wrong-import-position
 from absl import flags  # pylint: disable=wrong-import-position
 
 from wgan_dist.eval import classifier as classifier_lib  # pylint: disable=wrong-import-position
-from wgan_dist.eval import metrics  # pylint: disable=wrong-import-position
 
 _OUT = flags.DEFINE_string('out', classifier_lib.WEIGHTS_PATH,
                            'Where to write the weights (.weights.h5).')
@@ -40,8 +39,6 @@ _EVAL_ONLY = flags.DEFINE_bool('eval_only', False,
 
 BATCH_SIZE = 64
 LEARNING_RATE = 1e-3
-# Images per side of the real-vs-real Fréchet distance (the default num_eval_samples).
-FLOOR_SAMPLES = 1000
 
 
 def load_split(source: str) -> classifier_lib.Split:
@@ -68,33 +65,6 @@ def train(split: classifier_lib.Split, epochs: int, seed: int) -> keras.Model:
   return model
 
 
-def report(model: keras.Model, split: classifier_lib.Split) -> dict:
-  """Held-out accuracy, and the real-vs-real Fréchet distance, score and class shares."""
-  features_of = classifier_lib.feature_model(model)
-
-  def outputs(images):
-    features, probabilities = features_of.predict(classifier_lib.to_model_range(images),
-                                                  batch_size=500, verbose=0)
-    return features, probabilities
-
-  held_features, held_probabilities = outputs(split.held_out_images)
-  accuracy = float(np.mean(np.argmax(held_probabilities, axis=1) == split.held_out_labels))
-  # The splits are shuffled (class-mixed), so their first FLOOR_SAMPLES are fair samples.
-  train_features, _ = outputs(split.train_images[:FLOOR_SAMPLES])
-  held = held_features[:FLOOR_SAMPLES]
-  histogram = metrics.class_histogram(held_probabilities[:FLOOR_SAMPLES])
-  return {
-      'source': split.source,
-      'train_images': len(split.train_images),
-      'held_out_images': len(split.held_out_images),
-      'held_out_accuracy': accuracy,
-      'real_fid_floor': metrics.frechet_distance_of_features(train_features, held),
-      'real_classifier_score': metrics.classifier_score(held_probabilities[:FLOOR_SAMPLES]),
-      'real_min_class_share': metrics.min_class_share(histogram),
-      'floor_samples': min(FLOOR_SAMPLES, len(held)),
-  }
-
-
 def main(argv: list[str]) -> None:
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
@@ -113,7 +83,7 @@ def main(argv: list[str]) -> None:
     weights_only.set_weights(model.get_weights())
     weights_only.save_weights(_OUT.value)
     print(f'Wrote {_OUT.value} ({os.path.getsize(_OUT.value)} bytes)')
-  figures = report(model, split)
+  figures = classifier_lib.held_out_report(model, split)
   print(f'Held-out accuracy: {figures["held_out_accuracy"]:.4f}')
   print(f'Real-vs-real Frechet distance ({figures["floor_samples"]} vs '
         f'{figures["floor_samples"]}): {figures["real_fid_floor"]:.4f}')
