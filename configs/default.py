@@ -75,10 +75,15 @@ def get_config() -> ml_collections.ConfigDict:
   config.initial_loss_scale = 2.0**15
 
   config.distribution = ml_collections.ConfigDict()
-  # 'auto' (all visible GPUs, else one device) | 'one_device' | 'mirrored'.
+  # 'auto' (several workers in TF_CONFIG: multi_worker; else all visible GPUs, else one
+  # device) | 'one_device' | 'mirrored' | 'multi_worker' (MultiWorkerMirroredStrategy over the
+  # TF_CONFIG cluster; launch/ has scripts).
   config.distribution.strategy = 'auto'
   # N > 0 splits the CPU into N logical devices (multi-replica runs without GPUs); 0 = off.
   config.distribution.cpu_replicas = 0
+  # multi_worker: a worker that sends no heartbeat for this long counts as lost, and the others
+  # stop with an error naming it (also the bound on waiting for all workers to start).
+  config.distribution.peer_timeout_secs = 60
 
   # Intervals in generator steps; the last step always logs, samples and saves.
   config.log_every_steps = 100

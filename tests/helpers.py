@@ -1,6 +1,10 @@
 """Shared test helper: a few training steps built exactly as train_and_evaluate builds them."""
 
+import os
+
 import numpy as np
+from tensorboard.backend.event_processing import event_accumulator
+from tensorboard.util import tensor_util
 
 from wgan_dist import data
 from wgan_dist import distribution
@@ -49,3 +53,13 @@ def pre_norm_names(state) -> set[str]:
   for layer in ('project', 'deconv0', 'deconv1', 'deconv2'):
     names |= {f'{generator}/{layer}/bias', f'{generator}/{layer}_bn/moving_mean'}
   return names
+
+
+def event_scalars(workdir: str, tag: str) -> dict[int, float]:
+  """{step: value} of a scalar tag in workdir/train, read with TensorBoard's own reader."""
+  events = event_accumulator.EventAccumulator(
+      os.path.join(workdir, 'train'), size_guidance={event_accumulator.TENSORS: 0}).Reload()
+  if tag not in events.Tags()['tensors']:
+    return {}
+  return {event.step: float(tensor_util.make_ndarray(event.tensor_proto))
+          for event in events.Tensors(tag)}

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import tensorflow as tf
 from PIL import Image
 
 from wgan_dist import data
@@ -75,3 +76,36 @@ def test_two_replicas_split_the_global_batch(tiny_config):
   parts = [part.numpy() for part in strategy.experimental_local_results(distributed)]
   whole = _first_batch(tiny_config, source, batch_size=tiny_config.train.global_batch_size)
   np.testing.assert_array_equal(np.concatenate(parts), whole)
+
+
+def test_each_worker_pipeline_reads_its_slice_of_the_global_batch(tiny_config):
+  """Multi-worker: pipeline p's batches are slice p of the global batches one pipeline yields."""
+  source = data.load_source(tiny_config)
+  global_batch = tiny_config.train.global_batch_size
+  whole = iter(data.make_dataset(source, tiny_config, global_batch))
+  contexts = [tf.distribute.InputContext(num_input_pipelines=2, input_pipeline_id=pipeline,
+                                         num_replicas_in_sync=2) for pipeline in range(2)]
+  shares = [iter(data.make_dataset(source, tiny_config, global_batch // 2, context))
+            for context in contexts]
+  for _ in range(3):
+    expected = next(whole).numpy()
+    parts = [next(share).numpy() for share in shares]
+    assert not np.array_equal(parts[0], parts[1])
+    np.testing.assert_array_equal(np.concatenate(parts), expected)
+
+
+def test_center_crop_keeps_the_middle_square(tiny_config, tmp_path):
+  # 20 rows x 12 columns: white bands in the top and bottom 4 rows, black in the middle square.
+  pixels = np.zeros((20, 12), np.uint8)
+  pixels[:4] = pixels[-4:] = 255
+  for index in range(2):
+    Image.fromarray(pixels).save(tmp_path / f'img{index}.png')
+  tiny_config.data.source = 'folder'
+  tiny_config.data.path = str(tmp_path)
+  tiny_config.data.image_size = 12
+  source = data.load_source(tiny_config)
+  tiny_config.data.center_crop = True
+  cropped = _first_batch(tiny_config, source, batch_size=2)
+  assert cropped.shape == (2, 12, 12, 1) and cropped.max() == -1.0
+  tiny_config.data.center_crop = False
+  assert _first_batch(tiny_config, source, batch_size=2).max() == 1.0

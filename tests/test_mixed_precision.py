@@ -1,14 +1,10 @@
 """Mixed precision: the penalty matches float32, the loss scale stays out of the penalty path,
 training stays finite under each policy and on 2 replicas, and the scale survives a resume."""
 
-import os
-
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from tensorboard.backend.event_processing import event_accumulator
-from tensorboard.util import tensor_util
 
 from tests import helpers
 from wgan_dist import checkpointing
@@ -91,11 +87,7 @@ def test_loss_scale_stays_out_of_the_penalty_path(tiny_config, batch, policy):
 
 
 def _scalars(workdir: str, tag: str) -> list[float]:
-  events = event_accumulator.EventAccumulator(
-      os.path.join(workdir, 'train'), size_guidance={event_accumulator.TENSORS: 0}).Reload()
-  if tag not in events.Tags()['tensors']:
-    return []
-  return [float(tensor_util.make_ndarray(e.tensor_proto)) for e in events.Tensors(tag)]
+  return list(helpers.event_scalars(workdir, tag).values())
 
 
 @pytest.fixture(scope='module')
@@ -138,8 +130,7 @@ def test_checkpoint_holds_the_loss_scale(fifty_step_runs):
   strategy = distribution.create_strategy(config)
   state = train.create_train_state(config, strategy)
   initial = float(state.critic_optimizer.dynamic_scale.numpy())
-  manager = checkpointing.make_manager(workdir, 3, **state.as_dict())
-  assert checkpointing.restore_latest(manager)
+  assert checkpointing.Checkpointer(workdir, 3, **state.as_dict()).restore_latest()
   assert float(state.critic_optimizer.dynamic_scale.numpy()) == logged
   assert logged != initial  # The run did move it (2 overflow skips at the start), so this
   # comparison can tell a restored scale from a fresh one.

@@ -6,6 +6,7 @@ import ml_collections
 from wgan_dist import data
 from wgan_dist import distribution
 from wgan_dist import models
+from wgan_dist import optimizers
 from wgan_dist import precision
 
 
@@ -37,6 +38,9 @@ def validate(config: ml_collections.ConfigDict) -> None:
   _choice(config, 'model.critic_norm', models.CRITIC_NORMS)
   _choice(config, 'mixed_precision', precision.PRECISIONS)
   _choice(config, 'distribution.strategy', distribution.STRATEGIES)
+  _choice(config, 'train.lr_decay', optimizers.LR_DECAYS)
+  _require(config.distribution.peer_timeout_secs > 0, 'distribution.peer_timeout_secs',
+           config.distribution.peer_timeout_secs, '> 0 seconds')
 
   shapes = models.SUPPORTED_IMAGE_SHAPES[config.model.architecture]
   shape = (config.data.image_size, config.data.channels)

@@ -161,10 +161,28 @@ def load_source(config: ml_collections.ConfigDict) -> Source:
   return source
 
 
-def _to_model_range(images: tf.Tensor, image_size: int) -> tf.Tensor:
-  """uint8 [0, 255] (or float [0, 1]) images -> float32 in [-1, 1] at image_size."""
+def _center_square(images: tf.Tensor) -> tf.Tensor:
+  """The largest centred square of [H, W, C] or [N, H, W, C] images."""
+  height, width = images.shape[-3], images.shape[-2]
+  if height is None or width is None:  # Decoded files: the size is known only at run time.
+    shape = tf.shape(images)
+    height, width = shape[-3], shape[-2]
+    side = tf.minimum(height, width)
+  else:
+    side = min(height, width)  # Static: the result keeps a static shape.
+  return tf.image.crop_to_bounding_box(images, (height - side) // 2, (width - side) // 2, side,
+                                       side)
+
+
+def _to_model_range(images: tf.Tensor, image_size: int, center_crop: bool = False) -> tf.Tensor:
+  """uint8 [0, 255] (or float [0, 1]) images -> float32 in [-1, 1] at image_size.
+
+  center_crop: first cut the largest centred square, so resizing keeps the aspect ratio.
+  """
   scale = 127.5 if images.dtype == tf.uint8 else 0.5
   images = tf.cast(images, tf.float32) / scale - 1.0
+  if center_crop:
+    images = _center_square(images)
   if images.shape[-3] != image_size or images.shape[-2] != image_size:
     images = tf.image.resize(images, [image_size, image_size], antialias=True)
   return images
@@ -183,20 +201,28 @@ def make_dataset(source: Source, config: ml_collections.ConfigDict, batch_size: 
     dataset = tf.data.Dataset.from_tensor_slices(source.images)
   else:
     dataset = tf.data.Dataset.from_tensor_slices(source.files)
-  if input_context and input_context.num_input_pipelines > 1:
-    dataset = dataset.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)
   buffer = data.shuffle_buffer or source.size
   dataset = dataset.shuffle(buffer, seed=config.seed, reshuffle_each_iteration=True).repeat()
+  if input_context and input_context.num_input_pipelines > 1:
+    # One pipeline per worker. Each shuffles identically and keeps only its contiguous share of
+    # every global batch (before any decoding), so workers read different images and replica r
+    # of any cluster layout sees slice r of the global batch: results do not depend on how the
+    # replicas are spread over workers.
+    global_batch = config.train.global_batch_size
+    share = global_batch // input_context.num_input_pipelines
+    start = input_context.input_pipeline_id * share
+    dataset = dataset.batch(global_batch, drop_remainder=True)
+    dataset = dataset.map(lambda batch: batch[start:start + share]).unbatch()
   if source.files is not None:
     # Files differ in size: decode and resize one at a time, then batch.
     dataset = dataset.map(lambda p: _to_model_range(_decode_file(p, data.channels),
-                                                    data.image_size),
+                                                    data.image_size, data.center_crop),
                           num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     dataset = dataset.batch(batch_size, drop_remainder=True)
   else:
     # In-memory arrays: convert a whole batch at once.
     dataset = dataset.batch(batch_size, drop_remainder=True)
-    dataset = dataset.map(lambda x: _to_model_range(x, data.image_size),
+    dataset = dataset.map(lambda x: _to_model_range(x, data.image_size, data.center_crop),
                           num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
   return dataset.prefetch(tf.data.AUTOTUNE)
 
@@ -205,8 +231,9 @@ def make_distributed_dataset(strategy: tf.distribute.Strategy, config: ml_collec
                              source: Source) -> tf.distribute.DistributedDataset:
   """Each replica receives global_batch_size / replicas examples per batch.
 
-  With one input pipeline, consecutive per-replica batches go to replicas 0, 1, ... in turn, so
-  replica r's batch is slice r of what a single replica would see as its global batch.
+  One input pipeline per worker; consecutive per-replica batches of a pipeline go to its local
+  replicas 0, 1, ... in turn, so replica r's batch is slice r of what a single replica would see
+  as its global batch.
   """
   global_batch = config.train.global_batch_size
 

@@ -1,14 +1,22 @@
-"""Creates the tf.distribute strategy a config asks for.
+"""Creates the tf.distribute strategy a config asks for, and says which process is the chief.
 
-Must run before any other TensorFlow op: splitting the CPU into logical devices (and, later,
-multi-worker collectives) is only possible before TensorFlow initialises its devices.
+Must run before any other TensorFlow op: splitting the CPU into logical devices and starting the
+multi-worker server and collectives are only possible before TensorFlow initialises its devices.
+
+Multi-worker jobs are described by the `TF_CONFIG` environment variable, as TensorFlow defines it:
+  {"cluster": {"worker": ["host0:port", "host1:port"]}, "task": {"type": "worker", "index": 0}}
+Worker 0 (or the task of type "chief", if the cluster has one) is the chief.
 """
+
+import json
+import os
 
 import ml_collections
 import tensorflow as tf
 from absl import logging
 
-STRATEGIES = ('auto', 'one_device', 'mirrored')
+STRATEGIES = ('auto', 'one_device', 'mirrored', 'multi_worker')
+_COORDINATED_JOBS = ('chief', 'worker')
 
 # One strategy per device set and process: two MirroredStrategy objects over the same devices
 # number their collective ops from the same keys, and the second one's all-reduce can then meet
@@ -32,12 +40,90 @@ def _logical_cpus(count: int) -> list[str]:
   return [device.name for device in tf.config.list_logical_devices('CPU')[:count]]
 
 
+def tf_config() -> dict:
+  """The parsed TF_CONFIG environment variable ({} when unset); a clear error when malformed."""
+  text = os.environ.get('TF_CONFIG', '')
+  if not text.strip():
+    return {}
+  try:
+    parsed = json.loads(text)
+  except json.JSONDecodeError as error:
+    raise ValueError(f'TF_CONFIG is not valid JSON ({error}): {text!r}') from error
+  if not isinstance(parsed, dict) or not isinstance(parsed.get('cluster', {}), dict):
+    raise ValueError(f'TF_CONFIG must be a JSON object with a "cluster" object: {text!r}')
+  return parsed
+
+
+def cluster_tasks() -> list[tuple[str, int, str]]:
+  """(job, index, address) of every chief and worker task TF_CONFIG names, chief first."""
+  cluster = tf_config().get('cluster', {})
+  return [(job, index, address) for job in _COORDINATED_JOBS
+          for index, address in enumerate(cluster.get(job, []))]
+
+
+def this_task() -> tuple[str, int]:
+  """(type, index) of this process's task in TF_CONFIG; ('worker', 0) without one."""
+  task = tf_config().get('task', {})
+  return task.get('type', 'worker'), int(task.get('index', 0))
+
+
+def is_chief() -> bool:
+  """Whether this process writes events, samples, config.json and the real checkpoints."""
+  tasks = cluster_tasks()
+  if len(tasks) <= 1:
+    return True
+  return this_task() == tasks[0][:2]
+
+
+def _multi_worker_strategy(config: ml_collections.ConfigDict,
+                           gpus: list) -> tf.distribute.Strategy:
+  tasks = cluster_tasks()
+  task_type, task_index = this_task()
+  if (task_type, task_index) not in [task[:2] for task in tasks]:
+    raise ValueError(f'TF_CONFIG task {task_type!r} {task_index} is not in its cluster '
+                     f'{[task[:2] for task in tasks]}')
+  if config.distribution.cpu_replicas > 1:
+    raise ValueError(f'distribution.cpu_replicas={config.distribution.cpu_replicas} is not '
+                     "allowed with distribution.strategy='multi_worker': each worker uses its "
+                     'GPUs or one CPU; allowed: 0 or 1')
+  timeout_ms = int(config.distribution.peer_timeout_secs * 1000)
+  # The coordination service (leader: the chief) sends heartbeats between tasks; a task that
+  # misses them for timeout_ms is declared dead and every other task fails instead of waiting
+  # forever in a collective. Configured here because the strategy would otherwise start it with
+  # defaults; must precede the strategy.
+  from tensorflow.compiler.xla.tsl.protobuf import coordination_config_pb2  # pylint: disable=g-direct-tensorflow-import,import-outside-toplevel
+  from tensorflow.python.eager import context  # pylint: disable=g-direct-tensorflow-import,import-outside-toplevel
+  jobs = [coordination_config_pb2.CoordinatedJob(
+      name=job, num_tasks=sum(1 for task in tasks if task[0] == job))
+          for job in _COORDINATED_JOBS if any(task[0] == job for task in tasks)]
+  context.context().configure_coordination_service(
+      service_type='standalone', service_leader=f'/job:{tasks[0][0]}/replica:0/task:0',
+      heartbeat_timeout_in_ms=timeout_ms, cluster_register_timeout_in_ms=timeout_ms,
+      shutdown_barrier_timeout_in_ms=timeout_ms, coordinated_jobs=jobs)
+  # Every task waits at registration for all the others, at most timeout_ms, then fails with
+  # an error naming the missing ones (without it the chief waits forever inside TensorFlow
+  # with the Python interpreter locked). Not an argument of the method above, hence the field.
+  context.context().coordination_service.cluster_register_with_barrier = True
+  options = tf.distribute.experimental.CommunicationOptions(
+      implementation=(tf.distribute.experimental.CommunicationImplementation.NCCL if gpus
+                      else tf.distribute.experimental.CommunicationImplementation.RING))
+  return tf.distribute.MultiWorkerMirroredStrategy(communication_options=options)
+
+
 def create_strategy(config: ml_collections.ConfigDict) -> tf.distribute.Strategy:
   """Returns the strategy for `config.distribution` (see configs/default.py)."""
   name = config.distribution.strategy
   cpu_replicas = config.distribution.cpu_replicas
   if name not in STRATEGIES:
     raise ValueError(f'distribution.strategy={name!r} is not allowed; allowed: {STRATEGIES}')
+  if name == 'multi_worker' or (name == 'auto' and len(cluster_tasks()) > 1):
+    if ('multi_worker',) not in _STRATEGIES:
+      _STRATEGIES[('multi_worker',)] = _multi_worker_strategy(
+          config, tf.config.list_physical_devices('GPU'))
+    strategy = _STRATEGIES[('multi_worker',)]
+    logging.info('Strategy MultiWorkerMirroredStrategy: task %s of %d, %d replica(s) in sync',
+                 this_task(), len(cluster_tasks()), strategy.num_replicas_in_sync)
+    return strategy
   gpus = tf.config.list_physical_devices('GPU')
   cpus = _logical_cpus(cpu_replicas) if cpu_replicas > 0 else []
 

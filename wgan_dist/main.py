@@ -14,6 +14,7 @@ from ml_collections import config_flags
 
 from wgan_dist import config_validation
 from wgan_dist import data
+from wgan_dist import peers
 from wgan_dist import train
 
 _CONFIG = config_flags.DEFINE_config_file(
@@ -56,6 +57,10 @@ def main(argv: list[str]) -> None:
     # A clear one-line reason instead of a traceback; nothing saved is touched.
     logging.error('%s', error)
     sys.exit(f'error: {error}')
+  except peers.LostWorkerError as error:
+    logging.error('%s', error)
+    print(f'error: {error}', file=sys.stderr)
+    sys.exit(peers.EXIT_LOST_WORKER)
 
 
 if __name__ == '__main__':

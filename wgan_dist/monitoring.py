@@ -16,17 +16,24 @@ from wgan_dist import images
 class Monitor:
   """Writes the SPEC.md tags under `workdir/train` and sample grids under `workdir/samples`."""
 
-  def __init__(self, workdir: str, *, total_steps: int, images_per_step: int):
+  def __init__(self, workdir: str, *, total_steps: int, images_per_step: int,
+               is_chief: bool = True):
     self._workdir = workdir
     self._total_steps = total_steps
     self._images_per_step = images_per_step
-    self._writer = tf.summary.create_file_writer(os.path.join(workdir, 'train'))
+    # Under multi-worker only the chief writes; the others keep the console line (their own
+    # throughput) and write nothing into the shared workdir.
+    self._is_chief = is_chief
+    self._writer = (tf.summary.create_file_writer(os.path.join(workdir, 'train')) if is_chief
+                    else tf.summary.create_noop_writer())
     self._sums: dict[str, float] = {}
     self._steps_in_window = 0
     self._window_start = (time.perf_counter(), 0)
 
   def write_config(self, config: ml_collections.ConfigDict, step: int) -> None:
     """Saves the resolved config as config.json and as a TensorBoard text summary."""
+    if not self._is_chief:
+      return
     text = config.to_json_best_effort(indent=2, sort_keys=True)
     tf.io.gfile.makedirs(self._workdir)
     with tf.io.gfile.GFile(os.path.join(self._workdir, 'config.json'), 'w') as f:
@@ -75,8 +82,10 @@ class Monitor:
     self._window_start = (time.perf_counter(), step)
     return means
 
-  def write_samples(self, step: int, samples: np.ndarray) -> str:
+  def write_samples(self, step: int, samples: np.ndarray) -> Optional[str]:
     """Writes the 4x4 grid as `samples/step_NNNNNN.png` and TensorBoard image `samples`."""
+    if not self._is_chief:
+      return None
     grid = images.to_grid(samples, rows=4)
     path = os.path.join(self._workdir, 'samples', f'step_{step:06d}.png')
     tf.io.gfile.makedirs(os.path.dirname(path))

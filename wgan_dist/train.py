@@ -7,6 +7,7 @@ before models are built, and a checkpoint in the workdir is restored before the 
 
 import dataclasses
 import math
+from typing import Optional
 
 import keras
 import ml_collections
@@ -21,6 +22,7 @@ from wgan_dist import distribution
 from wgan_dist import models
 from wgan_dist import monitoring
 from wgan_dist import optimizers
+from wgan_dist import peers
 from wgan_dist import precision
 from wgan_dist import random_keys
 from wgan_dist import steps
@@ -62,18 +64,24 @@ class TrainState:
     return {field.name: getattr(self, field.name) for field in dataclasses.fields(self)}
 
 
-def create_train_state(config: ml_collections.ConfigDict,
-                       strategy: tf.distribute.Strategy) -> TrainState:
-  """Models and optimizers under `strategy`, initialised from `config.seed`."""
+def create_train_state(config: ml_collections.ConfigDict, strategy: tf.distribute.Strategy,
+                       total_steps: Optional[int] = None) -> TrainState:
+  """Models and optimizers under `strategy`, initialised from `config.seed`.
+
+  `total_steps` (generator steps of the whole run) sets the length of a decaying learning rate;
+  None means `config.train.num_steps`.
+  """
   keras.utils.set_random_seed(config.seed)  # Weight initialisation.
   with strategy.scope():
     with precision.policy_scope(config.mixed_precision):
       generator, critic = models.build_models(config)
     generator_optimizer = precision.wrap_optimizer(
-        optimizers.make_adam(config.train, 'generator_adam'), config.mixed_precision,
+        optimizers.make_adam(config.train, 'generator_adam', updates_per_step=1,
+                             total_steps=total_steps), config.mixed_precision,
         config.initial_loss_scale)
     critic_optimizer = precision.wrap_optimizer(
-        optimizers.make_adam(config.train, 'critic_adam'), config.mixed_precision,
+        optimizers.make_adam(config.train, 'critic_adam', updates_per_step=config.train.n_critic,
+                             total_steps=total_steps), config.mixed_precision,
         config.initial_loss_scale)
     # Built now so that a restore fills their slots and the step function creates no variables.
     generator_optimizer.build(generator.trainable_variables)
@@ -98,19 +106,24 @@ def _precision_scalars(state: TrainState) -> dict[str, float]:
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, float]:
   """Trains (or resumes) WGAN-GP for `config` in `workdir`; returns the last logged means."""
   config_validation.validate(config)
-  strategy = distribution.create_strategy(config)
-  config_validation.validate_replicas(config, strategy.num_replicas_in_sync)
-  source = data.load_source(config)
-  total_steps = resolve_num_steps(config, source.size)
+  multi_worker = len(distribution.cluster_tasks()) > 1
+  # Start-up waits for every worker; TensorFlow does not bound that wait, this does.
+  with peers.startup_deadline(config.distribution.peer_timeout_secs):
+    strategy = distribution.create_strategy(config)
+    config_validation.validate_replicas(config, strategy.num_replicas_in_sync)
+    source = data.load_source(config)
+    total_steps = resolve_num_steps(config, source.size)
 
-  state = create_train_state(config, strategy)
-  logging.info('Generator %s: %d parameters; critic %s: %d parameters', state.generator.name,
-               state.generator.count_params(), state.critic.name, state.critic.count_params())
-  generator, step = state.generator, state.step
-  manager = checkpointing.make_manager(workdir, config.max_checkpoints_to_keep,
-                                       **state.as_dict())
-  if checkpointing.restore_latest(manager):
-    logging.info('Resuming at step %d of %d', int(step.numpy()), total_steps)
+    state = create_train_state(config, strategy, total_steps)
+    logging.info('Generator %s: %d parameters; critic %s: %d parameters', state.generator.name,
+                 state.generator.count_params(), state.critic.name,
+                 state.critic.count_params())
+    generator, step = state.generator, state.step
+    is_chief = distribution.is_chief()
+    checkpointer = checkpointing.Checkpointer(workdir, config.max_checkpoints_to_keep,
+                                              is_chief=is_chief, **state.as_dict())
+    if checkpointer.restore_latest():
+      logging.info('Resuming at step %d of %d', int(step.numpy()), total_steps)
 
   train_loop = steps.make_train_loop(strategy=strategy, config=config, **state.as_dict())
   iterator = iter(data.make_distributed_dataset(strategy, config, source))
@@ -121,7 +134,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
 
   monitor = monitoring.Monitor(
       workdir, total_steps=total_steps,
-      images_per_step=config.train.n_critic * config.train.global_batch_size)
+      images_per_step=config.train.n_critic * config.train.global_batch_size, is_chief=is_chief)
   current = int(step.numpy())
   monitor.write_config(config, current)
   monitor.start_window(current)
@@ -141,12 +154,17 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
         first_call = False
       if is_due(current, config.log_every_steps, total_steps):
         last_means = monitor.log(current, _precision_scalars(state))
-      if is_due(current, config.sample_every_steps, total_steps):
+      if is_chief and is_due(current, config.sample_every_steps, total_steps):
         monitor.write_samples(current, np.asarray(sample()))
       if is_due(current, config.checkpoint_every_steps, total_steps):
-        logging.info('Saved %s', manager.save(checkpoint_number=current))
+        logging.info('Saved checkpoint at step %d: %s', current,
+                     checkpointer.save(current) or 'chief keeps it')
     if not last_means:
       logging.info('Nothing to do: the checkpoint is at step %d of %d', current, total_steps)
+  except tf.errors.OpError as error:
+    if multi_worker:  # A failed collective: name the lost peer in one line.
+      raise peers.lost_worker_error(error) from error
+    raise
   finally:
     monitor.close()  # Flushes what was written, even when a step fails.
   return last_means
