@@ -29,6 +29,9 @@ def get_config() -> ml_collections.ConfigDict:
   # Crop the largest centred square before resizing (e.g. CelebA's 178x218 faces); False
   # resizes the whole image (changing its aspect ratio when it is not square).
   config.data.center_crop = False
+  # An image file that cannot be decoded ('folder'): 'fail' stops before training with an error
+  # naming the file; 'skip' leaves it out, counts it and logs the count and the first names.
+  config.data.on_bad_image = 'fail'
   # Shuffle buffer in examples; 0 = the whole data set (every source here fits in memory).
   config.data.shuffle_buffer = 0
 
@@ -64,6 +67,9 @@ def get_config() -> ml_collections.ConfigDict:
   config.train.num_epochs = 50
   # At most this many generator steps per tf.function call (fewer host round trips).
   config.train.steps_per_loop = 50
+  # Compile the training loop with XLA. Off by default: on CPUs XLA made the step many times
+  # slower (BENCHMARKS.md); measure with `python -m wgan_dist.bench` before turning it on.
+  config.train.jit_compile = False
   # Exponential moving average of the generator weights (decay per generator step); 0 = off.
   # Kept in checkpoints; samples and evaluation can use it.
   config.train.ema_decay = 0.0
@@ -89,6 +95,9 @@ def get_config() -> ml_collections.ConfigDict:
   config.log_every_steps = 100
   config.sample_every_steps = 500
   config.checkpoint_every_steps = 1000
+  # Generator steps [first, last) to trace with the TensorFlow profiler into workdir/profile
+  # (TensorBoard's Profile tab); (0, 0) = off.
+  config.profile_steps = (0, 0)
   # Checkpoints kept in workdir/checkpoints.
   config.max_checkpoints_to_keep = 3
 
