@@ -14,6 +14,18 @@ from wgan_dist import steps
 from wgan_dist import train
 
 NUM_STEPS = 3
+# Replica batches of another shape sum in another order: gradients differ by rounding noise,
+# and Adam's first steps (update ≈ lr·sign(g)) turn an element whose gradient is within that noise
+# of 0 into a difference of up to one lr. How much noise depends on the CPU's kernels: on one
+# machine everything agreed to 1e-5; on an AVX-512 machine with oneDNN the losses differed by up
+# to 9.4e-5 and the generator's gradient norm by 5e-4 relative, and 1-8% of some generator
+# kernels by up to 0.65·lr, with mean differences under 0.03·lr. The bounds below leave room for
+# that and still fail on the errors this test is for: a doubled learning rate or λ, or shared
+# noise across replicas, move losses by percents and every weight by about lr per step.
+LOSS_RTOL = {'generator_grad_norm': 2e-3}
+DEFAULT_LOSS_RTOL = 1e-3
+MAX_WEIGHT_DIFF_IN_LR = 1.0
+MEAN_WEIGHT_DIFF_IN_LR = 0.1
 
 
 @pytest.fixture(scope='module')
@@ -27,8 +39,8 @@ def test_losses_match(runs):
   (one, _, _), (two, _, _) = runs
   for step, (a, b) in enumerate(zip(one, two)):
     for name in steps.METRICS:
-      np.testing.assert_allclose(b[name], a[name], rtol=1e-5, atol=1e-6,
-                                 err_msg=f'{name} at step {step}')
+      np.testing.assert_allclose(b[name], a[name], rtol=LOSS_RTOL.get(name, DEFAULT_LOSS_RTOL),
+                                 atol=1e-6, err_msg=f'{name} at step {step}')
 
 
 def test_weights_match(runs):
@@ -41,7 +53,9 @@ def test_weights_match(runs):
     if name in bounded:
       np.testing.assert_allclose(two[name], a, atol=2 * NUM_STEPS * lr, err_msg=name)
     else:
-      np.testing.assert_allclose(two[name], a, rtol=1e-5, atol=1e-6, err_msg=name)
+      difference = np.abs(two[name] - a)
+      assert difference.max() <= MAX_WEIGHT_DIFF_IN_LR * lr, (name, difference.max() / lr)
+      assert difference.mean() <= MEAN_WEIGHT_DIFF_IN_LR * lr, (name, difference.mean() / lr)
       checked += 1
   assert checked > len(bounded)
 

@@ -21,6 +21,19 @@ from absl import logging
 CHECKPOINT_NAME = 'ckpt'
 
 
+class CheckpointMismatchError(ValueError):
+  """The workdir's checkpoint was written by a model of another shape or structure."""
+
+
+def _checkpoint_number(prefix: str) -> int:
+  return int(prefix.rsplit('-', 1)[1])
+
+
+def _first_line(error: Exception) -> str:
+  text = str(error).strip()
+  return text.splitlines()[0][:300] if text else type(error).__name__
+
+
 class Checkpointer:
   """Saves `trackables` (models, optimizers, counters) and restores the newest save."""
 
@@ -35,17 +48,51 @@ class Checkpointer:
 
   def latest(self) -> Optional[str]:
     """Prefix of the chief's newest checkpoint, or None."""
-    return tf.train.latest_checkpoint(self.directory)
+    found = self.candidates()
+    return found[0] if found else None
+
+  def candidates(self) -> list[str]:
+    """Prefixes of the chief's checkpoints whose index file exists, newest first."""
+    state = tf.train.get_checkpoint_state(self.directory)
+    listed = list(state.all_model_checkpoint_paths) if state else []
+    # Also any save the state file does not list (a run killed between writing and listing).
+    found = [path[:-len('.index')] for path in tf.io.gfile.glob(
+        os.path.join(self.directory, f'{CHECKPOINT_NAME}-*.index'))]
+    prefixes = {os.path.join(self.directory, os.path.basename(path)) for path in listed + found}
+    existing = [path for path in prefixes if tf.io.gfile.exists(path + '.index')]
+    return sorted(existing, key=_checkpoint_number, reverse=True)
 
   def restore_latest(self) -> Optional[str]:
-    """Restores the newest checkpoint if there is one; returns its prefix (None: fresh start)."""
-    latest = self.latest()
-    if latest is None:
-      return None
-    # Every saved object must find its variable: a mismatch means another model was trained here.
-    self.checkpoint.restore(latest).assert_existing_objects_matched()
-    logging.info('Resumed from %s', latest)
-    return latest
+    """Restores the newest readable checkpoint; returns its prefix (None: fresh start).
+
+    An unreadable one (a save killed midway, a truncated file) is skipped with a warning that
+    names it; a readable one that does not fit the model raises CheckpointMismatchError.
+    """
+    for prefix in self.candidates():
+      status = None
+      try:
+        tf.train.load_checkpoint(prefix).get_variable_to_shape_map()  # Index readable?
+        status = self.checkpoint.restore(prefix)
+        # Every saved object must find its variable: a mismatch means another model was
+        # trained here.
+        status.assert_existing_objects_matched()
+      except (tf.errors.DataLossError, tf.errors.NotFoundError, tf.errors.OutOfRangeError,
+              IndexError) as error:  # IndexError: the reader's "read less bytes than requested".
+        if status is not None:
+          status.expect_partial()
+        logging.warning('Skipping checkpoint %s: it cannot be read (%s: %s); trying an older '
+                        'one', prefix, type(error).__name__, str(error).splitlines()[0][:200])
+        continue
+      except (AssertionError, ValueError, tf.errors.InvalidArgumentError) as error:
+        if status is not None:
+          status.expect_partial()  # No second warning about the values that did not fit.
+        raise CheckpointMismatchError(
+            f'checkpoint {prefix} does not fit the configured model ({_first_line(error)}); '
+            'it was trained with another model config (see config.json beside it): use '
+            'another --workdir, or that config') from error
+      logging.info('Resumed from %s', prefix)
+      return prefix
+    return None
 
   def save(self, step: int) -> Optional[str]:
     """Saves at generator step `step`; returns the kept prefix (None on a non-chief worker)."""

@@ -12,9 +12,12 @@ from absl import flags
 from absl import logging
 from ml_collections import config_flags
 
+from wgan_dist import checkpointing
 from wgan_dist import config_validation
 from wgan_dist import data
 from wgan_dist import peers
+from wgan_dist import signals
+from wgan_dist import steps
 from wgan_dist import train
 
 _CONFIG = config_flags.DEFINE_config_file(
@@ -53,10 +56,14 @@ def main(argv: list[str]) -> None:
   logging.info('Workdir: %s', os.path.abspath(workdir))
   try:
     train.train_and_evaluate(_CONFIG.value, workdir)
-  except (config_validation.ConfigError, data.DataError) as error:
+  except (config_validation.ConfigError, data.DataError, checkpointing.CheckpointMismatchError,
+          steps.NonFiniteError) as error:
     # A clear one-line reason instead of a traceback; nothing saved is touched.
     logging.error('%s', error)
     sys.exit(f'error: {error}')
+  except signals.Stopped as stopped:
+    logging.warning('%s', stopped)
+    sys.exit(stopped.exit_code)
   except peers.LostWorkerError as error:
     logging.error('%s', error)
     print(f'error: {error}', file=sys.stderr)

@@ -82,6 +82,13 @@ class Monitor:
     self._window_start = (time.perf_counter(), step)
     return means
 
+  def write_scalars(self, step: int, scalars: dict[str, float]) -> None:
+    """Writes `scalars` (full tags, e.g. eval/fid) at `step`."""
+    with self._writer.as_default():
+      for tag, value in scalars.items():
+        tf.summary.scalar(tag, value, step=step)
+    self._writer.flush()
+
   def write_samples(self, step: int, samples: np.ndarray) -> Optional[str]:
     """Writes the 4x4 grid as `samples/step_NNNNNN.png` and TensorBoard image `samples`."""
     if not self._is_chief:

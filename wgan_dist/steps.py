@@ -18,13 +18,32 @@ import keras
 import ml_collections
 import tensorflow as tf
 
+from wgan_dist import ema
 from wgan_dist import losses
 from wgan_dist import precision
 from wgan_dist import random_keys
 
 METRICS = ('critic_loss', 'gradient_penalty', 'wasserstein_estimate', 'critic_grad_norm',
            'generator_loss', 'generator_grad_norm')
+# Also returned by the loop, besides the METRICS means: how many steps it ran, and the first
+# step (1-based, as the step counter after it) with a non-finite value, or -1.
+STEPS_RUN = 'steps_run'
+NONFINITE_STEP = 'nonfinite_step'
 _SUM = tf.distribute.ReduceOp.SUM
+
+
+class NonFiniteError(RuntimeError):
+  """Training produced NaN or Inf; nothing from that point on was saved."""
+
+  def __init__(self, step: int, quantities: list[str], last_checkpoint: Optional[str]):
+    self.step = step
+    self.quantities = quantities
+    kept = (f'the last checkpoint, {last_checkpoint}, is from before it'
+            if last_checkpoint else 'no checkpoint was saved')
+    super().__init__(
+        f'non-finite {", ".join(quantities) or "values"} at generator step {step}; training '
+        f'stopped and {kept}. Try a lower train.learning_rate, a larger '
+        'train.gp_lambda, or mixed_precision=float32')
 
 
 def _sum_gradients_over_replicas(grads: list[tf.Tensor]) -> list[tf.Tensor]:
@@ -58,12 +77,16 @@ def critic_loss_and_gradients(*, critic: keras.Model, real: tf.Tensor, fake: tf.
 def make_train_loop(*, strategy: tf.distribute.Strategy, generator: keras.Model,
                     critic: keras.Model, generator_optimizer: keras.optimizers.Optimizer,
                     critic_optimizer: keras.optimizers.Optimizer, step: tf.Variable,
-                    skipped_updates: tf.Variable, config: ml_collections.ConfigDict) -> Callable:
+                    skipped_updates: tf.Variable, config: ml_collections.ConfigDict,
+                    ema_generator: Optional[keras.Model] = None) -> Callable:
   """Returns `train_loop(iterator, num_steps) -> {metric: mean over the steps}`.
 
   `iterator` yields distributed real batches; `step` (generator steps done) advances by
   `num_steps` and keys the noise, so a resumed run draws what an uninterrupted one would.
+  The loop ends early after a step with a non-finite loss or gradient norm; the result's
+  STEPS_RUN and NONFINITE_STEP entries say so.
   `skipped_updates` counts critic and generator updates skipped for non-finite gradients.
+  `ema_generator`, when given, is averaged towards the generator after every generator step.
   """
   train = config.train
   global_batch = train.global_batch_size
@@ -135,22 +158,42 @@ def make_train_loop(*, strategy: tf.distribute.Strategy, generator: keras.Model,
   def count_skipped(flag: tf.Tensor) -> None:
     skipped_updates.assign_add(tf.cast(tf.round(flag), tf.int64))
 
-  @tf.function
+  @tf.function(jit_compile=config.train.jit_compile)
   def train_loop(iterator, num_steps: tf.Tensor) -> dict[str, tf.Tensor]:
     totals = {name: tf.constant(0.0) for name in METRICS}
+    steps_run = tf.constant(0, tf.int32)
+    nonfinite_step = tf.constant(-1, tf.int64)
     for _ in tf.range(num_steps):
       step_value = step.read_value()
+      this_step = {name: tf.constant(0.0) for name in METRICS}
+      skipped_in_step = tf.constant(0.0)
       for iteration in tf.range(n_critic):
         critic_metrics = reduce(strategy.run(critic_step, args=(next(iterator), step_value,
                                                                 iteration)))
         count_skipped(critic_metrics['skipped'])
-        totals = {name: total + critic_metrics[name] / n_critic if name in critic_metrics
-                  else total for name, total in totals.items()}
+        skipped_in_step += critic_metrics['skipped']
+        this_step = {name: value + critic_metrics[name] / n_critic if name in critic_metrics
+                     else value for name, value in this_step.items()}
       generator_metrics = reduce(strategy.run(generator_step, args=(step_value,)))
       count_skipped(generator_metrics['skipped'])
-      totals = {name: total + generator_metrics.get(name, 0.0)
-                for name, total in totals.items()}
+      skipped_in_step += generator_metrics['skipped']
+      this_step = {name: value + generator_metrics.get(name, 0.0)
+                   for name, value in this_step.items()}
+      totals = {name: totals[name] + this_step[name] for name in METRICS}
+      if ema_generator is not None:
+        ema.update(ema_generator, generator, train.ema_decay)
       step.assign_add(1)
-    return {name: total / tf.cast(num_steps, tf.float32) for name, total in totals.items()}
+      steps_run += 1
+      # A non-finite value in a step whose updates were all applied means the weights are no
+      # longer finite: stop here, so the caller can fail before anything is saved. (A step the
+      # loss scale skipped changed nothing; the scale handles it.)
+      if tf.logical_and(tf.logical_not(_all_finite(list(this_step.values()))),
+                        skipped_in_step < 0.5):
+        nonfinite_step = step_value + 1
+        break
+    means = {name: total / tf.cast(steps_run, tf.float32) for name, total in totals.items()}
+    means[STEPS_RUN] = steps_run
+    means[NONFINITE_STEP] = nonfinite_step
+    return means
 
   return train_loop

@@ -7,6 +7,7 @@ before models are built, and a checkpoint in the workdir is restored before the 
 
 import dataclasses
 import math
+import os
 from typing import Optional
 
 import keras
@@ -19,13 +20,16 @@ from wgan_dist import checkpointing
 from wgan_dist import config_validation
 from wgan_dist import data
 from wgan_dist import distribution
+from wgan_dist import ema
 from wgan_dist import models
 from wgan_dist import monitoring
 from wgan_dist import optimizers
 from wgan_dist import peers
 from wgan_dist import precision
 from wgan_dist import random_keys
+from wgan_dist import signals
 from wgan_dist import steps
+from wgan_dist.eval import evaluator as evaluator_lib
 
 NUM_SAMPLES = 16  # The fixed noise vectors of the 4x4 sample grid.
 
@@ -58,10 +62,13 @@ class TrainState:
   critic_optimizer: keras.optimizers.Optimizer
   step: tf.Variable  # Generator steps done; keys the noise of the next step.
   skipped_updates: tf.Variable  # Updates skipped for non-finite gradients (mixed_float16).
+  ema_generator: Optional[keras.Model] = None  # Averaged weights; None when train.ema_decay=0.
 
   def as_dict(self) -> dict:
-    # Not dataclasses.asdict: that deep-copies the models.
-    return {field.name: getattr(self, field.name) for field in dataclasses.fields(self)}
+    # Not dataclasses.asdict: that deep-copies the models. Absent parts are left out, so a
+    # checkpoint holds only what the run has.
+    return {field.name: getattr(self, field.name) for field in dataclasses.fields(self)
+            if getattr(self, field.name) is not None}
 
 
 def create_train_state(config: ml_collections.ConfigDict, strategy: tf.distribute.Strategy,
@@ -75,6 +82,8 @@ def create_train_state(config: ml_collections.ConfigDict, strategy: tf.distribut
   with strategy.scope():
     with precision.policy_scope(config.mixed_precision):
       generator, critic = models.build_models(config)
+      ema_generator = (ema.make_ema_generator(generator, lambda: models.build_models(config)[0])
+                       if config.train.ema_decay > 0 else None)
     generator_optimizer = precision.wrap_optimizer(
         optimizers.make_adam(config.train, 'generator_adam', updates_per_step=1,
                              total_steps=total_steps), config.mixed_precision,
@@ -89,7 +98,7 @@ def create_train_state(config: ml_collections.ConfigDict, strategy: tf.distribut
     step = tf.Variable(0, dtype=tf.int64, trainable=False, name='step')
     skipped_updates = tf.Variable(0, dtype=tf.int64, trainable=False, name='skipped_updates')
   return TrainState(generator, critic, generator_optimizer, critic_optimizer, step,
-                    skipped_updates)
+                    skipped_updates, ema_generator)
 
 
 def _precision_scalars(state: TrainState) -> dict[str, float]:
@@ -122,8 +131,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     is_chief = distribution.is_chief()
     checkpointer = checkpointing.Checkpointer(workdir, config.max_checkpoints_to_keep,
                                               is_chief=is_chief, **state.as_dict())
-    if checkpointer.restore_latest():
+    restored = checkpointer.restore_latest()
+    if restored:
       logging.info('Resuming at step %d of %d', int(step.numpy()), total_steps)
+      if state.ema_generator is not None and not _has_ema(restored):
+        logging.warning('%s has no EMA generator (train.ema_decay was 0): starting the average '
+                        'from the restored generator', restored)
+        state.ema_generator.set_weights(generator.get_weights())
 
   train_loop = steps.make_train_loop(strategy=strategy, config=config, **state.as_dict())
   iterator = iter(data.make_distributed_dataset(strategy, config, source))
@@ -131,6 +145,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
       [NUM_SAMPLES, config.model.noise_dim],
       seed=random_keys.key(config.seed, 0, 0, random_keys.FIXED_NOISE))
   sample = tf.function(lambda: generator(fixed_noise, training=False))
+  evaluator = (evaluator_lib.make_evaluator(config, strategy) if config.eval_every_steps > 0
+               else None)
+  profiler = Profiler(config.profile_steps, os.path.join(workdir, 'profile'), is_chief)
 
   monitor = monitoring.Monitor(
       workdir, total_steps=total_steps,
@@ -140,31 +157,116 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   monitor.start_window(current)
   last_means: dict[str, float] = {}
   first_call = True
+  intervals = [config.log_every_steps, config.sample_every_steps,
+               config.checkpoint_every_steps] + (
+                   [config.eval_every_steps] if evaluator else [])
+
+  def save() -> Optional[str]:
+    _check_finite_weights(state, current)  # Never save a broken state over a good one.
+    path = checkpointer.save(current)
+    logging.info('Saved checkpoint at step %d: %s', current, path or 'the chief keeps it')
+    return path
+
   try:
-    while current < total_steps:
-      num_steps = min(config.train.steps_per_loop, total_steps - current,
-                      steps_until_due(current, config.log_every_steps),
-                      steps_until_due(current, config.sample_every_steps),
-                      steps_until_due(current, config.checkpoint_every_steps))
-      metrics = train_loop(iterator, tf.constant(num_steps, tf.int32))
-      monitor.accumulate({name: value.numpy() for name, value in metrics.items()}, num_steps)
-      current += num_steps
-      if first_call:
-        monitor.start_window(current)  # Keep tracing time out of steps/s.
-        first_call = False
-      if is_due(current, config.log_every_steps, total_steps):
-        last_means = monitor.log(current, _precision_scalars(state))
-      if is_chief and is_due(current, config.sample_every_steps, total_steps):
-        monitor.write_samples(current, np.asarray(sample()))
-      if is_due(current, config.checkpoint_every_steps, total_steps):
-        logging.info('Saved checkpoint at step %d: %s', current,
-                     checkpointer.save(current) or 'chief keeps it')
-    if not last_means:
-      logging.info('Nothing to do: the checkpoint is at step %d of %d', current, total_steps)
+    with signals.StopSignals() as stop_signals:
+      while current < total_steps:
+        num_steps = min([config.train.steps_per_loop, total_steps - current,
+                         profiler.steps_until_boundary(current)] +
+                        [steps_until_due(current, every) for every in intervals])
+        profiler.update(current)
+        metrics = {name: value.numpy() for name, value in
+                   train_loop(iterator, tf.constant(num_steps, tf.int32)).items()}
+        steps_run = int(metrics.pop(steps.STEPS_RUN))
+        nonfinite_step = int(metrics.pop(steps.NONFINITE_STEP))
+        current += steps_run
+        if nonfinite_step >= 0:
+          raise steps.NonFiniteError(nonfinite_step, sorted(
+              name for name, value in metrics.items() if not np.isfinite(value)),
+                                     checkpointer.latest())
+        monitor.accumulate(metrics, steps_run)
+        if first_call:
+          monitor.start_window(current)  # Keep tracing time out of steps/s.
+          first_call = False
+        if is_due(current, config.log_every_steps, total_steps):
+          last_means = monitor.log(current, _precision_scalars(state))
+        if is_chief and is_due(current, config.sample_every_steps, total_steps):
+          monitor.write_samples(current, np.asarray(sample()))
+        if evaluator and is_due(current, config.eval_every_steps, total_steps):
+          monitor.write_scalars(current, _evaluate(evaluator, state))
+        if is_due(current, config.checkpoint_every_steps, total_steps):
+          save()
+        stop_signal = signals.agreed_signal(strategy, stop_signals.requested, multi_worker)
+        if stop_signal and current < total_steps:
+          path = save() if not is_due(current, config.checkpoint_every_steps,
+                                      total_steps) else checkpointer.latest()
+          raise signals.Stopped(stop_signal, current, path)
+      if not last_means:
+        logging.info('Nothing to do: the checkpoint is at step %d of %d', current, total_steps)
   except tf.errors.OpError as error:
     if multi_worker:  # A failed collective: name the lost peer in one line.
       raise peers.lost_worker_error(error) from error
     raise
   finally:
+    profiler.stop()
     monitor.close()  # Flushes what was written, even when a step fails.
   return last_means
+
+
+def _has_ema(checkpoint_prefix: str) -> bool:
+  return any(name.startswith('ema_generator/')
+             for name, _ in tf.train.list_variables(checkpoint_prefix))
+
+
+def _check_finite_weights(state: TrainState, step: int) -> None:
+  """Raises NonFiniteError naming the first variables that hold NaN or Inf."""
+  models_ = [state.generator, state.critic] + (
+      [state.ema_generator] if state.ema_generator is not None else [])
+  broken = [f'{model.name}/{variable.path}' for model in models_ for variable in model.weights
+            if not bool(tf.reduce_all(tf.math.is_finite(variable)))]
+  if broken:
+    raise steps.NonFiniteError(step, [f'weights {", ".join(broken[:5])}'], None)
+
+
+def _evaluate(evaluator, state: TrainState) -> dict[str, float]:
+  """eval/* scalars of the generator (and eval_ema/* of the averaged one), with class shares."""
+  scalars = evaluator.evaluate(state.generator)
+  scalars.update(evaluator_lib.class_share_scalars(evaluator.last_histogram))
+  logging.info('Evaluation: %s', ', '.join(f'{k} {v:.4g}' for k, v in sorted(scalars.items())
+                                           if 'class_share_' not in k))
+  if state.ema_generator is not None:
+    ema_scalars = evaluator.evaluate(state.ema_generator)
+    ema_scalars.update(evaluator_lib.class_share_scalars(evaluator.last_histogram))
+    scalars.update({name.replace('eval/', 'eval_ema/', 1): value
+                    for name, value in ema_scalars.items()})
+  return scalars
+
+
+class Profiler:
+  """TensorFlow profiler trace of generator steps [first, last) into `logdir` (chief only)."""
+
+  def __init__(self, steps_range, logdir: str, is_chief: bool):
+    self._first, self._last = (int(steps_range[0]), int(steps_range[1]))
+    self._logdir = logdir
+    self._enabled = is_chief and self._last > self._first
+    self._running = False
+
+  def steps_until_boundary(self, step: int) -> int:
+    """Steps to the next start or stop, so a loop call never straddles one."""
+    ahead = [edge - step for edge in (self._first, self._last) if edge > step]
+    return min(ahead) if self._enabled and ahead else 1 << 30
+
+  def update(self, step: int) -> None:
+    """Starts or stops the trace for the steps about to run from `step`."""
+    if not self._enabled:
+      return
+    if not self._running and self._first <= step < self._last:
+      tf.profiler.experimental.start(self._logdir)
+      self._running = True
+      logging.info('Profiling steps %d to %d into %s', self._first, self._last, self._logdir)
+    elif self._running and step >= self._last:
+      self.stop()
+
+  def stop(self) -> None:
+    if self._running:
+      tf.profiler.experimental.stop()
+      self._running = False

@@ -1,0 +1,117 @@
+"""Nothing lost: stop on SIGTERM/SIGINT with a checkpoint, fall back past an unreadable
+checkpoint, refuse a checkpoint of another model, and stop on NaN before saving it."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tests.conftest import REPO_ROOT
+from wgan_dist import checkpointing
+from wgan_dist import steps
+from wgan_dist import train
+
+MAIN = [sys.executable, '-m', 'wgan_dist.main', '--config=configs/mnist.py:tiny',
+        '--config.data.allow_download=False']
+
+
+def _checkpoint_steps(workdir) -> list[int]:
+  directory = os.path.join(workdir, 'checkpoints')
+  if not os.path.isdir(directory):
+    return []
+  return sorted(int(name[len('ckpt-'):-len('.index')]) for name in os.listdir(directory)
+                if name.endswith('.index'))
+
+
+def _run_main(args, timeout=180) -> subprocess.CompletedProcess:
+  return subprocess.run(MAIN + args, cwd=REPO_ROOT, capture_output=True, text=True,
+                        timeout=timeout, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2'),
+                        check=False)
+
+
+@pytest.mark.parametrize('signum, exit_code', [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_a_signal_saves_a_checkpoint_and_the_rerun_resumes(tmp_path, signum, exit_code):
+  workdir = str(tmp_path / 'workdir')
+  # Long enough never to finish; no periodic checkpoint, so the only save is the signal's.
+  args = [f'--workdir={workdir}', '--config.train.num_steps=1000000',
+          '--config.train.steps_per_loop=1', '--config.log_every_steps=1',
+          '--config.checkpoint_every_steps=1000000', '--config.sample_every_steps=1000000']
+  log_path = tmp_path / 'run.log'
+  with open(log_path, 'w') as log:
+    process = subprocess.Popen(MAIN + args, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT,
+                               env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2'))
+    deadline = time.monotonic() + 120
+    while 'step 3/' not in log_path.read_text():  # Training is under way.
+      assert process.poll() is None and time.monotonic() < deadline, log_path.read_text()
+      time.sleep(0.2)
+    process.send_signal(signum)
+    assert process.wait(timeout=60) == exit_code, log_path.read_text()[-3000:]
+  output = log_path.read_text()
+  saved = _checkpoint_steps(workdir)
+  assert len(saved) == 1 and saved[0] >= 3, output[-2000:]
+  assert f'stopped by {signal.Signals(signum).name} at step {saved[0]}' in output
+
+  rerun = _run_main([f'--workdir={workdir}', f'--config.train.num_steps={saved[0] + 2}'])
+  assert rerun.returncode == 0, rerun.stderr[-3000:]
+  assert f'Resuming at step {saved[0]} of {saved[0] + 2}' in rerun.stderr
+  assert _checkpoint_steps(workdir)[-1] == saved[0] + 2
+
+
+def test_an_unreadable_newest_checkpoint_is_skipped_with_a_warning(tiny_config, tmp_path,
+                                                                   caplog):
+  workdir = str(tmp_path)
+  train.train_and_evaluate(tiny_config, workdir)  # Saves at steps 2 and 4.
+  assert _checkpoint_steps(workdir) == [2, 4]
+  newest = os.path.join(workdir, 'checkpoints', 'ckpt-4.data-00000-of-00001')
+  with open(newest, 'r+b') as f:  # What a save killed midway can leave: a truncated file.
+    f.truncate(os.path.getsize(newest) // 3)
+  tiny_config.train.num_steps = 6
+  caplog.set_level('INFO')
+  train.train_and_evaluate(tiny_config, workdir)
+  messages = '\n'.join(record.getMessage() for record in caplog.records)
+  assert 'Skipping checkpoint' in messages and 'ckpt-4' in messages
+  assert 'Resuming at step 2 of 6' in messages
+  assert _checkpoint_steps(workdir)[-1] == 6
+
+
+def test_a_checkpoint_of_another_model_is_a_clear_error(tiny_config, tmp_path):
+  workdir = str(tmp_path)
+  train.train_and_evaluate(tiny_config, workdir)
+  before = sorted(os.listdir(os.path.join(workdir, 'checkpoints')))
+  wider = tiny_config.copy_and_resolve_references()
+  wider.model.base_filters = 8
+  with pytest.raises(checkpointing.CheckpointMismatchError,
+                     match='does not fit the configured model.*another --workdir'):
+    train.train_and_evaluate(wider, workdir)
+  assert sorted(os.listdir(os.path.join(workdir, 'checkpoints'))) == before  # Nothing lost.
+
+  # The command line says it in one line, with status 1.
+  result = _run_main([f'--workdir={workdir}', '--config.model.base_filters=8'])
+  assert result.returncode == 1
+  assert 'error: checkpoint ' in result.stderr and 'Traceback' not in result.stderr
+
+
+def test_non_finite_training_stops_naming_the_step_and_saves_nothing_broken(tiny_config,
+                                                                           tmp_path):
+  workdir = str(tmp_path)
+  tiny_config.train.learning_rate = 1e30  # Weights overflow within a few steps.
+  tiny_config.train.num_steps = 50
+  tiny_config.checkpoint_every_steps = 1
+  tiny_config.train.steps_per_loop = 10
+  with pytest.raises(steps.NonFiniteError, match='non-finite .* at generator step') as raised:
+    train.train_and_evaluate(tiny_config, workdir)
+  bad_step = raised.value.step
+  assert 1 <= bad_step < 50
+  saved = _checkpoint_steps(workdir)
+  assert all(step < bad_step for step in saved), (saved, bad_step)
+  for step in saved:  # Every checkpoint kept holds finite weights only.
+    reader = tf.train.load_checkpoint(os.path.join(workdir, 'checkpoints', f'ckpt-{step}'))
+    for name in reader.get_variable_to_shape_map():
+      value = reader.get_tensor(name)
+      if np.issubdtype(np.asarray(value).dtype, np.floating):
+        assert np.all(np.isfinite(value)), (step, name)

@@ -1,0 +1,77 @@
+"""Stop cleanly on SIGTERM (preemption, `kill`, `scancel`) or SIGINT (Ctrl-C).
+
+While training runs, the signal only sets a flag; the loop finishes the tf.function call in
+flight (at most `train.steps_per_loop` steps), saves a checkpoint and raises `Stopped`, and
+main.py exits with 128 + the signal number (143 for SIGTERM, 130 for SIGINT), the shell's
+convention for "ended by a signal", so schedulers see the job as unfinished. A second SIGINT
+stops at once (KeyboardInterrupt), without saving.
+
+Installed after the strategy exists: MultiWorkerMirroredStrategy installs its own SIGTERM
+listener (for TensorFlow's preemption handler), which this replaces. Under multi-worker the
+workers agree on stopping (any signalled worker stops them all) so they save together.
+"""
+
+import signal
+import types
+from typing import Optional
+
+import tensorflow as tf
+from absl import logging
+
+
+class Stopped(Exception):
+  """Training stopped on a signal after saving; `signum` is the signal."""
+
+  def __init__(self, signum: int, step: int, checkpoint: Optional[str]):
+    self.signum = signum
+    self.step = step
+    self.checkpoint = checkpoint
+    super().__init__(f'stopped by {signal.Signals(signum).name} at step {step}; saved '
+                     f'{checkpoint or "a checkpoint"}; rerun the same command to resume')
+
+  @property
+  def exit_code(self) -> int:
+    return 128 + self.signum
+
+
+class StopSignals:
+  """Context manager: SIGTERM and SIGINT set `requested` instead of ending the process."""
+
+  SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+  def __init__(self):
+    self.requested: Optional[int] = None
+    self._previous: dict[int, object] = {}
+
+  def _handle(self, signum: int, frame: Optional[types.FrameType]) -> None:
+    del frame
+    if signum == signal.SIGINT and self.requested == signal.SIGINT:
+      raise KeyboardInterrupt  # Asked twice: the user does not want to wait for the save.
+    self.requested = signum
+    logging.warning('Received %s: stopping after the current steps, with a checkpoint',
+                    signal.Signals(signum).name)
+
+  def __enter__(self) -> 'StopSignals':
+    for signum in self.SIGNALS:
+      self._previous[signum] = signal.signal(signum, self._handle)
+    return self
+
+  def __exit__(self, *exc_info) -> None:
+    for signum, handler in self._previous.items():
+      # None: the previous handler was not Python's (TensorFlow's own); the default is closest.
+      signal.signal(signum, signal.SIG_DFL if handler is None else handler)
+
+
+def agreed_signal(strategy: tf.distribute.Strategy, requested: Optional[int],
+                  multi_worker: bool) -> Optional[int]:
+  """The stop signal, if any worker received one; `requested` is this process's.
+
+  Multi-worker: a collective sum of the workers' flags, so all of them stop (and save) at the
+  same step; every worker must call this at the same points.
+  """
+  if not multi_worker:
+    return requested
+  flags = strategy.run(lambda: tf.constant(1.0 if requested else 0.0))
+  if float(strategy.reduce(tf.distribute.ReduceOp.SUM, flags, axis=None)) == 0:
+    return None
+  return requested or signal.SIGTERM  # Stopped because another worker was signalled.
