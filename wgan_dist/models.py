@@ -10,8 +10,9 @@ Both networks end in a float32 layer so that losses and the gradient penalty are
 float32 whatever the compute dtype of the layers in between.
 """
 
+import contextlib
 import importlib
-from typing import Callable
+from typing import Callable, Iterator
 
 import keras
 import ml_collections
@@ -57,6 +58,72 @@ class PerExampleLayerNorm(layers.Layer):
     return {**super().get_config(), 'epsilon': self.epsilon}
 
 
+@keras.saving.register_keras_serializable(package='wgan_dist')
+class PatchMatmulConv2D(layers.Conv2D):
+  """Conv2D computed as one matmul of its k·k·C input patches by the kernel (im2col).
+
+  The same variables (kernel [kh, kw, in, out], bias), config and, up to float rounding, the
+  same outputs and gradients as `layers.Conv2D`, so checkpoints are interchangeable. Worth it
+  where the image is tiny and the channels many: the seed critic's 512 -> 1024 layer on 3x3
+  inputs, whose convolution gradient kernels (oneDNN and Eigen alike) ran several times slower
+  than the same arithmetic as a matmul on a CPU, and which the gradient penalty's double
+  backprop runs three times per critic input. Elsewhere the convolution kernels are faster
+  (BENCHMARKS.md has the per-layer figures). The patches are k·k strided slices of the padded
+  input, concatenated along channels in the kernel's (row, column, channel) order; slices and
+  concatenation have gradients of every order, so the penalty's second derivative works.
+  """
+
+  def build(self, input_shape):
+    if self.groups != 1 or any(rate != 1 for rate in self.dilation_rate):
+      raise ValueError(f'{self.name}: PatchMatmulConv2D supports groups=1 and no dilation')
+    if self.data_format != 'channels_last':
+      raise ValueError(f'{self.name}: PatchMatmulConv2D supports channels_last only')
+    super().build(input_shape)
+
+  def convolution_op(self, inputs, kernel):
+    kernel_h, kernel_w, channels, filters = kernel.shape
+    stride_h, stride_w = self.strides
+    height, width = inputs.shape[1], inputs.shape[2]
+    if self.padding == 'same':
+      # TensorFlow's SAME: ceil(size / stride) outputs, the odd padding pixel at the end.
+      out_h, out_w = -(-height // stride_h), -(-width // stride_w)
+      pad_h = max((out_h - 1) * stride_h + kernel_h - height, 0)
+      pad_w = max((out_w - 1) * stride_w + kernel_w - width, 0)
+      inputs = ops.pad(inputs, [[0, 0], [pad_h // 2, pad_h - pad_h // 2],
+                                [pad_w // 2, pad_w - pad_w // 2], [0, 0]])
+    else:
+      out_h = (height - kernel_h) // stride_h + 1
+      out_w = (width - kernel_w) // stride_w + 1
+    patches = ops.concatenate(
+        [inputs[:, i:i + (out_h - 1) * stride_h + 1:stride_h,
+                j:j + (out_w - 1) * stride_w + 1:stride_w, :]
+         for i in range(kernel_h) for j in range(kernel_w)], axis=-1)
+    rows = ops.reshape(patches, [-1, kernel_h * kernel_w * channels])
+    outputs = ops.matmul(rows, ops.reshape(kernel, [kernel_h * kernel_w * channels, filters]))
+    return ops.reshape(outputs, [-1, out_h, out_w, filters])
+
+
+_PLAIN_CONVOLUTIONS = [False]
+
+
+@contextlib.contextmanager
+def plain_convolutions() -> Iterator[None]:
+  """Models built inside use `layers.Conv2D` where they would use PatchMatmulConv2D.
+
+  The reference formulation: the benchmark counts FLOPs on it (so a faster formulation of the
+  same arithmetic cannot change the count) and tests compare against it.
+  """
+  _PLAIN_CONVOLUTIONS.append(True)
+  try:
+    yield
+  finally:
+    _PLAIN_CONVOLUTIONS.pop()
+
+
+def _patch_matmul_conv() -> type:
+  return layers.Conv2D if _PLAIN_CONVOLUTIONS[-1] else PatchMatmulConv2D
+
+
 def critic_norm_layer(kind: str, name: str) -> layers.Layer:
   """The critic normalisation `model.critic_norm` names; refuses batch norm with the reason."""
   if kind == 'layer':
@@ -94,9 +161,13 @@ def _seed_critic(image_shape: tuple, b: int, norm: str) -> keras.Model:
   image = keras.Input(image_shape, name='image')
   x = layers.Conv2D(2 * b, 3, strides=2, padding='valid', name='conv0')(image)
   x = layers.LeakyReLU(LEAKY_SLOPE)(x)
-  for i, (filters, kernel, padding) in enumerate(
-      [(4 * b, 3, 'valid'), (8 * b, 4, 'same'), (16 * b, 4, 'same')], start=1):
-    x = layers.Conv2D(filters, kernel, strides=2, padding=padding, name=f'conv{i}')(x)
+  # conv3 (3x3 -> 2x2) as a matmul of patches: the convolution's gradient kernels were the
+  # slowest part of a critic update on CPUs; the larger images of conv1 and conv2 run faster
+  # as convolutions (PatchMatmulConv2D, BENCHMARKS.md).
+  for i, (filters, kernel, padding, conv) in enumerate(
+      [(4 * b, 3, 'valid', layers.Conv2D), (8 * b, 4, 'same', layers.Conv2D),
+       (16 * b, 4, 'same', _patch_matmul_conv())], start=1):
+    x = conv(filters, kernel, strides=2, padding=padding, name=f'conv{i}')(x)
     x = critic_norm_layer(norm, f'conv{i}_norm')(x)
     x = layers.LeakyReLU(LEAKY_SLOPE)(x)
   x = layers.Conv2D(1, 4, strides=1, padding='same', name='conv_out')(x)
