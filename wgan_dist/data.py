@@ -1,15 +1,33 @@
 """Real images for the critic: sources, the tf.data pipeline, and its distribution.
 
-`load_source(config)` finds and checks the images (a missing or empty path fails here, before
-any TensorFlow work); `make_distributed_dataset(strategy, config, source)` shuffles, repeats,
-batches each replica's share with drop_remainder and prefetches. Pixels are float32 in [-1, 1].
+`load_source(config)` finds and checks the images, so that bad input fails here, before any
+training work, with a DataError naming the field, the path or file and what is allowed;
+`make_distributed_dataset(strategy, config, source)` shuffles, repeats, batches each replica's
+share with drop_remainder and prefetches. Pixels are float32 in [-1, 1].
+
+What load_source checks:
+- 'folder': the directory exists and holds image files; every file is decoded once with the
+  decoder training uses (TensorFlow's), so a file that would fail mid-run fails now. Files that
+  cannot be read or decoded stop the run naming them (`data.on_bad_image='fail'`), or are left
+  out with a warning giving their count and first names ('skip'); none decodable is an error.
+  Files whose channel count differs from data.channels are converted when decoded: grayscale
+  is replicated to RGB; alpha is dropped; colour becomes luminance for data.channels=1. One log
+  line per run gives the counts (a warning when the conversion loses information).
+- In-memory arrays ('npz', 'tfds', keras.datasets): the channel count must equal data.channels
+  (arrays are not converted); pixels must be uint8, another integer type within [0, 255] (read
+  as uint8), or finite floats in [0, 1]; anything else (e.g. floats in [0, 255] or [-1, 1]) is
+  an error giving the dtype and the range found.
 """
 
+import collections
 import dataclasses
 import gzip
 import importlib.util
 import os
+import re
 import socket
+import time
+import zipfile
 from typing import Callable, Optional
 
 import ml_collections
@@ -19,6 +37,11 @@ from absl import logging
 
 SOURCES = ('mnist', 'embedded_mnist', 'fashion_mnist', 'cifar10', 'folder', 'npz', 'tfds')
 IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.gif')
+# data.on_bad_image: what to do with image files that cannot be read or decoded.
+BAD_IMAGE_POLICIES = ('fail', 'skip')
+# Bad files named in an error or warning (with the reason); the rest are only counted.
+NAMED_BAD_FILES = 5
+_CHANNEL_NAMES = {1: 'grayscale', 2: 'grayscale+alpha', 3: 'RGB', 4: 'RGBA'}
 # Seconds a download may wait for the network before the source counts as unavailable.
 _DOWNLOAD_TIMEOUT_S = 20
 
@@ -94,22 +117,155 @@ def _list_image_files(path: str) -> list[str]:
   return files
 
 
+def _probe_file(index: tf.Tensor, path: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+  """(index, native channel count) of a file that reads and decodes; an error otherwise."""
+  contents = tf.io.read_file(path)
+  # JPEGs decode at 1/8 scale: libjpeg still reads and entropy-decodes the whole stream, so a
+  # truncated or corrupt file fails as in a full decode (tested), at about half the cost.
+  image = tf.cond(tf.io.is_jpeg(contents),
+                  lambda: tf.io.decode_jpeg(contents, ratio=8),
+                  lambda: tf.io.decode_image(contents, expand_animations=False))
+  return index, tf.shape(image)[-1]
+
+
+def scan_image_files(files: list[str]) -> dict[int, int]:
+  """{index in `files`: native channel count} of the files TensorFlow can read and decode.
+
+  One parallel tf.data pass; a file missing from the result failed to read or decode.
+  """
+  dataset = tf.data.Dataset.from_tensor_slices((tf.range(len(files), dtype=tf.int64), files))
+  dataset = dataset.map(_probe_file, num_parallel_calls=tf.data.AUTOTUNE, deterministic=False)
+  decoded = {}
+  for indices, channels in dataset.ignore_errors().batch(4096).as_numpy_iterator():
+    decoded.update(zip(indices.tolist(), channels.tolist()))
+  return decoded
+
+
+def decode_error(path: str) -> str:
+  """TensorFlow's reason, in one line, why `path` does not read or decode ('' if it does)."""
+  try:
+    tf.io.decode_image(tf.io.read_file(path), expand_animations=False)
+  except tf.errors.OpError as error:
+    # Drop the op's '{{function_node ...}}' prefix and ' [Op:DecodeImage] ...' suffix.
+    message = re.sub(r'^\{\{[^}]*\}\}\s*', '', error.message)
+    lines = re.sub(r'\s*\[Op:.*$', '', message, flags=re.S).strip().splitlines()
+    return lines[0] if lines else type(error).__name__
+  return ''
+
+
+def _name_bad_files(bad: list[str]) -> str:
+  named = '; '.join(f'{path} ({decode_error(path) or "does not decode"})'
+                    for path in bad[:NAMED_BAD_FILES])
+  more = len(bad) - NAMED_BAD_FILES
+  return named + (f'; and {more} more' if more > 0 else '')
+
+
+def _log_channel_conversion(path: str, channel_counts: collections.Counter,
+                            channels: int) -> None:
+  """One line for the files whose channel count is not data.channels (decoding converts)."""
+  others = {count: n for count, n in sorted(channel_counts.items()) if count != channels}
+  if not others:
+    return
+  found = ', '.join(f'{n} {_CHANNEL_NAMES.get(count, f"{count}-channel")}'
+                    for count, n in others.items())
+  how = []
+  if channels >= 3 and any(count <= 2 for count in others):
+    how.append('grayscale replicated to RGB')
+  if any(count in (2, 4) for count in others):
+    how.append('alpha dropped')
+  if channels == 1 and any(count >= 3 for count in others):
+    how.append('colour reduced to luminance')
+  # Gray to RGB loses nothing; dropping alpha or colour does, and may not be what was meant.
+  lossy = any(count in (2, 4) for count in others) or (
+      channels == 1 and any(count >= 3 for count in others))
+  (logging.warning if lossy else logging.info)(
+      'data.path=%r: %s of %d images converted to data.channels=%d when decoded (%s)', path,
+      found, sum(channel_counts.values()), channels, '; '.join(how))
+
+
+def _check_image_files(files: list[str], data: ml_collections.ConfigDict) -> list[str]:
+  """The files that decode, per data.on_bad_image; raises DataError naming bad files."""
+  if data.on_bad_image not in BAD_IMAGE_POLICIES:
+    raise DataError(f'data.on_bad_image={data.on_bad_image!r} is not allowed; allowed: one of '
+                    f'{BAD_IMAGE_POLICIES}')
+  start = time.perf_counter()
+  decoded = scan_image_files(files)
+  logging.info('Decoded each of the %d image files under data.path=%r once to check them: '
+               '%.1f s', len(files), data.path, time.perf_counter() - start)
+  bad = [path for index, path in enumerate(files) if index not in decoded]
+  if len(bad) == len(files):
+    raise DataError(f'none of the {len(files)} image files under data.path={data.path!r} '
+                    f"(data.source='folder') reads and decodes: {_name_bad_files(bad)}")
+  if bad and data.on_bad_image == 'fail':
+    raise DataError(
+        f'{len(bad)} of the {len(files)} image files under data.path={data.path!r} do not read '
+        f"or decode: {_name_bad_files(bad)}. data.on_bad_image='fail' stops here; fix or "
+        "remove them, or set data.on_bad_image='skip' to train without them")
+  if bad:
+    logging.warning(
+        "Skipping %d of the %d image files under data.path=%r that do not read or decode "
+        "(data.on_bad_image='skip'): %s", len(bad), len(files), data.path, _name_bad_files(bad))
+  _log_channel_conversion(data.path, collections.Counter(decoded.values()), data.channels)
+  return [path for index, path in enumerate(files) if index in decoded]
+
+
 def _load_npz(path: str) -> np.ndarray:
   if not path or not os.path.isfile(path):
     raise DataError(f"data.path={path!r} (data.source='npz') is not an existing .npz file")
-  with np.load(path) as archive:
-    for key in ('x', 'images', 'x_train', 'arr_0'):
-      if key in archive:
-        images = archive[key]
-        break
-    else:
-      raise DataError(f'data.path={path!r} holds arrays {list(archive.keys())}; expected one '
-                      "named 'x', 'images', 'x_train' or 'arr_0'")
+  try:
+    loaded = np.load(path)  # allow_pickle=False: an .npz cannot run code.
+  except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
+    raise DataError(f"data.path={path!r} (data.source='npz') does not read as .npz or .npy: "
+                    f'{error}') from error
+  if isinstance(loaded, np.ndarray):  # A plain .npy file.
+    images = loaded
+  else:
+    with loaded as archive:
+      for key in ('x', 'images', 'x_train', 'arr_0'):
+        if key in archive:
+          try:
+            images = archive[key]
+          except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
+            raise DataError(f'data.path={path!r}: array {key!r} does not read: {error}') from error
+          break
+      else:
+        raise DataError(f'data.path={path!r} holds arrays {list(archive.keys())}; expected one '
+                        "named 'x', 'images', 'x_train' or 'arr_0'")
   if images.ndim == 3:
     images = images[..., None]
   if images.ndim != 4 or len(images) == 0:
     raise DataError(f'data.path={path!r}: images must be a non-empty [N, H, W] or '
                     f'[N, H, W, C] array, got shape {images.shape}')
+  return images
+
+
+def check_pixels(images: np.ndarray, where: str) -> np.ndarray:
+  """`images` as uint8 or float in [0, 1] (what the pipeline scales to [-1, 1]).
+
+  Accepts uint8; other integer types whose values lie in [0, 255] (returned as uint8); finite
+  floats in [0, 1]. Anything else raises DataError naming `where`, the dtype and the range.
+  """
+  allowed = 'allowed: uint8 (or any integer type) in [0, 255], or float in [0, 1]'
+  if images.dtype == np.uint8:
+    return images
+  kind = images.dtype.kind
+  if kind not in 'iuf':
+    raise DataError(f'{where}: pixels of dtype {images.dtype}; {allowed}')
+  low, high = images.min(), images.max()
+  if kind in 'iu':
+    if low < 0 or high > 255:
+      raise DataError(f'{where}: {images.dtype} pixel values span [{low}, {high}]; {allowed}')
+    logging.info('%s: %s pixels in [0, 255] read as uint8', where, images.dtype)
+    return images.astype(np.uint8)
+  if not (np.isfinite(low) and np.isfinite(high)):  # min and max carry any NaN or inf.
+    raise DataError(f'{where}: {images.dtype} pixels include NaN or infinite values; {allowed}')
+  if low < 0 or high > 1:
+    found = f'{where}: {images.dtype} pixel values span [{low:g}, {high:g}]; {allowed}'
+    if low >= 0 and high <= 255:
+      found += ' (these look like 8-bit values: store images.astype(np.uint8))'
+    elif low >= -1 and high <= 1:
+      found += ' (this looks like [-1, 1]: store (images + 1) / 2)'
+    raise DataError(found)
   return images
 
 
@@ -146,7 +302,7 @@ def load_source(config: ml_collections.ConfigDict) -> Source:
                       'and could not be downloaded')
     source = Source(name, images=images)
   elif name == 'folder':
-    source = Source(name, files=_list_image_files(data.path))
+    source = Source(name, files=_check_image_files(_list_image_files(data.path), data))
   elif name == 'npz':
     source = Source(name, images=_load_npz(data.path))
   elif name == 'tfds':
@@ -154,9 +310,14 @@ def load_source(config: ml_collections.ConfigDict) -> Source:
   else:
     raise DataError(f'data.source={name!r} is not allowed; allowed: {SOURCES}')
 
-  if source.images is not None and source.images.shape[-1] != data.channels:
-    raise DataError(f'data.source={name!r} has {source.images.shape[-1]} channel(s) but '
-                    f'data.channels={data.channels}')
+  if source.images is not None:
+    where = (f'data.path={data.path!r} (data.source={name!r})' if name in ('npz', 'tfds')
+             else f'data.source={name!r}')
+    if source.images.shape[-1] != data.channels:
+      raise DataError(f'{where} has {source.images.shape[-1]} channel(s) but '
+                      f'data.channels={data.channels}; allowed: arrays with data.channels '
+                      'channels (arrays are not converted)')
+    source = dataclasses.replace(source, images=check_pixels(source.images, where))
   logging.info('Data: %s, %d images', source.name, source.size)
   return source
 
@@ -189,7 +350,17 @@ def _to_model_range(images: tf.Tensor, image_size: int, center_crop: bool = Fals
 
 
 def _decode_file(path: tf.Tensor, channels: int) -> tf.Tensor:
-  image = tf.io.decode_image(tf.io.read_file(path), channels=channels, expand_animations=False)
+  """uint8 [H, W, channels]; another channel count is converted (see the module docstring)."""
+  contents = tf.io.read_file(path)
+  if channels != 1:
+    image = tf.io.decode_image(contents, channels=channels, expand_animations=False)
+  else:
+    # The GIF and BMP decoders refuse channels=1: decode as stored, then convert (one formula,
+    # ITU-R 601 luma, for every format).
+    image = tf.io.decode_image(contents, expand_animations=False)
+    image = tf.cond(tf.shape(image)[-1] >= 3,
+                    lambda: tf.image.rgb_to_grayscale(image[..., :3]),
+                    lambda: image[..., :1])
   return tf.cast(image, tf.uint8)
 
 
