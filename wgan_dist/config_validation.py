@@ -1,5 +1,14 @@
 """Checks a config before any work is done; each error names the field, the value and what is
-allowed."""
+allowed.
+
+Every field of configs/default.py has a rule here, types included: ml_collections refuses most
+type changes when a value is set, but lets a bool into an int field, an int into a float field,
+None into any field, and a tuple of any length into `profile_steps`.
+"""
+
+import math
+import numbers
+from typing import Callable
 
 import ml_collections
 
@@ -8,6 +17,8 @@ from wgan_dist import distribution
 from wgan_dist import models
 from wgan_dist import optimizers
 from wgan_dist import precision
+
+_INT64 = (-2**63, 2**63 - 1)
 
 
 class ConfigError(ValueError):
@@ -19,16 +30,61 @@ def _require(condition: bool, field: str, value, allowed: str) -> None:
     raise ConfigError(f'{field}={value!r} is not allowed; allowed: {allowed}')
 
 
-def _choice(config: ml_collections.ConfigDict, field: str, allowed: tuple) -> None:
+def _value(config: ml_collections.ConfigDict, field: str):
   value = config
   for part in field.split('.'):
     value = value[part]
-  _require(value in allowed, field, value, f'one of {allowed}')
+  return value
 
 
-def validate(config: ml_collections.ConfigDict) -> None:
-  """Raises ConfigError for the first field that is out of range or unknown."""
+def _is_integer(value) -> bool:
+  # bool is an int subclass, and ml_collections lets True into an int field.
+  return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _is_number(value) -> bool:
+  """A finite real number (an int counts); NaN and inf would pass every range check below."""
+  return (isinstance(value, numbers.Real) and not isinstance(value, bool) and
+          math.isfinite(value))
+
+
+def _choice(config: ml_collections.ConfigDict, field: str, allowed: tuple) -> None:
+  value = _value(config, field)
+  _require(isinstance(value, str) and value in allowed, field, value, f'one of {allowed}')
+
+
+def _integer(config: ml_collections.ConfigDict, field: str, minimum: int,
+             allowed: str = '') -> None:
+  value = _value(config, field)
+  _require(_is_integer(value) and value >= minimum, field, value,
+           allowed or f'an integer >= {minimum}')
+
+
+def _number(config: ml_collections.ConfigDict, field: str, in_range: Callable[[float], bool],
+            allowed: str) -> None:
+  value = _value(config, field)
+  _require(_is_number(value) and in_range(value), field, value, f'a finite number {allowed}')
+
+
+def _flag(config: ml_collections.ConfigDict, field: str) -> None:
+  value = _value(config, field)
+  _require(isinstance(value, bool), field, value, 'True or False')
+
+
+def _validate_data(config: ml_collections.ConfigDict) -> None:
   _choice(config, 'data.source', data.SOURCES)
+  path = config.data.path
+  _require(isinstance(path, str), 'data.path', path,
+           "a string: a directory ('folder'), an .npz file ('npz') or a TFDS name ('tfds')")
+  _integer(config, 'data.image_size', 1)
+  _integer(config, 'data.channels', 1)
+  _flag(config, 'data.allow_download')
+  _flag(config, 'data.center_crop')
+  _choice(config, 'data.on_bad_image', data.BAD_IMAGE_POLICIES)
+  _integer(config, 'data.shuffle_buffer', 0, 'an integer >= 0 (0 = whole data set)')
+
+
+def _validate_model(config: ml_collections.ConfigDict) -> None:
   _choice(config, 'model.architecture', models.ARCHITECTURES)
   if config.model.critic_norm == 'batch':
     raise ConfigError(
@@ -36,43 +92,64 @@ def validate(config: ml_collections.ConfigDict) -> None:
         'the gradient the penalty constrains is no longer per example (the paper drops it from '
         f"the critic); allowed: {models.CRITIC_NORMS} ('layer' is what the paper suggests)")
   _choice(config, 'model.critic_norm', models.CRITIC_NORMS)
-  _choice(config, 'mixed_precision', precision.PRECISIONS)
-  _choice(config, 'distribution.strategy', distribution.STRATEGIES)
-  _choice(config, 'train.lr_decay', optimizers.LR_DECAYS)
-  _require(config.distribution.peer_timeout_secs > 0, 'distribution.peer_timeout_secs',
-           config.distribution.peer_timeout_secs, '> 0 seconds')
-
+  _integer(config, 'model.noise_dim', 1)
+  _integer(config, 'model.base_filters', 1)
+  # After the data fields' own checks, so the pair holds two integers.
   shapes = models.SUPPORTED_IMAGE_SHAPES[config.model.architecture]
   shape = (config.data.image_size, config.data.channels)
   _require(shape in shapes, 'data.image_size, data.channels', shape,
            f'{shapes} for model.architecture={config.model.architecture!r}')
 
+
+def _validate_train(config: ml_collections.ConfigDict) -> None:
+  _integer(config, 'train.global_batch_size', 1)
+  _integer(config, 'train.n_critic', 1)
+  _number(config, 'train.gp_lambda', lambda v: v >= 0, '>= 0')
+  _number(config, 'train.learning_rate', lambda v: v > 0, '> 0')
+  _number(config, 'train.beta1', lambda v: 0 <= v < 1, 'in [0, 1)')
+  _number(config, 'train.beta2', lambda v: 0 <= v < 1, 'in [0, 1)')
+  _choice(config, 'train.lr_decay', optimizers.LR_DECAYS)
   train = config.train
-  _require(config.model.noise_dim >= 1, 'model.noise_dim', config.model.noise_dim, '>= 1')
-  _require(config.model.base_filters >= 1, 'model.base_filters', config.model.base_filters,
-           '>= 1')
-  _require(train.global_batch_size >= 1, 'train.global_batch_size', train.global_batch_size,
-           '>= 1')
-  _require(train.n_critic >= 1, 'train.n_critic', train.n_critic, '>= 1')
-  _require(train.gp_lambda >= 0, 'train.gp_lambda', train.gp_lambda, '>= 0')
-  _require(train.learning_rate > 0, 'train.learning_rate', train.learning_rate, '> 0')
-  _require(0 <= train.beta1 < 1, 'train.beta1', train.beta1, '0 <= beta1 < 1')
-  _require(0 <= train.beta2 < 1, 'train.beta2', train.beta2, '0 <= beta2 < 1')
-  _require(train.num_steps == -1 or train.num_steps >= 1, 'train.num_steps', train.num_steps,
-           '-1 (derive from train.num_epochs) or >= 1')
-  if train.num_steps == -1:
-    _require(train.num_epochs > 0, 'train.num_epochs', train.num_epochs,
-             '> 0 when train.num_steps = -1')
-  _require(train.steps_per_loop >= 1, 'train.steps_per_loop', train.steps_per_loop, '>= 1')
-  _require(config.distribution.cpu_replicas >= 0, 'distribution.cpu_replicas',
-           config.distribution.cpu_replicas, '>= 0 (0 = do not split the CPU)')
+  _require(_is_integer(train.num_steps) and (train.num_steps == -1 or train.num_steps >= 1),
+           'train.num_steps', train.num_steps,
+           'an integer: -1 (derive from train.num_epochs) or >= 1')
+  _number(config, 'train.num_epochs',
+          lambda v: v > 0 or train.num_steps != -1, '> 0 (when train.num_steps = -1)')
+  _integer(config, 'train.steps_per_loop', 1)
+  _flag(config, 'train.jit_compile')
+  # 1 would freeze the average at the initial weights forever.
+  _number(config, 'train.ema_decay', lambda v: 0 <= v < 1, 'in [0, 1) (0 = off)')
+
+
+def _validate_run(config: ml_collections.ConfigDict) -> None:
+  """Top-level fields: seed, precision, distribution, intervals, evaluation."""
+  _integer(config, 'seed', _INT64[0], 'an integer (int64)')
+  _require(config.seed <= _INT64[1], 'seed', config.seed, 'an integer (int64)')
+  _choice(config, 'mixed_precision', precision.PRECISIONS)
+  _number(config, 'initial_loss_scale', lambda v: v >= 1, '>= 1')
+  _choice(config, 'distribution.strategy', distribution.STRATEGIES)
+  _integer(config, 'distribution.cpu_replicas', 0,
+           'an integer >= 0 (0 = do not split the CPU)')
+  _number(config, 'distribution.peer_timeout_secs', lambda v: v > 0, '> 0 seconds')
   for field in ('log_every_steps', 'sample_every_steps', 'checkpoint_every_steps',
                 'max_checkpoints_to_keep'):
-    _require(config[field] >= 1, field, config[field], '>= 1')
-  _require(config.initial_loss_scale >= 1, 'initial_loss_scale', config.initial_loss_scale,
-           '>= 1')
-  _require(config.data.shuffle_buffer >= 0, 'data.shuffle_buffer', config.data.shuffle_buffer,
-           '>= 0 (0 = whole data set)')
+    _integer(config, field, 1)
+  steps = config.profile_steps
+  _require(isinstance(steps, (tuple, list)) and len(steps) == 2 and
+           all(_is_integer(step) for step in steps) and 0 <= steps[0] <= steps[1],
+           'profile_steps', steps,
+           'a pair (first, last) of integers with 0 <= first <= last; (0, 0) = off')
+  _integer(config, 'eval_every_steps', 0, 'an integer >= 0 (0 = off)')
+  # The Frechet distance needs a covariance, which needs at least two samples.
+  _integer(config, 'num_eval_samples', 2)
+
+
+def validate(config: ml_collections.ConfigDict) -> None:
+  """Raises ConfigError for the first field that is of the wrong type, out of range or unknown."""
+  _validate_data(config)
+  _validate_model(config)
+  _validate_train(config)
+  _validate_run(config)
 
 
 def validate_replicas(config: ml_collections.ConfigDict, num_replicas: int) -> None:
