@@ -188,7 +188,7 @@ def test_wrongly_typed_override_fails_at_parse_time_naming_it(tmp_path):
   workdir = tmp_path / 'run'
   result = _run_main(f'--workdir={workdir}', '--config.train.n_critic=2.5')
   assert result.returncode != 0
-  assert '--config.train.n_critic=2.5' in result.stderr
+  assert 'train.n_critic=2.5' in result.stderr
   assert 'Traceback' not in result.stderr
   assert not workdir.exists()
 
