@@ -32,8 +32,6 @@ def get_config() -> ml_collections.ConfigDict:
   # An image file that cannot be decoded ('folder'): 'fail' stops before training with an error
   # naming the file; 'skip' leaves it out, counts it and logs the count and the first names.
   config.data.on_bad_image = 'fail'
-  # Shuffle buffer in examples; 0 = the whole data set (every source here fits in memory).
-  config.data.shuffle_buffer = 0
 
   config.model = ml_collections.ConfigDict()
   # 'seed' (the blog's models, SPEC.md) | 'dcgan' (the paper's MNIST models).

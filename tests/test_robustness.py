@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from tests import helpers
 from tests.conftest import REPO_ROOT
 from wgan_dist import checkpointing
 from wgan_dist import steps
@@ -115,3 +116,38 @@ def test_non_finite_training_stops_naming_the_step_and_saves_nothing_broken(tiny
       value = reader.get_tensor(name)
       if np.issubdtype(np.asarray(value).dtype, np.floating):
         assert np.all(np.isfinite(value)), (step, name)
+
+
+def test_exact_resume_equals_training_straight_through(tmp_path):
+  """2N steps in one run == N steps, stop, resume, N more: losses, weights, Adam state, EMA."""
+  common = ['--config.log_every_steps=1', '--config.checkpoint_every_steps=3',
+            '--config.train.ema_decay=0.9', '--config.train.steps_per_loop=3']
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2', TF_DETERMINISTIC_OPS='1')
+
+  def run(workdir, num_steps):
+    result = subprocess.run(MAIN + common + [f'--workdir={workdir}',
+                                             f'--config.train.num_steps={num_steps}'],
+                            cwd=REPO_ROOT, capture_output=True, text=True, timeout=180, env=env,
+                            check=False)
+    assert result.returncode == 0, result.stderr[-3000:]
+
+  straight, resumed = tmp_path / 'straight', tmp_path / 'resumed'
+  run(straight, 6)
+  run(resumed, 3)
+  run(resumed, 6)
+  for tag in ('train/critic_loss', 'train/gradient_penalty', 'train/generator_loss',
+              'train/critic_grad_norm'):
+    a = helpers.event_scalars(str(straight), tag)
+    b = helpers.event_scalars(str(resumed), tag)
+    assert sorted(a) == sorted(b) == [1, 2, 3, 4, 5, 6], tag
+    np.testing.assert_array_equal([b[step] for step in sorted(b)],
+                                  [a[step] for step in sorted(a)], err_msg=tag)
+  readers = [tf.train.load_checkpoint(str(workdir / 'checkpoints' / 'ckpt-6'))
+             for workdir in (straight, resumed)]
+  names = set(readers[0].get_variable_to_shape_map())
+  assert names == set(readers[1].get_variable_to_shape_map())
+  assert any(name.startswith('ema_generator/') for name in names)
+  assert any('critic_optimizer' in name for name in names)
+  for name in names - {'save_counter/.ATTRIBUTES/VARIABLE_VALUE'}:
+    np.testing.assert_array_equal(readers[1].get_tensor(name), readers[0].get_tensor(name),
+                                  err_msg=name)

@@ -81,7 +81,6 @@ def _validate_data(config: ml_collections.ConfigDict) -> None:
   _flag(config, 'data.allow_download')
   _flag(config, 'data.center_crop')
   _choice(config, 'data.on_bad_image', data.BAD_IMAGE_POLICIES)
-  _integer(config, 'data.shuffle_buffer', 0, 'an integer >= 0 (0 = whole data set)')
 
 
 def _validate_model(config: ml_collections.ConfigDict) -> None:

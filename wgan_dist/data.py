@@ -364,52 +364,78 @@ def _decode_file(path: tf.Tensor, channels: int) -> tf.Tensor:
   return tf.cast(image, tf.uint8)
 
 
+def example_indices(num_examples: int, seed: int, positions: tf.data.Dataset) -> tf.data.Dataset:
+  """Maps stream positions to example indices: epoch e is a fresh permutation keyed by (seed, e).
+
+  A pure function of the position (tf.random.experimental.index_shuffle), so a resumed run
+  continues the order exactly where it stopped without saving any pipeline state.
+  """
+  def index(position: tf.Tensor) -> tf.Tensor:
+    epoch, within = position // num_examples, position % num_examples
+    return tf.random.experimental.index_shuffle(
+        within, seed=tf.stack([tf.constant(seed, tf.int64), epoch]),
+        max_index=tf.constant(num_examples - 1, tf.int64))
+
+  return positions.map(index, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+
+
 def make_dataset(source: Source, config: ml_collections.ConfigDict, batch_size: int,
-                 input_context: Optional[tf.distribute.InputContext] = None) -> tf.data.Dataset:
-  """An endless, shuffled stream of [batch_size, H, W, C] float32 batches in [-1, 1]."""
+                 input_context: Optional[tf.distribute.InputContext] = None,
+                 first_batch: int = 0) -> tf.data.Dataset:
+  """An endless, shuffled stream of [batch_size, H, W, C] float32 batches in [-1, 1].
+
+  The stream is cut into global batches of train.global_batch_size examples, starting at global
+  batch `first_batch`; with several input pipelines (one per worker), pipeline p keeps the
+  contiguous share p of every global batch, and reads only those images. So replica r of any
+  cluster layout sees slice r of each global batch, and the results do not depend on how the
+  replicas are spread over workers.
+  """
   data = config.data
-  if source.images is not None:
-    dataset = tf.data.Dataset.from_tensor_slices(source.images)
-  else:
-    dataset = tf.data.Dataset.from_tensor_slices(source.files)
-  buffer = data.shuffle_buffer or source.size
-  dataset = dataset.shuffle(buffer, seed=config.seed, reshuffle_each_iteration=True).repeat()
-  if input_context and input_context.num_input_pipelines > 1:
-    # One pipeline per worker. Each shuffles identically and keeps only its contiguous share of
-    # every global batch (before any decoding), so workers read different images and replica r
-    # of any cluster layout sees slice r of the global batch: results do not depend on how the
-    # replicas are spread over workers.
-    global_batch = config.train.global_batch_size
-    share = global_batch // input_context.num_input_pipelines
-    start = input_context.input_pipeline_id * share
-    dataset = dataset.batch(global_batch, drop_remainder=True)
-    dataset = dataset.map(lambda batch: batch[start:start + share]).unbatch()
+  global_batch = config.train.global_batch_size
+  pipelines = input_context.num_input_pipelines if input_context else 1
+  pipeline = input_context.input_pipeline_id if input_context else 0
+  share = global_batch // pipelines if pipelines > 1 else global_batch
+
+  def position(local: tf.Tensor) -> tf.Tensor:
+    """Global stream position of this pipeline's local-th example."""
+    batch, offset = first_batch + local // share, pipeline * share + local % share
+    return batch * global_batch + offset
+
+  positions = tf.data.Dataset.range(np.iinfo(np.int64).max // 2).map(position)
+  indices = example_indices(source.size, config.seed, positions)
   if source.files is not None:
+    files = tf.constant(source.files)
     # Files differ in size: decode and resize one at a time, then batch.
-    dataset = dataset.map(lambda p: _to_model_range(_decode_file(p, data.channels),
-                                                    data.image_size, data.center_crop),
-                          num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    dataset = indices.map(
+        lambda i: _to_model_range(_decode_file(tf.gather(files, i), data.channels),
+                                  data.image_size, data.center_crop),
+        num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     dataset = dataset.batch(batch_size, drop_remainder=True)
   else:
-    # In-memory arrays: convert a whole batch at once.
-    dataset = dataset.batch(batch_size, drop_remainder=True)
-    dataset = dataset.map(lambda x: _to_model_range(x, data.image_size, data.center_crop),
-                          num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    images = tf.constant(source.images)
+    # In-memory arrays: gather and convert a whole batch at once.
+    dataset = indices.batch(batch_size, drop_remainder=True)
+    dataset = dataset.map(
+        lambda i: _to_model_range(tf.gather(images, i), data.image_size, data.center_crop),
+        num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
   return dataset.prefetch(tf.data.AUTOTUNE)
 
 
 def make_distributed_dataset(strategy: tf.distribute.Strategy, config: ml_collections.ConfigDict,
-                             source: Source) -> tf.distribute.DistributedDataset:
+                             source: Source, first_step: int = 0
+                             ) -> tf.distribute.DistributedDataset:
   """Each replica receives global_batch_size / replicas examples per batch.
 
   One input pipeline per worker; consecutive per-replica batches of a pipeline go to its local
   replicas 0, 1, ... in turn, so replica r's batch is slice r of what a single replica would see
-  as its global batch.
+  as its global batch. `first_step`: generator steps already done (a resumed run), each of which
+  consumed train.n_critic global batches; the stream continues from there.
   """
   global_batch = config.train.global_batch_size
+  first_batch = first_step * config.train.n_critic
 
   def dataset_fn(input_context: tf.distribute.InputContext) -> tf.data.Dataset:
     return make_dataset(source, config, input_context.get_per_replica_batch_size(global_batch),
-                        input_context)
+                        input_context, first_batch)
 
   return strategy.distribute_datasets_from_function(dataset_fn)

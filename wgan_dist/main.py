@@ -5,7 +5,9 @@ import directly.
 """
 
 import os
+import re
 import sys
+from typing import Optional
 
 from absl import app
 from absl import flags
@@ -35,11 +37,32 @@ def default_workdir(config_path: str) -> str:
   return os.path.join('runs', stem)
 
 
+# What a --config.a.b value must parse as, by the type of the field's configured value.
+_TYPE_NAMES = {bool: 'True or False', int: 'an integer', float: 'a number', str: 'a string',
+               tuple: 'a tuple such as (0, 0)'}
+
+
+def _override_type_error(error: flags.Error) -> Optional[str]:
+  """'a.b=value is not allowed; allowed: <type>' for a --config.a.b value of the wrong type."""
+  match = re.match(r'flag --config\.([\w.]+)=(.*?): ', str(error), re.S)
+  if not match or f'config.{match[1]}' not in flags.FLAGS:
+    return None
+  value = flags.FLAGS[f'config.{match[1]}'].value
+  kind = _TYPE_NAMES.get(type(value), type(value).__name__)
+  return (f'{match[1]}={match[2]} is not allowed; allowed: {kind} (the type of its configured '
+          f'value {value!r})')
+
+
 def parse_flags(argv: list[str]) -> list[str]:
-  """absl's flag parsing, with a one-line error for an override of a field the config lacks."""
+  """absl's flag parsing, with a one-line error for an override of a field the config lacks
+  or of the wrong type."""
   try:
     return flags.FLAGS(argv)
   except flags.Error as error:
+    # --config.train.n_critic=2.5: absl would print Python's int() error and a second line.
+    message = _override_type_error(error)
+    if message:
+      sys.exit(f'error: {message}')
     sys.exit(f'FATAL Flags parsing error: {error}\nPass --helpshort or --helpfull to see help.')
   except (AttributeError, KeyError) as error:
     # The locked config raises these for `--config.a.b=v` when a.b is not a field.

@@ -140,7 +140,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
         state.ema_generator.set_weights(generator.get_weights())
 
   train_loop = steps.make_train_loop(strategy=strategy, config=config, **state.as_dict())
-  iterator = iter(data.make_distributed_dataset(strategy, config, source))
+  # The data order is a function of the step, so a resumed run reads what an uninterrupted one
+  # would have read next.
+  iterator = iter(data.make_distributed_dataset(strategy, config, source,
+                                                first_step=int(step.numpy())))
   fixed_noise = tf.random.stateless_normal(
       [NUM_SAMPLES, config.model.noise_dim],
       seed=random_keys.key(config.seed, 0, 0, random_keys.FIXED_NOISE))
