@@ -103,7 +103,7 @@ def test_both_workers_finish_and_only_the_chief_writes(two_worker_run):
   assert len(os.listdir(workdir / 'train')) == 1  # One event file: the chief's.
   assert helpers.event_scalars(str(workdir), 'train/critic_loss').keys() == {1, 2, 3}
   # The non-chief saved into a temporary directory each time, and removed it.
-  assert 'Saved checkpoint at step 3: chief keeps it' in _tail(logs[1], 200)
+  assert 'Saved checkpoint at step 3: the chief keeps it' in _tail(logs[1], 200)
   assert os.listdir(scratch) == []
 
 
@@ -166,3 +166,25 @@ def test_a_worker_that_never_starts_ends_the_job_within_the_timeout(tmp_path):
   assert f'lost worker 1 ({hosts[1]})' in _tail(log)
   assert time.monotonic() - started < 90
   assert not (workdir / 'checkpoints').exists()
+
+
+def test_sigterm_to_one_worker_stops_both_at_the_same_step_with_a_checkpoint(tmp_path):
+  workdir = tmp_path / 'workdir'
+  flags = [f'--workdir={workdir}', '--config.train.num_steps=100000',
+           '--config.train.steps_per_loop=1', '--config.log_every_steps=1',
+           '--config.checkpoint_every_steps=100000', '--config.sample_every_steps=100000']
+  workers, logs = _start_cluster(2, flags, tmp_path, 'term')
+  deadline = time.monotonic() + 240
+  while 'step 3/' not in open(logs[1]).read():  # Both are training.
+    if time.monotonic() > deadline or any(w.poll() is not None for w in workers):
+      for worker in workers:
+        worker.kill()
+      pytest.fail('training did not start; logs:\n' + _tail(logs[0]) + _tail(logs[1]))
+    time.sleep(0.2)
+  workers[1].send_signal(signal.SIGTERM)  # The non-chief: the chief must stop too, and save.
+  assert _wait(workers, logs, timeout=120) == [143, 143], _tail(logs[0]) + _tail(logs[1])
+  saved = sorted(name for name in os.listdir(workdir / 'checkpoints') if name.endswith('.index'))
+  assert len(saved) == 1, saved
+  step = int(saved[0][len('ckpt-'):-len('.index')])
+  for log in logs:
+    assert f'stopped by SIGTERM at step {step}' in _tail(log, 100)

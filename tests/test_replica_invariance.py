@@ -15,16 +15,18 @@ from wgan_dist import train
 
 NUM_STEPS = 3
 # Replica batches of another shape sum in another order: gradients differ by rounding noise,
-# and Adam's first steps (update ≈ lr·sign(g)) turn an element whose gradient is within that noise
-# of 0 into a difference of up to one lr. How much noise depends on the CPU's kernels: on one
+# and Adam (update ≈ lr·g/√v) turns an element whose gradient is within that noise of 0 into a
+# difference of up to about one lr per step. How much noise depends on the CPU's kernels: on one
 # machine everything agreed to 1e-5; on an AVX-512 machine with oneDNN the losses differed by up
-# to 9.4e-5 and the generator's gradient norm by 5e-4 relative, and 1-8% of some generator
-# kernels by up to 0.65·lr, with mean differences under 0.03·lr. The bounds below leave room for
-# that and still fail on the errors this test is for: a doubled learning rate or λ, or shared
-# noise across replicas, move losses by percents and every weight by about lr per step.
+# to 5e-5 absolute (1.4e-3 relative for a Wasserstein estimate near 0.04), the generator's
+# gradient norm by 5e-4 relative, and a few percent of the generator's kernel elements by up to
+# 1.5·lr, with mean differences under 0.03·lr. The bounds below leave room for that and still
+# fail on the errors this test is for: a doubled learning rate or λ, or shared noise across
+# replicas, move the losses by percents and every weight by about lr per step.
 LOSS_RTOL = {'generator_grad_norm': 2e-3}
 DEFAULT_LOSS_RTOL = 1e-3
-MAX_WEIGHT_DIFF_IN_LR = 1.0
+LOSS_ATOL = 1e-4
+MAX_WEIGHT_DIFF_IN_LR = 2 * NUM_STEPS  # Adam's largest move, as for the pre-norm biases.
 MEAN_WEIGHT_DIFF_IN_LR = 0.1
 
 
@@ -40,7 +42,7 @@ def test_losses_match(runs):
   for step, (a, b) in enumerate(zip(one, two)):
     for name in steps.METRICS:
       np.testing.assert_allclose(b[name], a[name], rtol=LOSS_RTOL.get(name, DEFAULT_LOSS_RTOL),
-                                 atol=1e-6, err_msg=f'{name} at step {step}')
+                                 atol=LOSS_ATOL, err_msg=f'{name} at step {step}')
 
 
 def test_weights_match(runs):
