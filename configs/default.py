@@ -104,4 +104,7 @@ def get_config() -> ml_collections.ConfigDict:
   # generator steps and at the last step; 0 = off.
   config.eval_every_steps = 1000
   config.num_eval_samples = 1000
+  # RGB data (CIFAR-10, CelebA): path of locally available InceptionV3 weights for Inception
+  # FID / Inception Score ('' = no Inception evaluation; MNIST uses its own classifier).
+  config.eval_inception_weights = ''
   return config

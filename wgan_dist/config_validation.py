@@ -8,6 +8,7 @@ None into any field, and a tuple of any length into `profile_steps`.
 
 import math
 import numbers
+import os
 from typing import Callable
 
 import ml_collections
@@ -141,6 +142,10 @@ def _validate_run(config: ml_collections.ConfigDict) -> None:
   _integer(config, 'eval_every_steps', 0, 'an integer >= 0 (0 = off)')
   # The Frechet distance needs a covariance, which needs at least two samples.
   _integer(config, 'num_eval_samples', 2)
+  weights = config.eval_inception_weights
+  _require(isinstance(weights, str) and (not weights or os.path.isfile(weights)),
+           'eval_inception_weights', weights,
+           "'' (no Inception evaluation) or the path of an existing InceptionV3 weights file")
 
 
 def validate(config: ml_collections.ConfigDict) -> None:
