@@ -62,16 +62,26 @@ class StopSignals:
       signal.signal(signum, signal.SIG_DFL if handler is None else handler)
 
 
-def agreed_signal(strategy: tf.distribute.Strategy, requested: Optional[int],
-                  multi_worker: bool) -> Optional[int]:
-  """The stop signal, if any worker received one; `requested` is this process's.
+class Agreement:
+  """Whether any worker received a stop signal; call at the same points on every worker.
 
-  Multi-worker: a collective sum of the workers' flags, so all of them stop (and save) at the
-  same step; every worker must call this at the same points.
+  Multi-worker: a collective sum of the workers' flags (one traced function, built once), so
+  all of them stop, and save, at the same step. Single process: the local flag.
   """
-  if not multi_worker:
-    return requested
-  flags = strategy.run(lambda: tf.constant(1.0 if requested else 0.0))
-  if float(strategy.reduce(tf.distribute.ReduceOp.SUM, flags, axis=None)) == 0:
-    return None
-  return requested or signal.SIGTERM  # Stopped because another worker was signalled.
+
+  def __init__(self, strategy: tf.distribute.Strategy, multi_worker: bool):
+    self._multi_worker = multi_worker
+    if multi_worker:
+      @tf.function
+      def signalled_workers(flag: tf.Tensor) -> tf.Tensor:
+        per_replica = strategy.run(lambda: tf.identity(flag))
+        return strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None)
+      self._signalled_workers = signalled_workers
+
+  def signal(self, requested: Optional[int]) -> Optional[int]:
+    """The stop signal if any worker was signalled; `requested` is this process's."""
+    if not self._multi_worker:
+      return requested
+    if float(self._signalled_workers(tf.constant(1.0 if requested else 0.0))) == 0:
+      return None
+    return requested or signal.SIGTERM  # Stopping because another worker was signalled.

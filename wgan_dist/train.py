@@ -151,6 +151,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   evaluator = (evaluator_lib.make_evaluator(config, strategy) if config.eval_every_steps > 0
                else None)
   profiler = Profiler(config.profile_steps, os.path.join(workdir, 'profile'), is_chief)
+  agreement = signals.Agreement(strategy, multi_worker)
 
   monitor = monitoring.Monitor(
       workdir, total_steps=total_steps,
@@ -198,7 +199,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
           monitor.write_scalars(current, _evaluate(evaluator, state))
         if is_due(current, config.checkpoint_every_steps, total_steps):
           save()
-        stop_signal = signals.agreed_signal(strategy, stop_signals.requested, multi_worker)
+        stop_signal = agreement.signal(stop_signals.requested)
         if stop_signal and current < total_steps:
           path = save() if not is_due(current, config.checkpoint_every_steps,
                                       total_steps) else checkpointer.latest()
