@@ -2,7 +2,7 @@
 
 Full run (all local GPUs, or the CPU):
   python -m wgan_dist.main --config=configs/mnist.py
-CPU-friendly run that shows recognisable digits in about a quarter of an hour on 2 cores:
+CPU-friendly run that shows recognisable digits in 7-15 minutes on 2 cores (CPU-dependent):
   python -m wgan_dist.main --config=configs/mnist.py:quick
 Tiny models and a handful of steps, for tests:
   python -m wgan_dist.main --config=configs/mnist.py:tiny --workdir=/tmp/wgan_tiny
@@ -26,8 +26,8 @@ def get_config(variant: str = '') -> ml_collections.ConfigDict:
   config.train.num_epochs = 50
 
   if variant == 'quick':
-    # The paper's MNIST models at a quarter width (DIM = 16): about 7 critic updates per second
-    # on a 2-core CPU, so 1,200 generator steps take about a quarter of an hour.
+    # The paper's MNIST models at a quarter width (DIM = 16): 1.4-3 generator steps per second
+    # on the 2-core CPUs measured, so 1,200 generator steps take 7-15 minutes.
     config.model.architecture = 'dcgan'
     config.model.base_filters = 16
     config.model.noise_dim = 128
