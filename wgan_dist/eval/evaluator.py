@@ -1,25 +1,39 @@
-"""`Evaluator(config, strategy)`: scores a generator against held-out real images.
+"""`Evaluator(config, strategy)`: scores a generator against real images.
 
     evaluator = Evaluator(config, strategy)        # real features computed once, here
-    scalars = evaluator.evaluate(generator)         # {'eval/fid', 'eval/classifier_score',
-                                                    #  'eval/min_class_share'}
-    evaluator.last_histogram                        # class shares [10] of that evaluation
+    scalars = evaluator.evaluate(generator)         # MNIST: {'eval/fid', 'eval/classifier_score',
+                                                    #  'eval/min_class_share'}; Inception:
+                                                    #  {'eval/fid', 'eval/inception_score'}
+    evaluator.last_histogram                        # MNIST: class shares [10]; Inception: None
+
+Two backbones (`backbone_name`), chosen by the data:
+- 'mnist': MNIST (data.source 'mnist' or 'embedded_mnist', 28x28x1) is scored with the
+  project's own digit classifier (wgan_dist/eval/classifier.py) against the embedded sample's
+  1,000 held-out images, offline, whatever eval_inception_weights says.
+- 'inception': any other RGB or grayscale data, when `eval_inception_weights` names a local
+  InceptionV3 weights file (wgan_dist/eval/inception.py): FID on the 2048 pool features and the
+  Inception Score over the 1000 ImageNet classes. Class shares over 1000 classes say little
+  about mode coverage, so there is no histogram. The real images (`reference_images`) are
+  num_eval_samples images preprocessed exactly as training preprocesses them: for
+  data.source='cifar10' the first ones of the CIFAR-10 test split (cached with the data set);
+  otherwise a fixed seed-0 random subset of the training source (for 'folder', of its sorted
+  file list), which training also sees: FID against training images, as is usual for CelebA.
+Without a backbone `Evaluator` raises `UnsupportedEvaluation` naming the reason (and how to set
+the weights); `make_evaluator` logs it once and returns None.
 
 Generation is distributed: each call of the replica function draws one *global* batch of noise
 (`train.global_batch_size` rows) from a stateless key of (config.seed, batch index, EVAL_NOISE),
-every replica generates and classifies its own slice, and the features are gathered in global
+every replica generates and scores its own slice, and the features are gathered in global
 order. So the images, and the metrics, are the same for any replica count, and every evaluation
 of a run sees the same noise (changes between evaluations are the generator's, not the draw's).
 Under MultiWorkerMirroredStrategy the gather is a collective: every worker must call `evaluate`
 (only the chief should write the results).
-
-Only MNIST is supported (28x28x1 images from data.source 'mnist' or 'embedded_mnist'): the
-classifier is an MNIST classifier. Other data raise `UnsupportedEvaluation` naming the reason;
-`make_evaluator` returns None instead. A backbone for RGB data (Inception features for
-CIFAR-10 / CelebA) plugs in at `_backbone` and `reference_images`.
 """
 
+import dataclasses
 import math
+import os
+import pickle
 from typing import Callable, Optional
 
 import keras
@@ -28,9 +42,11 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
+from wgan_dist import data
 from wgan_dist import precision
 from wgan_dist import random_keys
 from wgan_dist.eval import classifier as classifier_lib
+from wgan_dist.eval import inception as inception_lib
 from wgan_dist.eval import metrics
 
 # Stateless-RNG purpose of the evaluation noise; far from random_keys' training purposes (1-4)
@@ -38,49 +54,129 @@ from wgan_dist.eval import metrics
 EVAL_NOISE = 101
 MNIST_SOURCES = ('mnist', 'embedded_mnist')
 SCALAR_TAGS = ('eval/fid', 'eval/classifier_score', 'eval/min_class_share')
+INCEPTION_SCALAR_TAGS = ('eval/fid', 'eval/inception_score')
+# Seed of the fixed subset of training images that is the Inception reference.
+REFERENCE_SEED = 0
 
 
 class UnsupportedEvaluation(ValueError):
   """The config's data have no evaluation backbone (yet)."""
 
 
-def unsupported_reason(config: ml_collections.ConfigDict) -> Optional[str]:
-  """Why `config` cannot be evaluated, or None when it can."""
+def backbone_name(config: ml_collections.ConfigDict) -> Optional[str]:
+  """'mnist', 'inception' or None (no backbone for these data): see the module docstring."""
   shape = (config.data.image_size, config.data.image_size, config.data.channels)
-  if shape != classifier_lib.IMAGE_SHAPE or config.data.source not in MNIST_SOURCES:
-    return (f'evaluation needs MNIST: data.source in {MNIST_SOURCES} with 28x28x1 images '
-            f'(the classifier is an MNIST classifier); got data.source='
-            f'{config.data.source!r} with images {shape}')
+  if shape == classifier_lib.IMAGE_SHAPE and config.data.source in MNIST_SOURCES:
+    return 'mnist'
+  if config.eval_inception_weights and config.data.channels in (1, 3):
+    return 'inception'
   return None
 
 
-def reference_images(config: ml_collections.ConfigDict) -> np.ndarray:
-  """The real images generated ones are compared with: the embedded sample's held-out split
-  (1,000 images, 100 per class, never seen by the classifier), uint8 [1000, 28, 28, 1].
+def unsupported_reason(config: ml_collections.ConfigDict) -> Optional[str]:
+  """Why `config` cannot be evaluated, or None when it can."""
+  if backbone_name(config):
+    return None
+  shape = (config.data.image_size, config.data.image_size, config.data.channels)
+  got = f'data.source={config.data.source!r} with images {shape}'
+  if config.data.channels not in (1, 3):
+    return f'evaluation needs RGB or grayscale images; got {got}'
+  return (f'{got} needs the Inception evaluation: set --config.eval_inception_weights='
+          f'/path/{inception_lib.WEIGHTS_FILE} (get it {inception_lib.GET_WEIGHTS}); without '
+          f'it only MNIST is scored (data.source in {MNIST_SOURCES}, 28x28x1 images)')
 
-  The same on every machine and offline, so figures are comparable between runs and hosts.
+
+def _cifar10_test_images() -> Optional[np.ndarray]:
+  """CIFAR-10's 10,000 test images, uint8 [N, 32, 32, 3], when keras.datasets cached them.
+
+  Read from the cache directly: keras.datasets.cifar10.load_data would download when the
+  cache is missing, and the evaluation never touches the network.
   """
-  del config  # One reference for every MNIST config; a hook for other data sets.
-  return classifier_lib.embedded_split().held_out_images
+  root = os.path.join(os.environ.get('KERAS_HOME', os.path.expanduser('~/.keras')), 'datasets')
+  # Keras 3 extracts into cifar-10-batches-py-target/; older versions into cifar-10-batches-py/.
+  for path in (os.path.join(root, 'cifar-10-batches-py-target', 'cifar-10-batches-py',
+                            'test_batch'),
+               os.path.join(root, 'cifar-10-batches-py', 'test_batch')):
+    if os.path.isfile(path):
+      with open(path, 'rb') as f:
+        batch = pickle.load(f, encoding='bytes')  # The data set's own format (as Keras reads it).
+      return np.asarray(batch[b'data'], np.uint8).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
+  return None
 
 
-def _backbone(config: ml_collections.ConfigDict) -> keras.Model:
+def _inception_reference(config: ml_collections.ConfigDict,
+                         source: Optional[data.Source]) -> np.ndarray:
+  """num_eval_samples real images for the Inception backbone (module docstring)."""
+  num = int(config.num_eval_samples)
+  test_images = _cifar10_test_images() if config.data.source == 'cifar10' else None
+  if test_images is not None:
+    subset = data.Source('cifar10_test', images=test_images[:num])
+    logging.info('Inception reference: the first %d CIFAR-10 test images', subset.size)
+  else:
+    if source is None:
+      source = data.load_source(config)
+    chosen = np.sort(np.random.default_rng(REFERENCE_SEED).choice(
+        source.size, min(num, source.size), replace=False))
+    if source.images is not None:
+      subset = dataclasses.replace(source, images=source.images[chosen])
+    else:
+      subset = dataclasses.replace(source, files=[source.files[i] for i in chosen])
+    logging.info('Inception reference: a fixed random %d of the %d training images of %s',
+                 subset.size, source.size, source.name)
+  if subset.size < num:
+    logging.warning('Inception reference: only %d real images for num_eval_samples=%d',
+                    subset.size, num)
+  # The training pipeline's preprocessing (crop, resize, [-1, 1]); its first epoch is a
+  # permutation of the subset, so one batch of subset.size images holds each image once.
+  return next(iter(data.make_dataset(subset, config, batch_size=subset.size))).numpy()
+
+
+def reference_images(config: ml_collections.ConfigDict,
+                     source: Optional[data.Source] = None) -> np.ndarray:
+  """The real images generated ones are compared with, float32 [N, H, W, C] in [-1, 1].
+
+  MNIST: the embedded sample's held-out split (1,000 images, 100 per class, never seen by the
+  classifier), the same on every machine and offline. Inception: see the module docstring;
+  `source` is the training source when the caller has loaded it already (else loaded here).
+  """
+  if backbone_name(config) == 'inception':
+    return _inception_reference(config, source)
+  return classifier_lib.to_model_range(classifier_lib.embedded_split().held_out_images)
+
+
+def _backbone(config: ml_collections.ConfigDict,
+              inception_size: int = inception_lib.IMAGE_SIZE) -> keras.Model:
   """images in [-1, 1] -> (features, class probabilities); build under a strategy scope."""
-  reason = unsupported_reason(config)
-  if reason:
-    raise UnsupportedEvaluation(reason)
+  name = backbone_name(config)
+  if name is None:
+    raise UnsupportedEvaluation(unsupported_reason(config))
+  if name == 'inception':
+    return inception_lib.feature_model(
+        inception_lib.load_inception(config.eval_inception_weights, inception_size),
+        (config.data.image_size, config.data.image_size, config.data.channels))
+  if config.eval_inception_weights:
+    logging.info('MNIST data: scored with the MNIST classifier; eval_inception_weights unused')
   return classifier_lib.feature_model(classifier_lib.load_classifier())
 
 
-def class_share_scalars(histogram: np.ndarray) -> dict[str, float]:
-  """{'eval/class_share_<k>': share} for TensorBoard scalars."""
+def class_share_scalars(histogram: Optional[np.ndarray]) -> dict[str, float]:
+  """{'eval/class_share_<k>': share} for TensorBoard scalars; {} without a histogram."""
+  if histogram is None:
+    return {}
   return {f'eval/class_share_{k}': float(share) for k, share in enumerate(histogram)}
 
 
 class Evaluator:
-  """Fréchet distance, classifier score and class histogram of a generator (module docstring)."""
+  """Fréchet distance and classifier (or Inception) score of a generator (module docstring).
 
-  def __init__(self, config: ml_collections.ConfigDict, strategy: tf.distribute.Strategy):
+  `source`: the training source, when the caller has loaded it (the Inception reference is drawn
+  from it; loaded again otherwise). `inception_size`: the side images are resized to for
+  InceptionV3; 299 except in tests, which use a smaller network to stay fast.
+  """
+
+  def __init__(self, config: ml_collections.ConfigDict, strategy: tf.distribute.Strategy, *,
+               source: Optional[data.Source] = None,
+               inception_size: int = inception_lib.IMAGE_SIZE):
     self._strategy = strategy
     self._seed = int(config.seed)
     self._noise_dim = int(config.model.noise_dim)
@@ -91,12 +187,16 @@ class Evaluator:
                        f'across {replicas} replicas')
     self._per_replica = self._global_batch // replicas
     self.num_samples = int(config.num_eval_samples)
+    self.backbone = backbone_name(config)
     with strategy.scope(), precision.policy_scope('float32'):
-      self._features = _backbone(config)
-    real = classifier_lib.to_model_range(reference_images(config))
+      self._features = _backbone(config, inception_size)
+    self.scalar_tags = INCEPTION_SCALAR_TAGS if self.backbone == 'inception' else SCALAR_TAGS
+    real = reference_images(config, source)
+    # InceptionV3's activations at 299x299 take ~30 MB per image: a global batch at a time.
+    chunk = self._global_batch if self.backbone == 'inception' else 500
     real_features = np.concatenate(
-        [self._features(real[start:start + 500], training=False)[0].numpy()
-         for start in range(0, len(real), 500)])
+        [self._features(real[start:start + chunk], training=False)[0].numpy()
+         for start in range(0, len(real), chunk)])
     self.num_real = len(real)
     self.real_statistics = metrics.statistics(real_features)
     self.last_histogram: Optional[np.ndarray] = None
@@ -127,7 +227,8 @@ class Evaluator:
 
   def outputs(self, generator: keras.Model,
               num_samples: Optional[int] = None) -> tuple[np.ndarray, np.ndarray]:
-    """(features [N, 64], probabilities [N, 10]) of the first N evaluation samples."""
+    """(features, class probabilities) of the first N evaluation samples: MNIST [N, 64] and
+    [N, 10], Inception [N, 2048] and [N, 1000]."""
     num = int(num_samples or self.num_samples)
     if num < 2:
       raise ValueError(f'num_samples={num}: a covariance needs at least 2 samples')
@@ -142,23 +243,31 @@ class Evaluator:
                num_samples: Optional[int] = None) -> dict[str, float]:
     """Scores `num_samples` (default config.num_eval_samples) images of `generator`.
 
-    Returns {'eval/fid', 'eval/classifier_score', 'eval/min_class_share'}; the class shares
-    are in `self.last_histogram` ([10], sums to 1).
+    Returns `self.scalar_tags`: MNIST {'eval/fid', 'eval/classifier_score',
+    'eval/min_class_share'}, with the class shares in `self.last_histogram` ([10], sums to 1);
+    Inception {'eval/fid', 'eval/inception_score'}, and `last_histogram` None.
     """
     features, probabilities = self.outputs(generator, num_samples)
+    fid = metrics.frechet_distance(*metrics.statistics(features), *self.real_statistics)
+    # Same formula: exp E KL(p(y|x) || p(y)); over ImageNet's classes it is the Inception Score.
+    score = metrics.classifier_score(probabilities)
+    if self.backbone == 'inception':
+      self.last_histogram = None
+      return {'eval/fid': fid, 'eval/inception_score': score}
     histogram = metrics.class_histogram(probabilities)
     self.last_histogram = histogram
-    fid = metrics.frechet_distance(*metrics.statistics(features), *self.real_statistics)
-    return {'eval/fid': fid,
-            'eval/classifier_score': metrics.classifier_score(probabilities),
+    return {'eval/fid': fid, 'eval/classifier_score': score,
             'eval/min_class_share': metrics.min_class_share(histogram)}
 
 
-def make_evaluator(config: ml_collections.ConfigDict,
-                   strategy: tf.distribute.Strategy) -> Optional[Evaluator]:
-  """An Evaluator, or None (with a warning naming why) when the data are not supported."""
+def make_evaluator(config: ml_collections.ConfigDict, strategy: tf.distribute.Strategy, *,
+                   source: Optional[data.Source] = None) -> Optional[Evaluator]:
+  """An Evaluator, or None (with a warning naming why) when the data have no backbone.
+
+  A bad eval_inception_weights file raises inception.InceptionWeightsError (a ConfigError).
+  """
   reason = unsupported_reason(config)
   if reason:
     logging.warning('Evaluation off: %s', reason)
     return None
-  return Evaluator(config, strategy)
+  return Evaluator(config, strategy, source=source)

@@ -1,0 +1,233 @@
+"""Inception FID / Inception Score plumbing, offline.
+
+No ImageNet weights here: a random-weights InceptionV3 is written in Keras's legacy HDF5 layout
+(the layout of the published inception_v3_weights_tf_dim_ordering_tf_kernels.h5, which
+keras.applications itself loads with the same `load_weights`), and loaded into a 75x75 network
+(InceptionV3's smallest) so a test scores 32 images in seconds on a CPU. The figures say nothing
+about image quality; they check that the real and generated paths agree, the shapes and tags,
+and the errors.
+"""
+
+import pickle
+
+import h5py
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from keras.src.legacy.saving import legacy_h5_format  # Keras's own writer of that layout.
+
+from wgan_dist import config_validation
+from wgan_dist import distribution
+from wgan_dist import models
+from wgan_dist import random_keys
+from wgan_dist import train
+from wgan_dist.eval import evaluator as evaluator_lib
+from wgan_dist.eval import inception as inception_lib
+
+SIZE = inception_lib.MIN_IMAGE_SIZE
+NUM = 32  # Evaluation samples and real images.
+
+
+def _save_legacy_h5(model: keras.Model, path) -> None:
+  with h5py.File(path, 'w') as f:
+    legacy_h5_format.save_weights_to_hdf5_group(f, model)
+
+
+@pytest.fixture(scope='module')
+def weights_path(tmp_path_factory):
+  """Random InceptionV3 weights as a legacy .h5, with He-scaled convolutions.
+
+  Keras's default Glorot init shrinks ReLU activations by about sqrt(2) per layer, which leaves
+  the pool features near 1e-5 and FIDs near 1e-10, too close to rounding to tell 'same' from
+  'different'; He scaling keeps them at unit scale, as trained weights are.
+  """
+  keras.utils.set_random_seed(0)
+  model = inception_lib.build_inception(SIZE)
+  rng = np.random.default_rng(0)
+  for layer in model.layers:
+    if isinstance(layer, keras.layers.Conv2D):
+      shape = layer.kernel.shape
+      layer.kernel.assign(rng.normal(0, np.sqrt(2 / np.prod(shape[:-1])), shape).astype('f4'))
+  path = tmp_path_factory.mktemp('inception') / inception_lib.WEIGHTS_FILE
+  _save_legacy_h5(model, path)
+  return str(path)
+
+
+def _strategy(replicas: int = 1) -> tf.distribute.Strategy:
+  from configs import cifar10  # pylint: disable=import-outside-toplevel
+  config = cifar10.get_config('tiny')
+  config.distribution.cpu_replicas = replicas
+  config.distribution.strategy = 'mirrored' if replicas > 1 else 'one_device'
+  return distribution.create_strategy(config)
+
+
+def _config(npz_path: str, weights: str, **overrides):
+  """configs/cifar10.py:tiny on an .npz of 32x32x3 images, NUM evaluation samples."""
+  from configs import cifar10  # pylint: disable=import-outside-toplevel
+  config = cifar10.get_config('tiny')
+  config.data.source, config.data.path = 'npz', str(npz_path)
+  config.eval_inception_weights = weights
+  config.num_eval_samples = NUM
+  for field, value in overrides.items():
+    parent = config
+    *parents, name = field.split('.')
+    for part in parents:
+      parent = parent[part]
+    parent[name] = value
+  return config
+
+
+def _generator(config) -> keras.Model:
+  keras.utils.set_random_seed(1)
+  generator, _ = models.build_models(config)
+  return generator
+
+
+def _evaluation_images(config, generator, num: int) -> np.ndarray:
+  """The first `num` images the Evaluator generates: one global batch of noise per batch index,
+  keyed as the evaluator documents it (seed, batch index, EVAL_NOISE)."""
+  batches = []
+  for index in range(-(-num // config.train.global_batch_size)):
+    noise = tf.random.stateless_normal(
+        [config.train.global_batch_size, config.model.noise_dim],
+        seed=random_keys.key(config.seed, tf.constant(index, tf.int64), 0,
+                             evaluator_lib.EVAL_NOISE))
+    batches.append(generator(noise, training=False).numpy())
+  return np.concatenate(batches)[:num]
+
+
+def test_weights_load_into_any_input_size(weights_path):
+  # The docstring's claim: one file for the 299x299 network and the tests' 75x75 one.
+  small = inception_lib.load_inception(weights_path, SIZE)
+  full = inception_lib.load_inception(weights_path)
+  assert full.input.shape[1:] == (299, 299, 3) and small.input.shape[1:] == (SIZE, SIZE, 3)
+  for got, want in zip(full.get_weights(), small.get_weights()):
+    np.testing.assert_array_equal(got, want)
+  images = np.random.default_rng(0).uniform(-1, 1, (2, 32, 32, 1)).astype(np.float32)
+  features = inception_lib.feature_model(small, (32, 32, 1))
+  gray, gray_p = features(images)
+  rgb, rgb_p = inception_lib.feature_model(small, (32, 32, 3))(np.repeat(images, 3, axis=-1))
+  assert gray.shape == (2, inception_lib.NUM_FEATURES) and gray_p.shape == (2, 1000)
+  np.testing.assert_allclose(gray, rgb, rtol=1e-6)  # Grayscale is replicated to RGB.
+  np.testing.assert_allclose(np.sum(gray_p, axis=1), 1.0, rtol=1e-5)
+
+
+def test_generated_against_the_same_images_as_real_is_zero(weights_path, tmp_path):
+  config = _config(tmp_path / 'same.npz', weights_path)
+  generator = _generator(config)
+  images = _evaluation_images(config, generator, NUM)
+  # Stored as floats in [0, 1]; the pipeline maps them back to the generator's [-1, 1].
+  np.savez(tmp_path / 'same.npz', x=((images + 1) / 2).astype(np.float32))
+  rng = np.random.default_rng(2)
+  np.savez(tmp_path / 'other.npz', x=rng.integers(0, 256, (NUM, 32, 32, 3), dtype=np.uint8))
+  strategy = _strategy()
+
+  same = evaluator_lib.Evaluator(config, strategy, inception_size=SIZE)
+  features, probabilities = same.outputs(generator)
+  assert features.shape == (NUM, 2048) and probabilities.shape == (NUM, 1000)
+  scalars = same.evaluate(generator)
+  assert tuple(scalars) == evaluator_lib.INCEPTION_SCALAR_TAGS == same.scalar_tags
+  assert same.backbone == 'inception' and same.num_real == NUM
+  assert same.last_histogram is None and evaluator_lib.class_share_scalars(None) == {}
+  assert all(np.isfinite(value) for value in scalars.values())
+  assert 1.0 <= scalars['eval/inception_score'] <= 1000.0
+
+  other = evaluator_lib.Evaluator(_config(tmp_path / 'other.npz', weights_path), strategy,
+                                  inception_size=SIZE).evaluate(generator)
+  assert other['eval/fid'] > 1.0  # Feature variances are O(1): clearly apart.
+  # The same images (in another order, other batches) through the real and generated paths.
+  assert scalars['eval/fid'] < 1e-6 * other['eval/fid'], (scalars, other)
+  assert other['eval/inception_score'] == pytest.approx(scalars['eval/inception_score'],
+                                                        rel=1e-9)  # Generated side only.
+
+
+def test_reference_is_a_fixed_subset_of_the_training_images(tmp_path):
+  images = np.arange(50, dtype=np.uint8)[:, None, None, None] * np.ones((1, 32, 32, 3), np.uint8)
+  np.savez(tmp_path / 'x.npz', x=images)
+  config = _config(tmp_path / 'x.npz', 'unused.h5', num_eval_samples=20)
+  first = evaluator_lib.reference_images(config)
+  assert first.shape == (20, 32, 32, 3) and first.dtype == np.float32
+  picked = np.round((first[:, 0, 0, 0] + 1) * 127.5).astype(int)
+  assert len(set(picked)) == 20 and set(picked) <= set(range(50))
+  assert set(picked) != set(range(20))  # A spread-out subset, not the first images.
+  np.testing.assert_array_equal(np.sort(picked), np.sort(np.round(
+      (evaluator_lib.reference_images(config)[:, 0, 0, 0] + 1) * 127.5).astype(int)))
+
+
+def test_cifar10_reference_is_the_cached_test_split(tmp_path, monkeypatch):
+  # A cache laid out as Keras 3 extracts it, holding a test batch in CIFAR-10's own format:
+  # rows of 3072 bytes, the 1024 red, then green, then blue pixels of a 32x32 image.
+  rng = np.random.default_rng(3)
+  test = rng.integers(0, 256, (10, 32, 32, 3), dtype=np.uint8)
+  folder = tmp_path / 'datasets' / 'cifar-10-batches-py-target' / 'cifar-10-batches-py'
+  folder.mkdir(parents=True)
+  with open(folder / 'test_batch', 'wb') as f:
+    pickle.dump({b'data': test.transpose(0, 3, 1, 2).reshape(10, 3072), b'labels': [0] * 10}, f)
+  monkeypatch.setenv('KERAS_HOME', str(tmp_path))
+  from configs import cifar10  # pylint: disable=import-outside-toplevel
+  config = cifar10.get_config('tiny')
+  config.eval_inception_weights, config.num_eval_samples = 'unused.h5', 6
+  real = evaluator_lib.reference_images(config)
+  # The first 6, in [-1, 1], each once (in the pipeline's shuffled order).
+  expected = test[:6].astype(np.float32) / 127.5 - 1
+  matches = [int(np.argmin(np.abs(expected - image).reshape(6, -1).max(axis=1)))
+             for image in real]
+  assert sorted(matches) == list(range(6))
+  np.testing.assert_allclose(real, expected[matches], atol=1e-6)
+
+
+def test_without_weights_rgb_evaluation_is_off_with_a_hint(tmp_path, caplog):
+  from configs import cifar10  # pylint: disable=import-outside-toplevel
+  config = cifar10.get_config('tiny')
+  assert evaluator_lib.make_evaluator(config, _strategy()) is None
+  warnings = [r.getMessage() for r in caplog.records if 'Evaluation off' in r.getMessage()]
+  assert len(warnings) == 1
+  assert ("data.source='cifar10'" in warnings[0] and
+          f'--config.eval_inception_weights=/path/{inception_lib.WEIGHTS_FILE}' in warnings[0] and
+          inception_lib.WEIGHTS_URL in warnings[0]), warnings[0]
+  with pytest.raises(evaluator_lib.UnsupportedEvaluation, match='eval_inception_weights'):
+    evaluator_lib.Evaluator(config, _strategy())
+
+
+def test_missing_or_wrong_weights_are_errors_naming_the_path(tmp_path, weights_path):
+  missing = str(tmp_path / 'nowhere' / inception_lib.WEIGHTS_FILE)
+  with pytest.raises(inception_lib.InceptionWeightsError, match='is not an existing file') as info:
+    inception_lib.load_inception(missing, SIZE)
+  assert repr(missing) in str(info.value) and inception_lib.WEIGHTS_URL in str(info.value)
+  # A ConfigError: main.py prints it as one `error:` line.
+  assert isinstance(info.value, config_validation.ConfigError)
+
+  not_hdf5 = tmp_path / 'inception.h5'
+  not_hdf5.write_text('not weights')
+  keras.utils.set_random_seed(0)
+  no_top = keras.applications.InceptionV3(include_top=False, weights=None,
+                                          input_shape=(SIZE, SIZE, 3))
+  notop_path = tmp_path / 'inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5'
+  _save_legacy_h5(no_top, notop_path)
+  from wgan_dist.eval import classifier  # pylint: disable=import-outside-toplevel
+  for wrong in (str(not_hdf5), str(notop_path), classifier.WEIGHTS_PATH):
+    with pytest.raises(inception_lib.InceptionWeightsError, match='does not load') as info:
+      inception_lib.load_inception(wrong, SIZE)
+    assert repr(wrong) in str(info.value) and inception_lib.WEIGHTS_FILE in str(info.value)
+  # Through the evaluator as training builds it.
+  config = _config(tmp_path / 'unused.npz', str(notop_path))
+  with pytest.raises(inception_lib.InceptionWeightsError, match='_notop'):
+    evaluator_lib.Evaluator(config, _strategy(), inception_size=SIZE)
+
+
+def test_training_logs_inception_scalars(weights_path, tmp_path):
+  # train.py's own evaluation path, at InceptionV3's full 299x299: one evaluation at the last
+  # step; no class shares (no histogram over 1000 classes).
+  from tests import helpers  # pylint: disable=import-outside-toplevel
+  rng = np.random.default_rng(4)
+  np.savez(tmp_path / 'x.npz', x=rng.integers(0, 256, (16, 32, 32, 3), dtype=np.uint8))
+  config = _config(tmp_path / 'x.npz', weights_path, num_eval_samples=16, eval_every_steps=4)
+  config.distribution.strategy = 'one_device'
+  config_validation.validate(config)
+  train.train_and_evaluate(config, str(tmp_path / 'run'))
+  fid = helpers.event_scalars(str(tmp_path / 'run'), 'eval/fid')
+  score = helpers.event_scalars(str(tmp_path / 'run'), 'eval/inception_score')
+  assert list(fid) == list(score) == [4]
+  assert np.isfinite(fid[4]) and fid[4] > 0 and 1 <= score[4] <= 1000
+  assert helpers.event_scalars(str(tmp_path / 'run'), 'eval/class_share_0') == {}
