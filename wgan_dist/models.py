@@ -16,6 +16,8 @@ from typing import Callable, Iterator
 
 import keras
 import ml_collections
+import numpy as np
+import tensorflow as tf
 from keras import layers
 from keras import ops
 
@@ -58,49 +60,70 @@ class PerExampleLayerNorm(layers.Layer):
     return {**super().get_config(), 'epsilon': self.epsilon}
 
 
+def patch_indices(height: int, width: int, kernel: tuple, strides: tuple,
+                  padding: str) -> tuple[np.ndarray, int, int]:
+  """Where each output pixel's k·k window reads in the row-major flattened input.
+
+  Returns (indices [out_h·out_w, kh·kw], out_h, out_w); a window position in the padding reads
+  index height·width (a zero pixel appended after the image). TensorFlow's SAME padding:
+  ceil(size / stride) outputs, the odd padding pixel at the end.
+  """
+  (kernel_h, kernel_w), (stride_h, stride_w) = kernel, strides
+  if padding == 'same':
+    out_h, out_w = -(-height // stride_h), -(-width // stride_w)
+    top = max((out_h - 1) * stride_h + kernel_h - height, 0) // 2
+    left = max((out_w - 1) * stride_w + kernel_w - width, 0) // 2
+  else:
+    out_h = (height - kernel_h) // stride_h + 1
+    out_w = (width - kernel_w) // stride_w + 1
+    top = left = 0
+  rows = (np.arange(out_h) * stride_h - top)[:, None, None, None] + np.arange(kernel_h)[:, None]
+  cols = (np.arange(out_w) * stride_w - left)[None, :, None, None] + np.arange(kernel_w)
+  rows, cols = np.broadcast_arrays(rows, cols)  # [out_h, out_w, kh, kw]
+  inside = (rows >= 0) & (rows < height) & (cols >= 0) & (cols < width)
+  indices = np.where(inside, rows * width + cols, height * width)
+  return indices.reshape(out_h * out_w, kernel_h * kernel_w).astype(np.int32), out_h, out_w
+
+
 @keras.saving.register_keras_serializable(package='wgan_dist')
 class PatchMatmulConv2D(layers.Conv2D):
   """Conv2D computed as one matmul of its k·k·C input patches by the kernel (im2col).
 
   The same variables (kernel [kh, kw, in, out], bias), config and, up to float rounding, the
   same outputs and gradients as `layers.Conv2D`, so checkpoints are interchangeable. Worth it
-  where the image is tiny and the channels many: the seed critic's 512 -> 1024 layer on 3x3
-  inputs, whose convolution gradient kernels (oneDNN and Eigen alike) ran several times slower
-  than the same arithmetic as a matmul on a CPU, and which the gradient penalty's double
-  backprop runs three times per critic input. Elsewhere the convolution kernels are faster
-  (BENCHMARKS.md has the per-layer figures). The patches are k·k strided slices of the padded
-  input, concatenated along channels in the kernel's (row, column, channel) order; slices and
-  concatenation have gradients of every order, so the penalty's second derivative works.
+  where images are small and channels many, as in the seed critic: there the convolution
+  kernels' gradients (which the gradient penalty's double backprop runs three times per critic
+  input) were several times slower on a CPU than the same arithmetic as a matmul (BENCHMARKS.md
+  has the per-layer figures). The patches are one gather of the flattened input with constant
+  indices (cheaper than k·k strided slices, whose gradients each write a whole padded image);
+  gather and its gradient have gradients of every order, so the penalty's second derivative
+  works. Needs static height and width. With a GPU visible it runs the ordinary convolution.
   """
 
   def build(self, input_shape):
     if self.groups != 1 or any(rate != 1 for rate in self.dilation_rate):
       raise ValueError(f'{self.name}: PatchMatmulConv2D supports groups=1 and no dilation')
-    if self.data_format != 'channels_last':
-      raise ValueError(f'{self.name}: PatchMatmulConv2D supports channels_last only')
+    if self.data_format != 'channels_last' or None in tuple(input_shape[1:3]):
+      raise ValueError(f'{self.name}: PatchMatmulConv2D needs channels_last inputs of static '
+                       f'height and width, got {input_shape}')
     super().build(input_shape)
+    self._height, self._width = int(input_shape[1]), int(input_shape[2])
+    self._indices, self._out_h, self._out_w = patch_indices(
+        self._height, self._width, self.kernel_size, self.strides, self.padding)
 
   def convolution_op(self, inputs, kernel):
+    if tf.config.list_logical_devices('GPU'):
+      # cuDNN's convolutions have no such weakness; measured slow only on CPUs.
+      return super().convolution_op(inputs, kernel)
     kernel_h, kernel_w, channels, filters = kernel.shape
-    stride_h, stride_w = self.strides
-    height, width = inputs.shape[1], inputs.shape[2]
-    if self.padding == 'same':
-      # TensorFlow's SAME: ceil(size / stride) outputs, the odd padding pixel at the end.
-      out_h, out_w = -(-height // stride_h), -(-width // stride_w)
-      pad_h = max((out_h - 1) * stride_h + kernel_h - height, 0)
-      pad_w = max((out_w - 1) * stride_w + kernel_w - width, 0)
-      inputs = ops.pad(inputs, [[0, 0], [pad_h // 2, pad_h - pad_h // 2],
-                                [pad_w // 2, pad_w - pad_w // 2], [0, 0]])
-    else:
-      out_h = (height - kernel_h) // stride_h + 1
-      out_w = (width - kernel_w) // stride_w + 1
-    patches = ops.concatenate(
-        [inputs[:, i:i + (out_h - 1) * stride_h + 1:stride_h,
-                j:j + (out_w - 1) * stride_w + 1:stride_w, :]
-         for i in range(kernel_h) for j in range(kernel_w)], axis=-1)
+    pixels = self._height * self._width
+    flat = ops.reshape(inputs, [-1, pixels, channels])
+    if (self._indices == pixels).any():  # Some windows reach into the padding.
+      flat = ops.concatenate([flat, ops.zeros_like(flat[:, :1])], axis=1)
+    patches = ops.take(flat, self._indices.reshape(-1), axis=1)
     rows = ops.reshape(patches, [-1, kernel_h * kernel_w * channels])
     outputs = ops.matmul(rows, ops.reshape(kernel, [kernel_h * kernel_w * channels, filters]))
-    return ops.reshape(outputs, [-1, out_h, out_w, filters])
+    return ops.reshape(outputs, [-1, self._out_h, self._out_w, filters])
 
 
 _PLAIN_CONVOLUTIONS = [False]
@@ -161,13 +184,12 @@ def _seed_critic(image_shape: tuple, b: int, norm: str) -> keras.Model:
   image = keras.Input(image_shape, name='image')
   x = layers.Conv2D(2 * b, 3, strides=2, padding='valid', name='conv0')(image)
   x = layers.LeakyReLU(LEAKY_SLOPE)(x)
-  # conv3 (3x3 -> 2x2) as a matmul of patches: the convolution's gradient kernels were the
-  # slowest part of a critic update on CPUs; the larger images of conv1 and conv2 run faster
-  # as convolutions (PatchMatmulConv2D, BENCHMARKS.md).
-  for i, (filters, kernel, padding, conv) in enumerate(
-      [(4 * b, 3, 'valid', layers.Conv2D), (8 * b, 4, 'same', layers.Conv2D),
-       (16 * b, 4, 'same', _patch_matmul_conv())], start=1):
-    x = conv(filters, kernel, strides=2, padding=padding, name=f'conv{i}')(x)
+  # conv1-conv3 (13x13 and smaller images, 128-1024 channels) as matmuls of patches: their
+  # convolution gradient kernels were the slowest part of a critic update on CPUs
+  # (PatchMatmulConv2D, BENCHMARKS.md). conv0 (one input channel) stays a convolution.
+  for i, (filters, kernel, padding) in enumerate(
+      [(4 * b, 3, 'valid'), (8 * b, 4, 'same'), (16 * b, 4, 'same')], start=1):
+    x = _patch_matmul_conv()(filters, kernel, strides=2, padding=padding, name=f'conv{i}')(x)
     x = critic_norm_layer(norm, f'conv{i}_norm')(x)
     x = layers.LeakyReLU(LEAKY_SLOPE)(x)
   x = layers.Conv2D(1, 4, strides=1, padding='same', name='conv_out')(x)
