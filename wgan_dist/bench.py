@@ -52,7 +52,8 @@ _STEPS = flags.DEFINE_integer('steps', 4, 'Generator steps timed (each with n_cr
 _WARMUP = flags.DEFINE_integer('warmup', 1, 'Generator steps run before timing (tracing, '
                                'allocation).')
 _BASELINE = flags.DEFINE_boolean('baseline', False, 'Also time a naive eager loop (one Python '
-                                 'call per update) of the same models and batch.')
+                                 'call per update, plain Conv2D layers) of the same models and '
+                                 'batch.')
 _INPUT_ONLY = flags.DEFINE_boolean('input_only', False, 'Time only the input pipeline.')
 _CEILING_SIZE = flags.DEFINE_integer('ceiling_size', 4096, 'Largest n of the n x n float32 '
                                      'matmuls that measure the ceiling.')
@@ -194,10 +195,12 @@ def make_naive_eager_step(config: ml_collections.ConfigDict,
                           images: np.ndarray) -> Callable[[], None]:
   """One generator step the naive way: eager, a Python call per update, numpy batches.
 
-  The same models, losses and Adam settings as training, on one device without a strategy; what
-  the blog implementation did (less its bugs), as the reference the real step is compared with.
+  The same architecture, losses and Adam settings as training, on one device without a
+  strategy, with every convolution a plain `layers.Conv2D` (identical variables and values):
+  what the blog implementation did (less its bugs), the reference the real step is rated against.
   """
-  generator, critic = models.build_models(config)
+  with models.plain_convolutions():
+    generator, critic = models.build_models(config)
   generator_optimizer = optimizers.make_adam(config.train, 'generator_adam', total_steps=1)
   critic_optimizer = optimizers.make_adam(config.train, 'critic_adam', total_steps=1)
   train_config = config.train
