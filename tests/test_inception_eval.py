@@ -3,7 +3,7 @@
 No ImageNet weights here: a random-weights InceptionV3 is written in Keras's legacy HDF5 layout
 (the layout of the published inception_v3_weights_tf_dim_ordering_tf_kernels.h5, which
 keras.applications itself loads with the same `load_weights`), and loaded into a 75x75 network
-(InceptionV3's smallest) so a test scores 32 images in seconds on a CPU. The figures say nothing
+(InceptionV3's smallest) so a test scores 16 images in seconds on a CPU. The figures say nothing
 about image quality; they check that the real and generated paths agree, the shapes and tags,
 and the errors.
 """
@@ -26,7 +26,7 @@ from wgan_dist.eval import evaluator as evaluator_lib
 from wgan_dist.eval import inception as inception_lib
 
 SIZE = inception_lib.MIN_IMAGE_SIZE
-NUM = 32  # Evaluation samples and real images.
+NUM = 16  # Evaluation samples and real images (two global batches of 8).
 
 
 def _save_legacy_h5(model: keras.Model, path) -> None:
@@ -222,7 +222,7 @@ def test_training_logs_inception_scalars(weights_path, tmp_path):
   from tests import helpers  # pylint: disable=import-outside-toplevel
   rng = np.random.default_rng(4)
   np.savez(tmp_path / 'x.npz', x=rng.integers(0, 256, (16, 32, 32, 3), dtype=np.uint8))
-  config = _config(tmp_path / 'x.npz', weights_path, num_eval_samples=16, eval_every_steps=4)
+  config = _config(tmp_path / 'x.npz', weights_path, num_eval_samples=8, eval_every_steps=4)
   config.distribution.strategy = 'one_device'
   config_validation.validate(config)
   train.train_and_evaluate(config, str(tmp_path / 'run'))
@@ -231,3 +231,18 @@ def test_training_logs_inception_scalars(weights_path, tmp_path):
   assert list(fid) == list(score) == [4]
   assert np.isfinite(fid[4]) and fid[4] > 0 and 1 <= score[4] <= 1000
   assert helpers.event_scalars(str(tmp_path / 'run'), 'eval/class_share_0') == {}
+
+
+@pytest.mark.parametrize('num1, num2, dim', [(40, 30, 100), (200, 150, 100), (300, 300, 512)])
+def test_frechet_distance_from_fewer_samples_than_dimensions(num1, num2, dim):
+  # The sample route (n < D, as 1,000 Inception vectors of 2,048) against the covariance route.
+  from wgan_dist.eval import metrics  # pylint: disable=import-outside-toplevel
+  rng = np.random.default_rng(num1)
+  mixing = rng.normal(size=(dim, dim)) / np.sqrt(dim)
+  x = rng.normal(size=(num1, dim)) @ mixing
+  y = (rng.normal(size=(num2, dim)) * 1.5 + 0.2) @ mixing
+  expected = metrics.frechet_distance(*metrics.statistics(x), *metrics.statistics(y))
+  # 1e-6, not 1e-9: with n < D the covariance route takes square roots of eigenvalues that are 0
+  # up to rounding (~1e-14 -> ~1e-7 each); the sample route has no such null space.
+  assert metrics.frechet_distance_of_features(x, y) == pytest.approx(expected, rel=1e-6)
+  assert metrics.frechet_distance_of_features(x, x) == pytest.approx(0, abs=1e-9 * expected)

@@ -198,6 +198,7 @@ class Evaluator:
         [self._features(real[start:start + chunk], training=False)[0].numpy()
          for start in range(0, len(real), chunk)])
     self.num_real = len(real)
+    self._real_features = real_features
     self.real_statistics = metrics.statistics(real_features)
     self.last_histogram: Optional[np.ndarray] = None
     # One traced function per generator (the live one, an EMA copy); the generator is kept
@@ -248,7 +249,11 @@ class Evaluator:
     Inception {'eval/fid', 'eval/inception_score'}, and `last_histogram` None.
     """
     features, probabilities = self.outputs(generator, num_samples)
-    fid = metrics.frechet_distance(*metrics.statistics(features), *self.real_statistics)
+    if self.backbone == 'inception':
+      # 2048 features: from the samples when fewer than 2048 (metrics module docstring).
+      fid = metrics.frechet_distance_of_features(features, self._real_features)
+    else:
+      fid = metrics.frechet_distance(*metrics.statistics(features), *self.real_statistics)
     # Same formula: exp E KL(p(y|x) || p(y)); over ImageNet's classes it is the Inception Score.
     score = metrics.classifier_score(probabilities)
     if self.backbone == 'inception':

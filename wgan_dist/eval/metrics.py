@@ -6,6 +6,9 @@
   Σ₁Σ₂ is similar to the symmetric PSD matrix A = Σ₁^½ Σ₂ Σ₁^½ (Σ₁^½ from a symmetric
   eigendecomposition), so tr (Σ₁Σ₂)^½ = Σᵢ √λᵢ(A). Eigenvalues a rounding error left below zero are
   clipped to zero (sqrtm would return a complex result there).
+  From features with fewer samples than dimensions (1,000 Inception vectors of 2,048) the same
+  trace is the sum of the singular values of the n1 x n2 cross product of the centred features
+  (`frechet_distance_of_features`), far cheaper than two 2048x2048 eigendecompositions.
 `classifier_score`: the Inception Score's formula on our classifier,
   exp(E_x KL(p(y|x) ‖ p(y))), p(y) the mean prediction: 1 for constant predictions, the number of
   classes for confident predictions spread evenly over all classes.
@@ -52,9 +55,35 @@ def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray,
   return float(max(distance, 0.0))
 
 
+def _trace_sqrt_product_of_features(features1: np.ndarray, features2: np.ndarray) -> float:
+  """tr (Σ₁ Σ₂)^½ from the features themselves.
+
+  With A = (X₁ − μ₁)/√(n₁−1) and B likewise, Σ₁ = AᵀA and Σ₂ = BᵀB; the nonzero eigenvalues of
+  Σ₁Σ₂ = Aᵀ(A BᵀB) are those of (A BᵀB)Aᵀ = M Mᵀ with M = A Bᵀ [n₁, n₂], i.e. the squared
+  singular values of M. So the trace is the sum of M's singular values.
+  """
+  a = (features1 - features1.mean(axis=0)) / np.sqrt(len(features1) - 1)
+  b = (features2 - features2.mean(axis=0)) / np.sqrt(len(features2) - 1)
+  return float(np.sum(np.linalg.svd(a @ b.T, compute_uv=False)))
+
+
 def frechet_distance_of_features(features1: np.ndarray, features2: np.ndarray) -> float:
-  """Fréchet distance between Gaussians fitted to two feature sets [N1, D] and [N2, D]."""
-  return frechet_distance(*statistics(features1), *statistics(features2))
+  """Fréchet distance between Gaussians fitted to two feature sets [N1, D] and [N2, D].
+
+  Equal to frechet_distance(*statistics(features1), *statistics(features2)); when a set has
+  fewer samples than dimensions the trace term comes from the samples (module docstring).
+  """
+  features1 = np.asarray(features1, np.float64)
+  features2 = np.asarray(features2, np.float64)
+  mu1, sigma1 = statistics(features1)
+  mu2, sigma2 = statistics(features2)
+  if mu1.shape != mu2.shape:
+    raise ValueError(f'mismatched features: {features1.shape} vs {features2.shape}')
+  if min(len(features1), len(features2)) >= features1.shape[1]:
+    return frechet_distance(mu1, sigma1, mu2, sigma2)
+  distance = (np.sum((mu1 - mu2)**2) + np.trace(sigma1) + np.trace(sigma2)
+              - 2.0 * _trace_sqrt_product_of_features(features1, features2))
+  return float(max(distance, 0.0))  # As frechet_distance: rounding below an exact 0.
 
 
 def classifier_score(probabilities: np.ndarray, eps: float = 1e-12) -> float:
