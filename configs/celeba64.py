@@ -8,6 +8,16 @@ Tiny models and a handful of steps, for tests:
   python -m wgan_dist.main --config=configs/celeba64.py:tiny \
       --config.data.path=/data/faces --workdir=/tmp/wgan_celeba_tiny
 
+Evaluation (FID and Inception Score every 2,000 steps, eval/fid and eval/inception_score) runs
+only with local InceptionV3 weights; without them training logs one warning and skips it. Get
+the file once on a machine with internet:
+  wget https://storage.googleapis.com/tensorflow/keras-applications/inception_v3/inception_v3_weights_tf_dim_ordering_tf_kernels.h5
+then add
+  --config.eval_inception_weights=/path/inception_v3_weights_tf_dim_ordering_tf_kernels.h5
+The real images are a fixed random num_eval_samples (1,000) of the folder's images, cropped and
+resized as training sees them (training images: FID against the training set, as usual for
+CelebA). See docs/evaluation.md.
+
 Settings of gan_64x64.py in its WGAN-GP mode: DIM = 64, noise 128-d, batch norm in the generator,
 per-example layer norm in the critic, constant Adam lr 1e-4 with β = (0, 0.9), n_critic = 5,
 λ = 10, batch 64. Its 200k iterations were for 64x64 ImageNet; here the length is the project
@@ -40,9 +50,8 @@ def get_config(variant: str = '') -> ml_collections.ConfigDict:
   config.train.lr_decay = 'none'
   config.train.num_steps = -1
   config.train.num_epochs = 50
-  # Off: wgan_dist/eval scores with an MNIST digit classifier (28x28x1); RGB needs the
-  # Inception-based evaluation issue 8 asks for, which does not exist yet.
-  config.eval_every_steps = 0
+  # Inception FID / IS; runs only when eval_inception_weights is set (docstring).
+  config.eval_every_steps = 2000
 
   if variant == 'tiny':
     config.model.base_filters = 4
