@@ -80,16 +80,19 @@ def load_embedded_mnist() -> tuple[np.ndarray, np.ndarray]:
   return images, table[:, 784]
 
 
-# What keras.datasets leaves in its cache directory for each source.
-_KERAS_CACHE_NAMES = {'mnist': 'mnist.npz', 'fashion_mnist': 'fashion-mnist',
-                      'cifar10': 'cifar-10-batches-py'}
+# What keras.datasets leaves in its cache directory for each source (Keras 3 extracts CIFAR-10
+# into cifar-10-batches-py-target/; Keras 2 into cifar-10-batches-py/).
+_KERAS_CACHE_NAMES = {'mnist': ('mnist.npz',), 'fashion_mnist': ('fashion-mnist',),
+                      'cifar10': ('cifar-10-batches-py-target', 'cifar-10-batches-py')}
 
 
 def _keras_dataset(name: str, loader: Callable, allow_download: bool) -> Optional[np.ndarray]:
   """Train images of a keras.datasets set, or None when neither cached nor downloadable."""
-  cache = os.path.join(os.environ.get('KERAS_HOME', os.path.expanduser('~/.keras')), 'datasets',
-                       _KERAS_CACHE_NAMES[name])
-  if not os.path.exists(cache) and not allow_download:
+  cache_dir = os.path.join(os.environ.get('KERAS_HOME', os.path.expanduser('~/.keras')),
+                           'datasets')
+  cached = any(os.path.exists(os.path.join(cache_dir, entry))
+               for entry in _KERAS_CACHE_NAMES[name])
+  if not cached and not allow_download:
     return None
   previous_timeout = socket.getdefaulttimeout()
   socket.setdefaulttimeout(_DOWNLOAD_TIMEOUT_S)  # An offline machine must not hang here.

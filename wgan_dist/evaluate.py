@@ -1,7 +1,10 @@
-"""Command line: FID-style Fréchet distance, classifier score and class histogram of a workdir's
-latest checkpoint, against the held-out real MNIST images (wgan_dist/eval/evaluator.py).
+"""Command line: Fréchet distance and classifier score (with the class histogram) of a workdir's
+latest checkpoint, against the held-out real MNIST images; or, for other data, Inception FID and
+Inception Score from local InceptionV3 weights (wgan_dist/eval/evaluator.py).
 
   python -m wgan_dist.evaluate --workdir=runs/mnist [--num=1000] [--ema]
+  python -m wgan_dist.evaluate --workdir=runs/cifar10 \
+      [--inception_weights=/path/inception_v3_weights_tf_dim_ordering_tf_kernels.h5]
 
 Prints the figures, then one line of JSON (the last line) for scripts.
 """
@@ -14,12 +17,17 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 from absl import app  # pylint: disable=wrong-import-position
 from absl import flags  # pylint: disable=wrong-import-position
 
+from wgan_dist import config_validation  # pylint: disable=wrong-import-position
+from wgan_dist import data  # pylint: disable=wrong-import-position
 from wgan_dist import restore  # pylint: disable=wrong-import-position
 from wgan_dist.eval import evaluator as evaluator_lib  # pylint: disable=wrong-import-position
 
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Work directory of a training run.')
 _NUM = flags.DEFINE_integer('num', None, 'Generated images; default the run\'s '
                             'num_eval_samples.')
+_INCEPTION_WEIGHTS = flags.DEFINE_string(
+    'inception_weights', None, 'InceptionV3 weights file for non-MNIST runs; default the run\'s '
+    'eval_inception_weights.')
 _EMA = flags.DEFINE_bool('ema', False, 'Evaluate the EMA generator (needs train.ema_decay > 0).')
 flags.mark_flags_as_required(['workdir'])
 
@@ -29,6 +37,8 @@ def main(argv: list[str]) -> None:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
   try:
     config = restore.load_config(_WORKDIR.value)
+    if _INCEPTION_WEIGHTS.value is not None:
+      config.eval_inception_weights = _INCEPTION_WEIGHTS.value
     reason = evaluator_lib.unsupported_reason(config)
     if reason:
       raise evaluator_lib.UnsupportedEvaluation(reason)
@@ -39,16 +49,22 @@ def main(argv: list[str]) -> None:
   num = _NUM.value if _NUM.value is not None else config.num_eval_samples
   if num < 2:
     raise app.UsageError(f'--num={num}: at least 2')
-  evaluator = evaluator_lib.Evaluator(restored.config, strategy)
+  try:
+    evaluator = evaluator_lib.Evaluator(config, strategy)
+  except (config_validation.ConfigError, data.DataError) as error:  # Bad weights file, data.
+    restore.exit_with_error(error)
   scalars = evaluator.evaluate(restored.generator, num)
   histogram = evaluator.last_histogram
   print(f'{"EMA generator" if restored.ema else "Generator"} at step {restored.step} '
-        f'({restored.checkpoint}), {num} samples vs {evaluator.num_real} held-out real images')
+        f'({restored.checkpoint}), {num} samples vs {evaluator.num_real} real images')
   for tag, value in scalars.items():
     print(f'{tag}: {value:.4f}')
-  print('class shares: ' + '  '.join(f'{k}: {share:.3f}' for k, share in enumerate(histogram)))
-  print(json.dumps({**scalars, 'eval/class_histogram': [float(v) for v in histogram],
-                    'step': restored.step, 'num_samples': num, 'num_real': evaluator.num_real,
+  report = dict(scalars)
+  if histogram is not None:  # MNIST only: no class shares over 1000 ImageNet classes.
+    print('class shares: ' + '  '.join(f'{k}: {share:.3f}' for k, share in enumerate(histogram)))
+    report['eval/class_histogram'] = [float(v) for v in histogram]
+  print(json.dumps({**report, 'step': restored.step, 'num_samples': num,
+                    'num_real': evaluator.num_real,
                     'ema': restored.ema, 'checkpoint': restored.checkpoint}))
 
 

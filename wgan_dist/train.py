@@ -148,8 +148,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
       [NUM_SAMPLES, config.model.noise_dim],
       seed=random_keys.key(config.seed, 0, 0, random_keys.FIXED_NOISE))
   sample = tf.function(lambda: generator(fixed_noise, training=False))
-  evaluator = (evaluator_lib.make_evaluator(config, strategy) if config.eval_every_steps > 0
-               else None)
+  # The source: Inception's reference images are drawn from it (a folder is not scanned twice).
+  evaluator = (evaluator_lib.make_evaluator(config, strategy, source=source)
+               if config.eval_every_steps > 0 else None)
   profiler = Profiler(config.profile_steps, os.path.join(workdir, 'profile'), is_chief)
   agreement = signals.Agreement(strategy, multi_worker)
 
