@@ -112,32 +112,50 @@ def _precision_scalars(state: TrainState) -> dict[str, float]:
           'train/skipped_steps': float(state.skipped_updates.numpy())}
 
 
+@dataclasses.dataclass(frozen=True)
+class _Job:
+  """What the start of a job establishes, before the first step."""
+  strategy: tf.distribute.Strategy
+  source: data.Source
+  total_steps: int
+  state: TrainState
+  checkpointer: checkpointing.Checkpointer
+  is_chief: bool
+
+
+def _start(config: ml_collections.ConfigDict, workdir: str) -> _Job:
+  """Strategy, data source, models and optimizers, and the restored checkpoint (if any)."""
+  strategy = distribution.create_strategy(config)
+  config_validation.validate_replicas(config, strategy.num_replicas_in_sync)
+  source = data.load_source(config)
+  total_steps = resolve_num_steps(config, source.size)
+
+  state = create_train_state(config, strategy, total_steps)
+  logging.info('Generator %s: %d parameters; critic %s: %d parameters', state.generator.name,
+               state.generator.count_params(), state.critic.name, state.critic.count_params())
+  is_chief = distribution.is_chief()
+  checkpointer = checkpointing.Checkpointer(workdir, config.max_checkpoints_to_keep,
+                                            is_chief=is_chief, **state.as_dict())
+  restored = checkpointer.restore_latest()
+  if restored:
+    logging.info('Resuming at step %d of %d', int(state.step.numpy()), total_steps)
+    if state.ema_generator is not None and not _has_ema(restored):
+      logging.warning('%s has no EMA generator (train.ema_decay was 0): starting the average '
+                      'from the restored generator', restored)
+      state.ema_generator.set_weights(state.generator.get_weights())
+  return _Job(strategy, source, total_steps, state, checkpointer, is_chief)
+
+
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, float]:
   """Trains (or resumes) WGAN-GP for `config` in `workdir`; returns the last logged means."""
   config_validation.validate(config)
   multi_worker = len(distribution.cluster_tasks()) > 1
   # Start-up waits for every worker; TensorFlow does not bound that wait, this does.
   with peers.startup_deadline(config.distribution.peer_timeout_secs):
-    strategy = distribution.create_strategy(config)
-    config_validation.validate_replicas(config, strategy.num_replicas_in_sync)
-    source = data.load_source(config)
-    total_steps = resolve_num_steps(config, source.size)
-
-    state = create_train_state(config, strategy, total_steps)
-    logging.info('Generator %s: %d parameters; critic %s: %d parameters', state.generator.name,
-                 state.generator.count_params(), state.critic.name,
-                 state.critic.count_params())
-    generator, step = state.generator, state.step
-    is_chief = distribution.is_chief()
-    checkpointer = checkpointing.Checkpointer(workdir, config.max_checkpoints_to_keep,
-                                              is_chief=is_chief, **state.as_dict())
-    restored = checkpointer.restore_latest()
-    if restored:
-      logging.info('Resuming at step %d of %d', int(step.numpy()), total_steps)
-      if state.ema_generator is not None and not _has_ema(restored):
-        logging.warning('%s has no EMA generator (train.ema_decay was 0): starting the average '
-                        'from the restored generator', restored)
-        state.ema_generator.set_weights(generator.get_weights())
+    job = _start(config, workdir)
+  strategy, source, total_steps, state = job.strategy, job.source, job.total_steps, job.state
+  checkpointer, is_chief = job.checkpointer, job.is_chief
+  generator, step = state.generator, state.step
 
   train_loop = steps.make_train_loop(strategy=strategy, config=config, **state.as_dict())
   # The data order is a function of the step, so a resumed run reads what an uninterrupted one
