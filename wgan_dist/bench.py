@@ -55,6 +55,9 @@ _BASELINE = flags.DEFINE_boolean('baseline', False, 'Also time a naive eager loo
                                  'call per update, plain Conv2D layers) of the same models and '
                                  'batch.')
 _INPUT_ONLY = flags.DEFINE_boolean('input_only', False, 'Time only the input pipeline.')
+_PROFILE_DIR = flags.DEFINE_string('profile_dir', None, 'Also trace one more generator step, '
+                                   'after the timing, with the TensorFlow profiler into this '
+                                   'directory (TensorBoard Profile tab).')
 _CEILING_SIZE = flags.DEFINE_integer('ceiling_size', 4096, 'Largest n of the n x n float32 '
                                      'matmuls that measure the ceiling.')
 flags.mark_flags_as_required(['config'])
@@ -273,7 +276,8 @@ def _load() -> float:
 
 
 def run(config: ml_collections.ConfigDict, *, num_steps: int, warmup: int, baseline: bool = False,
-        input_only: bool = False, ceiling_size: int = 4096) -> dict:
+        input_only: bool = False, ceiling_size: int = 4096,
+        profile_dir: Optional[str] = None) -> dict:
   """Times the training loop of `config`; returns the figures the JSON line reports.
 
   Keys: critic_steps_per_sec (critic updates per second, the generator updates' time included),
@@ -318,6 +322,10 @@ def run(config: ml_collections.ConfigDict, *, num_steps: int, warmup: int, basel
   seconds = time_train_loop(train_loop, iterator, num_steps, train_config.steps_per_loop)
   critic_steps_per_sec = num_steps * n_critic / seconds
 
+  if profile_dir:  # Untimed: tracing slows the step.
+    tf.profiler.experimental.start(profile_dir)
+    time_train_loop(train_loop, iterator, 1, 1)
+    tf.profiler.experimental.stop()
   ceiling_after = measure_matmul_ceiling(device, ceiling_size)
   ceiling = max(ceiling_before['flops_per_sec'], ceiling_after['flops_per_sec'])
   images_per_sec = critic_steps_per_sec * train_config.global_batch_size
@@ -396,7 +404,7 @@ def main(argv: list[str]) -> None:
     raise app.UsageError('--steps must be >= 1 and --warmup >= 0')
   result = run(_CONFIG.value, num_steps=_STEPS.value, warmup=_WARMUP.value,
                baseline=_BASELINE.value, input_only=_INPUT_ONLY.value,
-               ceiling_size=_CEILING_SIZE.value)
+               ceiling_size=_CEILING_SIZE.value, profile_dir=_PROFILE_DIR.value)
   print(format_table(result))
   sys.stdout.flush()
   print(json.dumps(result, sort_keys=True))
