@@ -8,7 +8,8 @@
 The timed code is the training loop itself: `steps.make_train_loop` built from
 `train.create_train_state` and fed by `data.make_distributed_dataset` (in-memory images), called
 in chunks of `train.steps_per_loop` generator steps with the metrics read after each call, as
-`train.train_and_evaluate` does. Its FLOPs come from TensorFlow's own op counter (the
+`train.train_and_evaluate` does (with --baseline, one generator step per call, alternating with
+one step of the naive loop so that both see the same load). Its FLOPs come from TensorFlow's own op counter (the
 `RegisterStatistics('flops')` table that `tf.compat.v1.profiler` uses) applied to the graph of
 that same tf.function; the ceiling is the best rate of large float32 matmuls on the same device
 in the same process (before and after the step is timed, so a change of load shows).
@@ -319,7 +320,19 @@ def run(config: ml_collections.ConfigDict, *, num_steps: int, warmup: int, basel
       steps.make_train_loop(strategy=strategy, config=config, **reference_state.as_dict()),
       iterator, n_critic)
   time_train_loop(train_loop, iterator, warmup, train_config.steps_per_loop)
-  seconds = time_train_loop(train_loop, iterator, num_steps, train_config.steps_per_loop)
+  if baseline:
+    naive_step = make_naive_eager_step(config, _in_memory_images(source))
+    for _ in range(warmup):
+      naive_step()
+    # Alternating one generator step of each, so a change of load hits both alike.
+    seconds = naive_seconds = 0.0
+    for _ in range(num_steps):
+      seconds += time_train_loop(train_loop, iterator, 1, 1)
+      start = time.perf_counter()
+      naive_step()
+      naive_seconds += time.perf_counter() - start
+  else:
+    seconds = time_train_loop(train_loop, iterator, num_steps, train_config.steps_per_loop)
   critic_steps_per_sec = num_steps * n_critic / seconds
 
   if profile_dir:  # Untimed: tracing slows the step.
@@ -345,14 +358,7 @@ def run(config: ml_collections.ConfigDict, *, num_steps: int, warmup: int, basel
       'input_headroom': result['input_images_per_sec'] / images_per_sec,
   })
   if baseline:
-    naive_step = make_naive_eager_step(config, _in_memory_images(source))
-    for _ in range(warmup):
-      naive_step()
-    start = time.perf_counter()
-    for _ in range(num_steps):
-      naive_step()
-    result['baseline_critic_steps_per_sec'] = num_steps * n_critic / (
-        time.perf_counter() - start)
+    result['baseline_critic_steps_per_sec'] = num_steps * n_critic / naive_seconds
     result['speedup_vs_baseline'] = critic_steps_per_sec / result[
         'baseline_critic_steps_per_sec']
   result['load_average_end'] = _load()
