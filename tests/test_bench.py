@@ -6,7 +6,7 @@ import os
 import subprocess
 import sys
 
-from wgan_dist import bench
+from wgan_dist import benchmark
 from wgan_dist import models
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -39,11 +39,11 @@ def test_bench_on_two_replicas(tiny_config):
   config = tiny_config.copy_and_resolve_references()
   config.distribution.cpu_replicas = 2
   config.distribution.strategy = 'mirrored'
-  _check_figures(bench.run(config, num_steps=1, warmup=0, ceiling_size=128), replicas=2)
+  _check_figures(benchmark.run(config, num_steps=1, warmup=0, ceiling_size=128), replicas=2)
 
 
 def test_input_only_times_the_pipeline_alone(tiny_config):
-  result = bench.run(tiny_config, num_steps=1, warmup=0, input_only=True)
+  result = benchmark.run(tiny_config, num_steps=1, warmup=0, input_only=True)
   assert result['input_images_per_sec'] > 0
   assert 'critic_steps_per_sec' not in result
 

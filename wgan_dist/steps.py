@@ -98,6 +98,11 @@ def make_train_loop(*, strategy: tf.distribute.Strategy, generator: keras.Model,
   inner_scale = precision.inner_gradient_scale(config.mixed_precision)
   seed = config.seed
 
+  # train.jit_compile: XLA has no kernel for the iterator's IteratorGetNext, so the loop itself
+  # cannot be compiled; the per-replica critic loss and gradients (the heaviest part) can.
+  critic_gradients = (tf.function(critic_loss_and_gradients, jit_compile=True)
+                      if train.jit_compile else critic_loss_and_gradients)
+
   def average(per_example: tf.Tensor) -> tf.Tensor:
     return tf.nn.compute_average_loss(per_example, global_batch_size=global_batch)
 
@@ -127,7 +132,7 @@ def make_train_loop(*, strategy: tf.distribute.Strategy, generator: keras.Model,
             seed=random_keys.key(seed, step_value, iteration, random_keys.EPSILON)),
         per_replica)
     fake = generator(z, training=True)
-    terms, grads = critic_loss_and_gradients(
+    terms, grads = critic_gradients(
         critic=critic, real=real, fake=fake, epsilon=epsilon, gp_lambda=gp_lambda,
         global_batch=global_batch, inner_scale=inner_scale,
         loss_scale=precision.loss_scale(critic_optimizer))
@@ -158,7 +163,7 @@ def make_train_loop(*, strategy: tf.distribute.Strategy, generator: keras.Model,
   def count_skipped(flag: tf.Tensor) -> None:
     skipped_updates.assign_add(tf.cast(tf.round(flag), tf.int64))
 
-  @tf.function(jit_compile=config.train.jit_compile)
+  @tf.function
   def train_loop(iterator, num_steps: tf.Tensor) -> dict[str, tf.Tensor]:
     totals = {name: tf.constant(0.0) for name in METRICS}
     steps_run = tf.constant(0, tf.int32)
