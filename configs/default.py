@@ -65,8 +65,9 @@ def get_config() -> ml_collections.ConfigDict:
   config.train.num_epochs = 50
   # At most this many generator steps per tf.function call (fewer host round trips).
   config.train.steps_per_loop = 50
-  # Compile the training loop with XLA. Off by default: on CPUs XLA made the step many times
-  # slower (BENCHMARKS.md); measure with `python -m wgan_dist.bench` before turning it on.
+  # Compile the critic's loss and gradients with XLA (the loop itself cannot be: XLA has no
+  # kernel for the input iterator). Off by default: on CPUs XLA was many times slower
+  # (BENCHMARKS.md); measure with `python -m wgan_dist.bench` before turning it on.
   config.train.jit_compile = False
   # Exponential moving average of the generator weights (decay per generator step); 0 = off.
   # Kept in checkpoints; samples and evaluation can use it.
