@@ -151,3 +151,31 @@ def test_exact_resume_equals_training_straight_through(tmp_path):
   for name in names - {'save_counter/.ATTRIBUTES/VARIABLE_VALUE'}:
     np.testing.assert_array_equal(readers[1].get_tensor(name), readers[0].get_tensor(name),
                                   err_msg=name)
+
+
+def test_no_readable_checkpoint_is_an_error_not_a_fresh_start(tiny_config, tmp_path):
+  workdir = str(tmp_path)
+  train.train_and_evaluate(tiny_config, workdir)
+  for step in _checkpoint_steps(workdir):
+    data_file = os.path.join(workdir, 'checkpoints', f'ckpt-{step}.data-00000-of-00001')
+    with open(data_file, 'r+b') as f:
+      f.truncate(os.path.getsize(data_file) // 3)
+  before = sorted(os.listdir(os.path.join(workdir, 'checkpoints')))
+  tiny_config.train.num_steps = 6
+  with pytest.raises(checkpointing.UnreadableCheckpointsError, match='none of the 2 checkpoints'):
+    train.train_and_evaluate(tiny_config, workdir)
+  assert sorted(os.listdir(os.path.join(workdir, 'checkpoints'))) == before  # Nothing rotated.
+
+
+def test_turning_on_ema_for_a_run_without_it_resumes(tiny_config, tmp_path, caplog):
+  workdir = str(tmp_path)
+  train.train_and_evaluate(tiny_config, workdir)  # No EMA; checkpoints at 2 and 4.
+  tiny_config.train.ema_decay = 0.9
+  tiny_config.train.num_steps = 6
+  caplog.set_level('INFO')
+  train.train_and_evaluate(tiny_config, workdir)
+  messages = '\n'.join(record.getMessage() for record in caplog.records)
+  assert 'Resuming at step 4 of 6' in messages
+  assert 'Starting the EMA generator from the restored generator' in messages
+  reader = tf.train.load_checkpoint(os.path.join(workdir, 'checkpoints', 'ckpt-6'))
+  assert any(name.startswith('ema_generator/') for name in reader.get_variable_to_shape_map())

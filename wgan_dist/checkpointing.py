@@ -25,6 +25,10 @@ class CheckpointMismatchError(ValueError):
   """The workdir's checkpoint was written by a model of another shape or structure."""
 
 
+class UnreadableCheckpointsError(RuntimeError):
+  """The workdir has checkpoints, but none of them can be read."""
+
+
 def _checkpoint_number(prefix: str) -> int:
   return int(prefix.rsplit('-', 1)[1])
 
@@ -37,9 +41,13 @@ def _first_line(error: Exception) -> str:
 class Checkpointer:
   """Saves `trackables` (models, optimizers, counters) and restores the newest save."""
 
-  def __init__(self, workdir: str, max_to_keep: int, *, is_chief: bool = True, **trackables):
+  def __init__(self, workdir: str, max_to_keep: int, *, is_chief: bool = True,
+               optional: tuple[str, ...] = ('ema_generator',), **trackables):
+    """`optional`: trackables an older checkpoint may lack (they keep their current values)."""
     self.directory = os.path.join(workdir, 'checkpoints')
     self.checkpoint = tf.train.Checkpoint(**trackables)
+    self._trackables = trackables
+    self._optional = optional
     self._max_to_keep = max_to_keep
     self._is_chief = is_chief
     self._manager = (tf.train.CheckpointManager(self.checkpoint, self.directory, max_to_keep,
@@ -68,11 +76,19 @@ class Checkpointer:
     An unreadable one (a save killed midway, a truncated file) is skipped with a warning that
     names it; a readable one that does not fit the model raises CheckpointMismatchError.
     """
-    for prefix in self.candidates():
+    candidates = self.candidates()
+    for prefix in candidates:
       status = None
       try:
-        tf.train.load_checkpoint(prefix).get_variable_to_shape_map()  # Index readable?
-        status = self.checkpoint.restore(prefix)
+        names = tf.train.load_checkpoint(prefix).get_variable_to_shape_map()  # Readable?
+        absent = [key for key in self._optional if key in self._trackables
+                  and not any(name.startswith(f'{key}/') for name in names)]
+        checkpoint = self.checkpoint
+        if absent:  # E.g. EMA turned on for a run that trained without it.
+          logging.warning('%s has no %s; keeping its fresh values', prefix, ', '.join(absent))
+          checkpoint = tf.train.Checkpoint(**{key: value for key, value in
+                                              self._trackables.items() if key not in absent})
+        status = checkpoint.restore(prefix)
         # Every saved object must find its variable: a mismatch means another model was
         # trained here.
         status.assert_existing_objects_matched()
@@ -92,6 +108,11 @@ class Checkpointer:
             'another --workdir, or that config') from error
       logging.info('Resumed from %s', prefix)
       return prefix
+    if candidates:
+      # Starting over would let the next saves rotate the unreadable ones away.
+      raise UnreadableCheckpointsError(
+          f'none of the {len(candidates)} checkpoints in {self.directory} can be read (see the '
+          'warnings above); move them away to start over, or restore them from a backup')
     return None
 
   def save(self, step: int) -> Optional[str]:

@@ -80,7 +80,7 @@ def main(argv: list[str]) -> None:
   try:
     train.train_and_evaluate(_CONFIG.value, workdir)
   except (config_validation.ConfigError, data.DataError, checkpointing.CheckpointMismatchError,
-          steps.NonFiniteError) as error:
+          checkpointing.UnreadableCheckpointsError, steps.NonFiniteError) as error:
     # A clear one-line reason instead of a traceback; nothing saved is touched.
     logging.error('%s', error)
     sys.exit(f'error: {error}')

@@ -68,9 +68,30 @@ def lost_worker_error(error: tf.errors.OpError) -> LostWorkerError:
                          'the job to resume from the last checkpoint')
 
 
+# Errors of a collective whose peer went away (others, e.g. out of memory, are not renamed).
+_LOST_PEER_ERRORS = (tf.errors.UnavailableError, tf.errors.DeadlineExceededError,
+                     tf.errors.AbortedError, tf.errors.CancelledError)
+
+
+def is_lost_worker(error: tf.errors.OpError) -> bool:
+  """Whether `error` looks like a lost peer: its type, or a message naming another task."""
+  return isinstance(error, _LOST_PEER_ERRORS) or bool(_TASK_PATTERN.search(error.message or ''))
+
+
+@contextlib.contextmanager
+def naming_lost_workers(multi_worker: bool) -> Iterator[None]:
+  """Turns a lost-peer TensorFlow error inside the block into a one-line LostWorkerError."""
+  try:
+    yield
+  except tf.errors.OpError as error:
+    if multi_worker and is_lost_worker(error):
+      raise lost_worker_error(error) from error
+    raise
+
+
 @contextlib.contextmanager
 def startup_deadline(timeout_secs: float) -> Iterator[None]:
-  """Bounds the start of a multi-worker job (strategy, variables, restore).
+  """Bounds the start of a multi-worker job (creating the strategy: registration).
 
   A TensorFlow error inside the block becomes a LostWorkerError. As a last resort, if the block
   still runs after twice `timeout_secs` (TensorFlow's own bound plus a margin), the process ends

@@ -125,7 +125,10 @@ class _Job:
 
 def _start(config: ml_collections.ConfigDict, workdir: str) -> _Job:
   """Strategy, data source, models and optimizers, and the restored checkpoint (if any)."""
-  strategy = distribution.create_strategy(config)
+  # Creating the strategy waits for every worker to register, inside TensorFlow; bound it.
+  # (Later waits are bounded by TensorFlow's heartbeats; a slow but live peer is not lost.)
+  with peers.startup_deadline(config.distribution.peer_timeout_secs):
+    strategy = distribution.create_strategy(config)
   config_validation.validate_replicas(config, strategy.num_replicas_in_sync)
   source = data.load_source(config)
   total_steps = resolve_num_steps(config, source.size)
@@ -140,8 +143,7 @@ def _start(config: ml_collections.ConfigDict, workdir: str) -> _Job:
   if restored:
     logging.info('Resuming at step %d of %d', int(state.step.numpy()), total_steps)
     if state.ema_generator is not None and not _has_ema(restored):
-      logging.warning('%s has no EMA generator (train.ema_decay was 0): starting the average '
-                      'from the restored generator', restored)
+      logging.info('Starting the EMA generator from the restored generator')
       state.ema_generator.set_weights(state.generator.get_weights())
   return _Job(strategy, source, total_steps, state, checkpointer, is_chief)
 
@@ -150,8 +152,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   """Trains (or resumes) WGAN-GP for `config` in `workdir`; returns the last logged means."""
   config_validation.validate(config)
   multi_worker = len(distribution.cluster_tasks()) > 1
-  # Start-up waits for every worker; TensorFlow does not bound that wait, this does.
-  with peers.startup_deadline(config.distribution.peer_timeout_secs):
+  with peers.naming_lost_workers(multi_worker):
     job = _start(config, workdir)
   strategy, source, total_steps, state = job.strategy, job.source, job.total_steps, job.state
   checkpointer, is_chief = job.checkpointer, job.is_chief
@@ -185,7 +186,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
                    [config.eval_every_steps] if evaluator else [])
 
   def save() -> Optional[str]:
-    _check_finite_weights(state, current)  # Never save a broken state over a good one.
+    # Never save a broken state over a good one.
+    _check_finite_weights(state, current, checkpointer.latest())
     path = checkpointer.save(current)
     logging.info('Saved checkpoint at step %d: %s', current, path or 'the chief keeps it')
     return path
@@ -226,7 +228,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
       if not last_means:
         logging.info('Nothing to do: the checkpoint is at step %d of %d', current, total_steps)
   except tf.errors.OpError as error:
-    if multi_worker:  # A failed collective: name the lost peer in one line.
+    if multi_worker and peers.is_lost_worker(error):  # Name the lost peer in one line.
       raise peers.lost_worker_error(error) from error
     raise
   finally:
@@ -240,14 +242,14 @@ def _has_ema(checkpoint_prefix: str) -> bool:
              for name, _ in tf.train.list_variables(checkpoint_prefix))
 
 
-def _check_finite_weights(state: TrainState, step: int) -> None:
+def _check_finite_weights(state: TrainState, step: int, last_checkpoint: Optional[str]) -> None:
   """Raises NonFiniteError naming the first variables that hold NaN or Inf."""
   models_ = [state.generator, state.critic] + (
       [state.ema_generator] if state.ema_generator is not None else [])
   broken = [f'{model.name}/{variable.path}' for model in models_ for variable in model.weights
             if not bool(tf.reduce_all(tf.math.is_finite(variable)))]
   if broken:
-    raise steps.NonFiniteError(step, [f'weights {", ".join(broken[:5])}'], None)
+    raise steps.NonFiniteError(step, [f'weights {", ".join(broken[:5])}'], last_checkpoint)
 
 
 def _evaluate(evaluator, state: TrainState) -> dict[str, float]:
