@@ -121,3 +121,20 @@ def startup_deadline(timeout_secs: float) -> Iterator[None]:
     raise lost_worker_error(error) from error
   finally:
     timer.cancel()
+
+
+def check_same_step(strategy: tf.distribute.Strategy, step: int) -> None:
+  """Raises if the workers resumed at different steps (each restores on its own, and the
+  strategy does not broadcast afterwards: a flaky shared file system could split them)."""
+  @tf.function
+  def moments(value: tf.Tensor) -> tf.Tensor:
+    per_replica = strategy.run(lambda: tf.stack([value, value * value]))
+    return strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None)
+
+  total, total_of_squares = moments(tf.constant(float(step), tf.float64)).numpy()
+  replicas = strategy.num_replicas_in_sync
+  mean = total / replicas
+  if total_of_squares / replicas - mean * mean > 0.25:  # Zero iff every worker has `step`.
+    raise RuntimeError(f'the workers resumed at different steps (this one at {step}, mean '
+                       f'{mean:g}): their views of the checkpoint directory differ; rerun the job '
+                       'when the shared file system is consistent')

@@ -157,6 +157,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   strategy, source, total_steps, state = job.strategy, job.source, job.total_steps, job.state
   checkpointer, is_chief = job.checkpointer, job.is_chief
   generator, step = state.generator, state.step
+  if multi_worker:
+    peers.check_same_step(strategy, int(step.numpy()))
 
   train_loop = steps.make_train_loop(strategy=strategy, config=config, **state.as_dict())
   # The data order is a function of the step, so a resumed run reads what an uninterrupted one
