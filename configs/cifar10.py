@@ -58,16 +58,7 @@ def get_config(variant: str = '') -> ml_collections.ConfigDict:
   config.eval_every_steps = 5000
 
   if variant == 'tiny':
-    config.model.base_filters = 8
-    config.model.noise_dim = 16
-    config.train.global_batch_size = 8
-    config.train.n_critic = 2
-    config.train.num_steps = 4
-    config.train.steps_per_loop = 2
-    config.log_every_steps = 2
-    config.sample_every_steps = 2
-    config.checkpoint_every_steps = 2
-    config.eval_every_steps = 0
+    default.shrink_for_tests(config, base_filters=8, noise_dim=16)
   elif variant:
     raise ValueError(f"configs/cifar10.py: unknown variant {variant!r}; allowed: '' (full), "
                      "'tiny'")

@@ -109,3 +109,18 @@ def get_config() -> ml_collections.ConfigDict:
   # FID / Inception Score ('' = no Inception evaluation; MNIST uses its own classifier).
   config.eval_inception_weights = ''
   return config
+
+
+def shrink_for_tests(config: ml_collections.ConfigDict, *, base_filters: int,
+                     noise_dim: int) -> None:
+  """The 'tiny' variants: narrow models, batch 8, 4 steps that log, sample and save every 2."""
+  config.model.base_filters = base_filters
+  config.model.noise_dim = noise_dim
+  config.train.global_batch_size = 8
+  config.train.n_critic = 2
+  config.train.num_steps = 4
+  config.train.steps_per_loop = 2
+  config.log_every_steps = 2
+  config.sample_every_steps = 2
+  config.checkpoint_every_steps = 2
+  config.eval_every_steps = 0

@@ -41,16 +41,7 @@ def get_config(variant: str = '') -> ml_collections.ConfigDict:
     config.checkpoint_every_steps = 400
   elif variant == 'tiny':
     config.data.source = 'embedded_mnist'
-    config.model.base_filters = 4
-    config.model.noise_dim = 8
-    config.train.global_batch_size = 8
-    config.train.n_critic = 2
-    config.train.num_steps = 4
-    config.train.steps_per_loop = 2
-    config.log_every_steps = 2
-    config.sample_every_steps = 2
-    config.checkpoint_every_steps = 2
-    config.eval_every_steps = 0
+    default.shrink_for_tests(config, base_filters=4, noise_dim=8)
   elif variant:
     raise ValueError(
         f"configs/mnist.py: unknown variant {variant!r}; allowed: '' (full), 'quick', 'tiny'")

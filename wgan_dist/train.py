@@ -27,6 +27,7 @@ from wgan_dist import optimizers
 from wgan_dist import peers
 from wgan_dist import precision
 from wgan_dist import random_keys
+from wgan_dist import restore
 from wgan_dist import signals
 from wgan_dist import steps
 from wgan_dist.eval import evaluator as evaluator_lib
@@ -142,7 +143,7 @@ def _start(config: ml_collections.ConfigDict, workdir: str) -> _Job:
   restored = checkpointer.restore_latest()
   if restored:
     logging.info('Resuming at step %d of %d', int(state.step.numpy()), total_steps)
-    if state.ema_generator is not None and not _has_ema(restored):
+    if state.ema_generator is not None and not restore.has_ema(restored):
       logging.info('Starting the EMA generator from the restored generator')
       state.ema_generator.set_weights(state.generator.get_weights())
   return _Job(strategy, source, total_steps, state, checkpointer, is_chief)
@@ -237,11 +238,6 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     profiler.stop()
     monitor.close()  # Flushes what was written, even when a step fails.
   return last_means
-
-
-def _has_ema(checkpoint_prefix: str) -> bool:
-  return any(name.startswith('ema_generator/')
-             for name, _ in tf.train.list_variables(checkpoint_prefix))
 
 
 def _check_finite_weights(state: TrainState, step: int, last_checkpoint: Optional[str]) -> None:
