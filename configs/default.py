@@ -52,8 +52,11 @@ def get_config() -> ml_collections.ConfigDict:
   config.train.n_critic = 5
   # Gradient-penalty weight lambda.
   config.train.gp_lambda = 10.0
-  # Adam for both networks.
+  # Adam for both networks (the critic's learning rate, and the generator's unless set below).
   config.train.learning_rate = 1e-4
+  # The generator's learning rate; 0 = train.learning_rate (two time-scale updates, TTUR,
+  # when they differ). train.lr_decay applies to both.
+  config.train.generator_learning_rate = 0.0
   config.train.beta1 = 0.0
   config.train.beta2 = 0.9
   # Learning-rate schedule: 'none' (constant) | 'linear' (to 0 at the last generator step,
@@ -72,6 +75,9 @@ def get_config() -> ml_collections.ConfigDict:
   # Exponential moving average of the generator weights (decay per generator step); 0 = off.
   # Kept in checkpoints; samples and evaluation can use it.
   config.train.ema_decay = 0.0
+  # Warm the average up: decay at generator step t is min(ema_decay, (1 + t) / (10 + t)), as
+  # tf.train.ExponentialMovingAverage with num_updates; False = ema_decay from the first step.
+  config.train.ema_warmup = True
 
   # 'float32' | 'mixed_float16' (dynamic loss scaling; Volta/Turing GPUs) | 'mixed_bfloat16'
   # (Ampere/Hopper GPUs). The gradient penalty is formed in float32 under every policy.

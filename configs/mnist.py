@@ -24,6 +24,8 @@ def get_config(variant: str = '') -> ml_collections.ConfigDict:
   config.train.gp_lambda = 10.0
   config.train.learning_rate = 1e-4
   config.train.num_epochs = 50
+  # Averaged generator weights, warmed up (train.ema_warmup), logged as eval_ema/* beside eval/*.
+  config.train.ema_decay = 0.999
 
   if variant == 'quick':
     # The paper's MNIST models at a quarter width (DIM = 16): 1.4-3 generator steps per second

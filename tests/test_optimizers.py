@@ -96,3 +96,19 @@ def test_rate_resumes_from_a_checkpoint(tmp_path):
   np.testing.assert_allclose(float(resumed.learning_rate), 2e-4, rtol=1e-6)
   tf.train.Checkpoint(optimizer=resumed).read(path).assert_existing_objects_matched()
   np.testing.assert_allclose(float(resumed.learning_rate), 1e-4, rtol=1e-6)
+
+
+@pytest.mark.parametrize('lr_decay', ['none', 'linear'])
+def test_generator_learning_rate_sets_only_the_generator(lr_decay):
+  train_config = cifar10.get_config().train  # lr 2e-4, 100k steps.
+  train_config.lr_decay = lr_decay
+  train_config.generator_learning_rate = 5e-5
+  generator_adam = optimizers.make_adam(train_config, 'generator_adam')
+  critic_adam = optimizers.make_adam(train_config, 'critic_adam')
+  for optimizer in (generator_adam, critic_adam):
+    optimizer.build([keras.Variable(0.0)])
+  np.testing.assert_allclose(float(generator_adam.learning_rate), 5e-5, rtol=1e-6)
+  np.testing.assert_allclose(float(critic_adam.learning_rate), 2e-4, rtol=1e-6)
+  if lr_decay == 'linear':  # Both decay over the same generator steps.
+    generator_adam.iterations.assign(50_000)
+    np.testing.assert_allclose(float(generator_adam.learning_rate), 2.5e-5, rtol=1e-6)

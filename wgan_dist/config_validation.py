@@ -106,6 +106,8 @@ def _validate_train(config: ml_collections.ConfigDict) -> None:
   _integer(config, 'train.n_critic', 1)
   _number(config, 'train.gp_lambda', lambda v: v >= 0, '>= 0')
   _number(config, 'train.learning_rate', lambda v: v > 0, '> 0')
+  _number(config, 'train.generator_learning_rate', lambda v: v >= 0,
+          '>= 0 (0 = train.learning_rate)')
   _number(config, 'train.beta1', lambda v: 0 <= v < 1, 'in [0, 1)')
   _number(config, 'train.beta2', lambda v: 0 <= v < 1, 'in [0, 1)')
   _choice(config, 'train.lr_decay', optimizers.LR_DECAYS)
@@ -119,6 +121,7 @@ def _validate_train(config: ml_collections.ConfigDict) -> None:
   _flag(config, 'train.jit_compile')
   # 1 would freeze the average at the initial weights forever.
   _number(config, 'train.ema_decay', lambda v: 0 <= v < 1, 'in [0, 1) (0 = off)')
+  _flag(config, 'train.ema_warmup')
 
 
 def _validate_run(config: ml_collections.ConfigDict) -> None:

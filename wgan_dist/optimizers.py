@@ -73,17 +73,27 @@ def _default_updates_per_step(train_config: ml_collections.ConfigDict, name: str
   return train_config.n_critic if name.startswith('critic') else 1
 
 
+def initial_learning_rate(train_config: ml_collections.ConfigDict, generator: bool) -> float:
+  """train.learning_rate, or for the generator train.generator_learning_rate when it is set."""
+  # getattr: configs saved before train.generator_learning_rate existed still load.
+  if generator and getattr(train_config, 'generator_learning_rate', 0.0) > 0:
+    return train_config.generator_learning_rate
+  return train_config.learning_rate
+
+
 def make_learning_rate(train_config: ml_collections.ConfigDict, *, updates_per_step: int,
-                       total_steps: Optional[int] = None):
-  """train.learning_rate, or its linear decay to 0 over the generator steps (train.lr_decay).
+                       total_steps: Optional[int] = None, generator: bool = False):
+  """The initial rate (`initial_learning_rate`), constant or decaying linearly to 0 over the
+  generator steps (train.lr_decay).
 
   `total_steps` is the number of generator steps of the run; it defaults to train.num_steps,
   which must then be set (not -1).
   """
   # getattr: configs saved before train.lr_decay existed still load.
   decay = getattr(train_config, 'lr_decay', 'none')
+  initial = initial_learning_rate(train_config, generator)
   if decay == 'none':
-    return train_config.learning_rate
+    return initial
   if decay != 'linear':
     raise ValueError(f'train.lr_decay={decay!r} is not allowed; allowed: {LR_DECAYS}')
   if total_steps is None:
@@ -91,7 +101,7 @@ def make_learning_rate(train_config: ml_collections.ConfigDict, *, updates_per_s
   if total_steps is None or total_steps < 1:
     raise ValueError(f"train.lr_decay='linear' needs the run's length in generator steps: set "
                      f'train.num_steps >= 1 (it is {train_config.num_steps}) or pass total_steps')
-  return LinearDecayPerGeneratorStep(train_config.learning_rate, total_steps, updates_per_step)
+  return LinearDecayPerGeneratorStep(initial, total_steps, updates_per_step)
 
 
 def make_adam(train_config: ml_collections.ConfigDict, name: str, *,
@@ -106,6 +116,7 @@ def make_adam(train_config: ml_collections.ConfigDict, name: str, *,
   if updates_per_step is None:
     updates_per_step = _default_updates_per_step(train_config, name)
   learning_rate = make_learning_rate(train_config, updates_per_step=updates_per_step,
-                                     total_steps=total_steps)
+                                     total_steps=total_steps,
+                                     generator=not name.startswith('critic'))
   return AdamOnSummedGradients(learning_rate=learning_rate, beta_1=train_config.beta1,
                                beta_2=train_config.beta2, name=name)

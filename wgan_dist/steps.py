@@ -186,7 +186,10 @@ def make_train_loop(*, strategy: tf.distribute.Strategy, generator: keras.Model,
                    for name, value in this_step.items()}
       totals = {name: totals[name] + this_step[name] for name in METRICS}
       if ema_generator is not None:
-        ema.update(ema_generator, generator, train.ema_decay)
+        # t = generator steps done, this one included; restored with the step counter.
+        ema.update(ema_generator, generator,
+                   ema.warmup_decay(train.ema_decay, step_value + 1) if train.ema_warmup
+                   else train.ema_decay)
       step.assign_add(1)
       steps_run += 1
       # A non-finite value in a step whose updates were all applied means the weights are no
