@@ -119,7 +119,7 @@ def get_config() -> ml_collections.ConfigDict:
 
 def shrink_for_tests(config: ml_collections.ConfigDict, *, base_filters: int,
                      noise_dim: int) -> None:
-  """The 'tiny' variants: narrow models, batch 8, 4 steps that log, sample and save every 2."""
+  """The 'tiny' variants: narrow models, batch 8, 4 steps that log, sample and save every 2, no EMA."""
   config.model.base_filters = base_filters
   config.model.noise_dim = noise_dim
   config.train.global_batch_size = 8
@@ -130,3 +130,4 @@ def shrink_for_tests(config: ml_collections.ConfigDict, *, base_filters: int,
   config.sample_every_steps = 2
   config.checkpoint_every_steps = 2
   config.eval_every_steps = 0
+  config.train.ema_decay = 0.0  # Tests that want an EMA turn it on themselves.
