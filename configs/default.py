@@ -34,7 +34,8 @@ def get_config() -> ml_collections.ConfigDict:
   config.data.on_bad_image = 'fail'
 
   config.model = ml_collections.ConfigDict()
-  # 'seed' (the blog's models, SPEC.md) | 'dcgan' (the paper's MNIST models).
+  # 'seed' (the blog's MNIST models) | 'dcgan' (the paper's MNIST models) | 'resnet' (the paper's
+  # CIFAR-10 ResNet, 32x32x3) | 'dcgan64' (64x64x3).
   config.model.architecture = 'seed'
   # Dimension of the standard-normal noise z.
   config.model.noise_dim = 100

@@ -142,7 +142,7 @@ def test_dcgan64_parameter_counts_and_shapes(norm, weights_per_channel):
 
 def test_fashion_mnist_uses_the_seed_models():
   generator, critic = models.build_models(fashion_mnist.get_config())
-  # SPEC.md's seed counts; the critic's batch norm (4 per channel) replaced by layer norm (2).
+  # The seed models' counts; the critic's batch norm (4 per channel) replaced by layer norm (2).
   assert generator.count_params() == 2_278_401
   assert critic.count_params() == 10_807_302 - 2 * (256 + 512 + 1024)
   assert fashion_mnist.get_config().data.source == 'fashion_mnist'
@@ -207,7 +207,7 @@ def test_a_few_steps_train_on_tiny_images(name, cpu_replicas, tmp_path):
 @pytest.mark.parametrize('name', ['cifar10', 'celeba64'])
 @pytest.mark.parametrize('policy', ['mixed_float16', 'mixed_bfloat16'])
 def test_outputs_are_float32_under_mixed_precision(name, policy):
-  # Losses and the penalty are formed in float32 (GUIDE.md, mixed precision).
+  # Losses and the penalty are formed in float32 (README, "Mixed precision").
   config = CONFIGS[name].get_config('tiny')
   with precision.policy_scope(policy):
     generator, critic = models.build_models(config)

@@ -7,7 +7,7 @@ from configs import mnist
 from wgan_dist import config_validation
 from wgan_dist import models
 
-# SPEC.md counts; the blog's critic had batch norm (4 weights per channel), ours has per-channel
+# The seed models' counts (README, "Architectures"); the blog's critic had batch norm (4 weights per channel), ours has per-channel
 # layer norm (2) or none (0) on the 256-, 512- and 1024-channel layers.
 SEED_GENERATOR_PARAMS = 2_278_401
 SEED_CRITIC_PARAMS_WITH_BATCH_NORM = 10_807_302
@@ -23,7 +23,7 @@ def test_seed_models_have_the_spec_parameter_counts(norm, weights_per_channel):
   assert critic.count_params() == (SEED_CRITIC_PARAMS_WITH_BATCH_NORM
                                    - (4 - weights_per_channel) * NORMED_CHANNELS)
   assert generator.output_shape == (None, 28, 28, 1)
-  # SPEC.md: 28 -> 13 -> 6 -> 3 -> 2 -> 2x2x1 -> 4 -> 1.
+  # The seed critic's shapes: 28 -> 13 -> 6 -> 3 -> 2 -> 2x2x1 -> 4 -> 1.
   conv_shapes = [layer.output.shape[1:] for layer in critic.layers if 'conv' in layer.name
                  and 'norm' not in layer.name]
   assert conv_shapes == [(13, 13, 128), (6, 6, 256), (3, 3, 512), (2, 2, 1024), (2, 2, 1)]
