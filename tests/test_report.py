@@ -1,14 +1,17 @@
 """python -m wgan_dist.report through the real command line: on tiny trained workdirs with and
-without evaluation, its one-line errors, and without matplotlib.
+without evaluation, its one-line errors, and without matplotlib; and its drawing of the
+Inception tags of non-MNIST runs.
 
 The command runs as a subprocess: importing wgan_dist.report here would define its flags
 (--workdir, ...) in this process next to wgan_dist.main's, which tests/test_config.py imports.
 """
 
+import json
 import os
 import shutil
 import subprocess
 import sys
+import textwrap
 
 import numpy as np
 import pytest
@@ -126,3 +129,37 @@ def test_without_matplotlib_one_line_names_the_extra(unevaluated_run, tmp_path):
   assert line.startswith('error: wgan_dist.report needs matplotlib'), line
   assert line.endswith(MISSING_EXTRA), line
   assert not (tmp_path / 'r.png').exists()
+
+
+def test_inception_tags_get_their_own_panel_and_no_mnist_references(tmp_path):
+  # Curves as a CIFAR-10 run with Inception weights logs them (no InceptionV3 weights here to
+  # train one), drawn by the report's own function in a fresh interpreter.
+  script = textwrap.dedent(f"""
+      import json
+      import numpy as np
+      from wgan_dist import report
+      steps = np.array([100, 200, 300])
+      series = {{'eval/fid': (steps, np.array([90.0, 60.0, 45.0])),
+                'eval/inception_score': (steps, np.array([3.0, 4.5, 5.25])),
+                'train/wasserstein_estimate': (steps, np.array([3.0, 2.0, 1.5]))}}
+      grid = np.full((66, 66, 3), 128, np.uint8)
+      figure = report.draw(series, grid, name='cifar10', step=300, ema=False, seed=0)
+      figure.savefig({str(tmp_path / 'r.png')!r}, dpi=report.DPI)
+      print(json.dumps({{'suptitle': figure.get_suptitle(),
+                        'panels': [(axes.get_title(), len(axes.lines),
+                                    [text.get_text() for text in axes.texts])
+                                   for axes in figure.axes]}}))
+      """)
+  result = subprocess.run([sys.executable, '-c', script], cwd=REPO_ROOT, capture_output=True,
+                          text=True, timeout=300, check=False)
+  _assert_ok(result)
+  _assert_png(tmp_path / 'r.png')
+  drawn = json.loads(result.stdout.strip().splitlines()[-1])
+  assert drawn['suptitle'] == ('cifar10: generator step 300\n'
+                               'FID 45  ·  Inception score 5.25  ·  W estimate 1.5')
+  # One curve each and no dashed MNIST reference line; a panel without class shares says so.
+  assert [title for title, _, _ in drawn['panels']] == [
+      'FID (log scale)', 'Inception score', 'smallest class share', 'Wasserstein estimate (training)',
+      'samples of the generator at step 300\n(noise from the run\'s seed 0: not selected)']
+  assert [lines for _, lines, _ in drawn['panels'][:4]] == [1, 1, 0, 1]
+  assert drawn['panels'][2][2] == ['no eval/min_class_share logged']

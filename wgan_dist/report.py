@@ -177,7 +177,10 @@ def _plot_curves(axes, title: str, curves: list[tuple[str, np.ndarray, np.ndarra
   axes.set_title(title)
   axes.set_xlabel('generator step')
   axes.set_xlim(0, max(last_step, 1))
-  axes.xaxis.set_major_locator(ticker.MaxNLocator(integer=True))  # No step 2.5 on short runs.
+  # At most ~5 whole steps (no step 2.5 on short runs), thousands as 'k': a panel is ~4 inches.
+  axes.xaxis.set_major_locator(ticker.MaxNLocator(nbins=5, integer=True))
+  axes.xaxis.set_major_formatter(ticker.FuncFormatter(
+      lambda value, _: f'{value / 1000:g}k' if abs(value) >= 1000 else f'{value:g}'))
   axes.grid(True, alpha=0.3)
   if not curves:
     axes.text(0.5, 0.5, empty, ha='center', va='center', transform=axes.transAxes, color='0.4')
@@ -192,6 +195,7 @@ def _plot_curves(axes, title: str, curves: list[tuple[str, np.ndarray, np.ndarra
     axes.axhline(value, color='0.3', linestyle='--', linewidth=1, label=f'{what}: {value:g}')
   if log_scale and all(np.all(values > 0) for _, _, values in curves):
     axes.set_yscale('log')
+    axes.set_title(f'{title} (log scale)')
     # 10, 100 rather than 10^1, 10^2; the minor ticks are labelled only on short ranges.
     plain = ticker.FuncFormatter(lambda value, _: f'{value:g}')
     axes.yaxis.set_major_formatter(plain)
@@ -212,14 +216,16 @@ def draw(series: Series, grid: np.ndarray, *, name: str, step: int, ema: bool, s
   # The references are the MNIST classifier's: only for runs it scored.
   mnist = CLASSIFIER_SCORE_TAG in series
   score_tag = INCEPTION_SCORE_TAG if INCEPTION_SCORE_TAG in series else CLASSIFIER_SCORE_TAG
+  evaluated = any(tag.startswith('eval') for tag in series)
   for cell, tag in zip((cells[0, 0], cells[0, 1], cells[1, 0]),
                        (FID_TAG, score_tag, MIN_SHARE_TAG)):
     curves = [(label, *series[name_])
               for label, name_ in (('generator', tag), ('EMA generator', ema_tag(tag)))
               if name_ in series]
+    # E.g. the Inception evaluation of non-MNIST data has no class shares.
     _plot_curves(figure.add_subplot(cell), TITLES[tag], curves, last_step,
-                 empty='no evaluation logged', log_scale=tag == FID_TAG,
-                 reference=REFERENCES.get(tag) if mnist else None)
+                 empty=f'no {tag} logged' if evaluated else 'no evaluation logged',
+                 log_scale=tag == FID_TAG, reference=REFERENCES.get(tag) if mnist else None)
   _plot_curves(figure.add_subplot(cells[1, 1]), 'Wasserstein estimate (training)',
                [('mean D(x) - mean D(G(z))', *series[WASSERSTEIN_TAG])]
                if WASSERSTEIN_TAG in series else [], last_step,
