@@ -159,7 +159,8 @@ def test_inception_tags_get_their_own_panel_and_no_mnist_references(tmp_path):
                                'FID 45  ·  Inception score 5.25  ·  W estimate 1.5')
   # One curve each and no dashed MNIST reference line; a panel without class shares says so.
   assert [title for title, _, _ in drawn['panels']] == [
-      'FID (log scale)', 'Inception score', 'smallest class share', 'Wasserstein estimate (training)',
+      'FID (log scale)', 'Inception score', 'smallest class share',
+      'Wasserstein estimate (training)',
       'samples of the generator at step 300\n(noise from the run\'s seed 0: not selected)']
   assert [lines for _, lines, _ in drawn['panels'][:4]] == [1, 1, 0, 1]
   assert drawn['panels'][2][2] == ['no eval/min_class_share logged']
