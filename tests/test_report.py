@@ -164,3 +164,28 @@ def test_inception_tags_get_their_own_panel_and_no_mnist_references(tmp_path):
       'samples of the generator at step 300\n(noise from the run\'s seed 0: not selected)']
   assert [lines for _, lines, _ in drawn['panels'][:4]] == [1, 1, 0, 1]
   assert drawn['panels'][2][2] == ['no eval/min_class_share logged']
+
+
+def test_grid_is_the_sample_commands_for_the_runs_seed(evaluated_run, tmp_path):
+  # Not selected and reproducible: the report's grid is exactly what
+  # `python -m wgan_dist.sample --seed=<run seed> --ema` draws (the run's seed is 0).
+  env = {**os.environ, 'TF_CPP_MIN_LOG_LEVEL': '3', 'CUDA_VISIBLE_DEVICES': ''}
+  sample = subprocess.run(
+      [sys.executable, '-m', 'wgan_dist.sample', f'--workdir={evaluated_run}', '--ema',
+       '--seed=0', '--num=64', f'--out={tmp_path / "sample.png"}'], cwd=REPO_ROOT, env=env,
+      capture_output=True, text=True, timeout=600, check=False)
+  _assert_ok(sample)
+  script = textwrap.dedent(f"""
+      import numpy as np
+      from wgan_dist import report
+      from wgan_dist import restore
+      restored = restore.load_generator({evaluated_run!r}, ema=True)
+      np.save({str(tmp_path / 'grid.npy')!r}, report.sample_grid(restored, 64))
+      """)
+  _assert_ok(subprocess.run([sys.executable, '-c', script], cwd=REPO_ROOT, env=env,
+                            capture_output=True, text=True, timeout=600, check=False))
+  with Image.open(tmp_path / 'sample.png') as image:
+    sampled = np.asarray(image)
+  grid = np.load(tmp_path / 'grid.npy')
+  assert grid.shape == (8 * 30 + 2, 8 * 30 + 2, 1)
+  np.testing.assert_array_equal(grid[..., 0], sampled)

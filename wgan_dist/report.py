@@ -26,13 +26,17 @@ import logging
 import math
 import os
 import sys
-from typing import Callable, Optional
+from typing import TYPE_CHECKING, Callable, Optional
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
 import numpy as np  # pylint: disable=wrong-import-position
 from absl import app  # pylint: disable=wrong-import-position
 from absl import flags  # pylint: disable=wrong-import-position
+
+if TYPE_CHECKING:  # Annotations only: matplotlib is optional, TensorFlow slow to import.
+  from matplotlib import figure as figure_lib
+  from wgan_dist import restore
 
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Work directory of a training run.')
 _OUT = flags.DEFINE_string('out', None, 'PNG to write; default W/report.png.')
@@ -203,7 +207,8 @@ def _plot_curves(axes, title: str, curves: list[tuple[str, np.ndarray, np.ndarra
   axes.legend(fontsize='small')
 
 
-def draw(series: Series, grid: np.ndarray, *, name: str, step: int, ema: bool, seed: int):
+def draw(series: Series, grid: np.ndarray, *, name: str, step: int, ema: bool,
+         seed: int) -> 'figure_lib.Figure':
   """The report (a matplotlib Figure): FID, score, smallest share and Wasserstein panels (2x2),
   the sample grid at right. A panel with nothing logged keeps its place and says so, so the
   layout never changes."""
@@ -244,6 +249,20 @@ def draw(series: Series, grid: np.ndarray, *, name: str, step: int, ema: bool, s
   return figure
 
 
+def sample_grid(restored: 'restore.Restored', num: int) -> np.ndarray:
+  """uint8 grid of `num` images of the restored generator, noise keyed by the run's seed."""
+  # pylint: disable=import-outside-toplevel
+  import tensorflow as tf
+  from wgan_dist import images
+  from wgan_dist import random_keys
+  # pylint: enable=import-outside-toplevel
+  noise = tf.random.stateless_normal(
+      [num, restored.config.model.noise_dim],
+      seed=random_keys.key(restored.config.seed, 0, 0, SAMPLE_NOISE))
+  generated = restored.generator(noise, training=False).numpy()
+  return images.to_grid(generated, rows=grid_rows(num))
+
+
 def _no_eval_notice(workdir: str, eval_every_steps: int) -> str:
   why = ('training ran with eval_every_steps=0' if eval_every_steps == 0 else
          'evaluation was off for these data, or has not run yet')
@@ -268,12 +287,10 @@ def main(argv: list[str]) -> None:
       check_workdir(workdir, os.path.isdir, glob.glob)
   except ReportError as error:
     sys.exit(f'error: {error}')
-  # pylint: disable=import-outside-toplevel
+  # pylint: disable=import-outside-toplevel,redefined-outer-name
   import tensorflow as tf
-  from wgan_dist import images
-  from wgan_dist import random_keys
   from wgan_dist import restore
-  # pylint: enable=import-outside-toplevel
+  # pylint: enable=import-outside-toplevel,redefined-outer-name
   try:
     check_workdir(workdir, tf.io.gfile.isdir, tf.io.gfile.glob)
     if _EMA.value is None:
@@ -289,10 +306,7 @@ def main(argv: list[str]) -> None:
   series = read_series(workdir)
   if not any(tag.startswith('eval') for tag in series):
     print(_no_eval_notice(workdir, config.eval_every_steps), file=sys.stderr)
-  noise = tf.random.stateless_normal([_NUM.value, config.model.noise_dim],
-                                     seed=random_keys.key(config.seed, 0, 0, SAMPLE_NOISE))
-  generated = restored.generator(noise, training=False).numpy()
-  grid = images.to_grid(generated, rows=grid_rows(_NUM.value))
+  grid = sample_grid(restored, _NUM.value)
   figure = draw(series, grid, name=os.path.basename(os.path.normpath(workdir)),
                 step=restored.step, ema=restored.ema, seed=config.seed)
   out = _OUT.value or os.path.join(workdir, 'report.png')
