@@ -182,7 +182,7 @@ def _plot_curves(axes, title: str, curves: list[tuple[str, np.ndarray, np.ndarra
   axes.set_xlabel('generator step')
   axes.set_xlim(0, max(last_step, 1))
   # At most ~5 whole steps (no step 2.5 on short runs), thousands as 'k': a panel is ~4 inches.
-  axes.xaxis.set_major_locator(ticker.MaxNLocator(nbins=5, integer=True))
+  axes.xaxis.set_major_locator(ticker.MaxNLocator(nbins=5, steps=(1, 2, 5, 10), integer=True))
   axes.xaxis.set_major_formatter(ticker.FuncFormatter(
       lambda value, _: f'{value / 1000:g}k' if abs(value) >= 1000 else f'{value:g}'))
   axes.grid(True, alpha=0.3)
@@ -243,9 +243,13 @@ def draw(series: Series, grid: np.ndarray, *, name: str, step: int, ema: bool,
   axes.set_axis_off()
   axes.set_title(f'samples of the {"EMA generator" if ema else "generator"} at step {step}\n'
                  f'(noise from the run\'s seed {seed}: not selected)')
+  # A live run may have evaluated after its latest checkpoint (or saved after evaluating).
+  eval_steps = {int(steps[-1]) for tag, (steps, _) in series.items() if tag.startswith('eval')}
+  title = f'{name}: generator step {step}'
+  if eval_steps and eval_steps != {step}:
+    title += f', last evaluation at step {max(eval_steps)}'
   figures = _title_figures(series)
-  figure.suptitle(f'{name}: generator step {step}' + (f'\n{figures}' if figures else ''),
-                  fontsize='x-large')
+  figure.suptitle(title + (f'\n{figures}' if figures else ''), fontsize='x-large')
   return figure
 
 
