@@ -18,7 +18,10 @@ it holds one (else the trained generator), from noise keyed by the run's `seed` 
 grid is not picked, is the same at every rerun, and equals
 `python -m wgan_dist.sample --workdir=W --seed=<the run's seed> [--ema]`.
 
-The PNG is always FIGURE_INCHES x DPI = 1500x800 pixels, whatever it shows.
+The PNG is always FIGURE_INCHES x DPI = 1500x800 pixels, whatever it shows. The command prints
+the latest figures in one line and the path written. A run without eval/* tags (evaluation off)
+still gets its training curve and grid, with a one-line note; no matplotlib, a workdir that is
+not a directory or has no event files or no checkpoint: one line `error: ...`, exit status 1.
 """
 
 import glob
@@ -286,8 +289,9 @@ def main(argv: list[str]) -> None:
     import matplotlib  # pylint: disable=import-outside-toplevel,unused-import
   except ImportError as error:
     sys.exit('error: ' + MISSING_MATPLOTLIB.format(error))
+  remote = '://' in workdir  # gs://...: checked with tf.io.gfile once TensorFlow is loaded.
   try:
-    if '://' not in workdir:  # Remote paths (gs://...) are checked once TensorFlow is loaded.
+    if not remote:
       check_workdir(workdir, os.path.isdir, glob.glob)
   except ReportError as error:
     sys.exit(f'error: {error}')
@@ -296,7 +300,8 @@ def main(argv: list[str]) -> None:
   from wgan_dist import restore
   # pylint: enable=import-outside-toplevel,redefined-outer-name
   try:
-    check_workdir(workdir, tf.io.gfile.isdir, tf.io.gfile.glob)
+    if remote:
+      check_workdir(workdir, tf.io.gfile.isdir, tf.io.gfile.glob)
     if _EMA.value is None:
       try:
         restored = restore.load_generator(workdir, ema=True)
