@@ -183,7 +183,8 @@ def _plot_curves(axes, title: str, curves: list[tuple[str, np.ndarray, np.ndarra
   from matplotlib import ticker  # pylint: disable=import-outside-toplevel
   axes.set_title(title)
   axes.set_xlabel('generator step')
-  axes.set_xlim(0, max(last_step, 1))
+  # 2% each side, so that markers at step 0 and at the last step are not cut in half.
+  axes.set_xlim(-0.02 * max(last_step, 1), 1.02 * max(last_step, 1))
   # At most ~5 whole steps (no step 2.5 on short runs), thousands as 'k': a panel is ~4 inches.
   axes.xaxis.set_major_locator(ticker.MaxNLocator(nbins=5, steps=(1, 2, 5, 10), integer=True))
   axes.xaxis.set_major_formatter(ticker.FuncFormatter(
