@@ -209,7 +209,8 @@ def test_gray_to_rgb_converts_with_one_info_line(tiny_config, tmp_path, caplog):
   assert records[0].getMessage() == (
       f'data.path={str(tmp_path)!r}: 3 grayscale of 4 images converted to data.channels=3 when '
       'decoded (grayscale replicated to RGB)')
-  gray = input_pipeline.make_dataset(sources.Source('folder', files=[source.files[0]]), tiny_config, 1)
+  gray = input_pipeline.make_dataset(sources.Source('folder', files=[source.files[0]]),
+                                     tiny_config, 1)
   pixels = next(iter(gray)).numpy()
   assert pixels.shape == (1, 16, 16, 3)
   np.testing.assert_array_equal(pixels[..., 0], pixels[..., 2])
@@ -343,3 +344,56 @@ def test_decode_error_is_empty_for_a_good_file(tmp_path):
   _write_image(tmp_path / 'a.png')
   assert sources.decode_error(str(tmp_path / 'a.png')) == ''
   assert tf.io.decode_png(tf.io.read_file(str(tmp_path / 'a.png'))).shape == (30, 26, 1)
+
+
+# data.source='tfds', with a stand-in for tensorflow_datasets (not a dependency).
+
+
+class _FakeTfds:
+  """Records tfds.load's arguments; serves one split as tfds does with batch_size=-1."""
+
+  def __init__(self, images=None, error=None):
+    self.calls, self._images, self._error = [], images, error
+
+  def load(self, name, **kwargs):
+    self.calls.append((name, kwargs))
+    if self._error:
+      raise self._error
+    return {'image': tf.constant(self._images), 'label': tf.zeros([len(self._images)])}
+
+  @staticmethod
+  def as_numpy(tree):
+    return {key: value.numpy() for key, value in tree.items()}
+
+
+def _tfds_config(config, allow_download: bool):
+  config.data.source = 'tfds'
+  config.data.path = 'fake_digits'
+  config.data.allow_download = allow_download
+  return config
+
+
+@pytest.mark.parametrize('allow_download', [True, False])
+def test_tfds_loads_the_split_in_one_call_and_honours_allow_download(tiny_config, monkeypatch,
+                                                                     allow_download):
+  images = _RNG.integers(0, 256, (5, 28, 28, 1), dtype=np.uint8)
+  fake = _FakeTfds(images)
+  monkeypatch.setitem(sys.modules, 'tensorflow_datasets', fake)
+  source = sources.load_source(_tfds_config(tiny_config, allow_download))
+  np.testing.assert_array_equal(source.images, images)
+  assert fake.calls == [('fake_digits', {'split': 'train', 'batch_size': -1,
+                                         'download': allow_download})]
+
+
+def test_tfds_that_does_not_load_offline_is_a_data_error(tiny_config, monkeypatch):
+  monkeypatch.setitem(sys.modules, 'tensorflow_datasets',
+                      _FakeTfds(error=RuntimeError('Dataset fake_digits not found')))
+  with pytest.raises(sources.DataError, match=r"^data.path='fake_digits' \(data.source='tfds'\) "
+                     r'does not load \(data.allow_download=False.*not found'):
+    sources.load_source(_tfds_config(tiny_config, allow_download=False))
+
+
+def test_tfds_without_the_package_is_a_data_error(tiny_config, monkeypatch):
+  monkeypatch.setitem(sys.modules, 'tensorflow_datasets', None)  # import raises ImportError.
+  with pytest.raises(sources.DataError, match='needs the tensorflow-datasets package'):
+    sources.load_source(_tfds_config(tiny_config, allow_download=True))

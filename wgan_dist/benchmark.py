@@ -13,8 +13,8 @@ The timed code is the training loop itself: `trainer.Trainer.train` on a
 read after each call, as `train.train_and_evaluate` does (with --baseline, one generator step
 per call, alternating with one step of the naive loop so that both see the same load). Its FLOPs
 come from TensorFlow's own op counter (the `RegisterStatistics('flops')` table that
-`tf.compat.v1.profiler` uses) applied to the graph of that same tf.function; the ceiling is the best rate of large float32 matmuls on the same device
-in the same process (before and after the step is timed, so a change of load shows).
+`tf.compat.v1.profiler` uses) applied to the graph of that same tf.function; the ceiling is the
+best rate of large float32 matmuls on the same device in the same process (before and after the step is timed, so a change of load shows).
 
 Prints a table, then, as the last line, one JSON object (keys in `run`'s docstring).
 """

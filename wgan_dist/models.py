@@ -53,7 +53,8 @@ def _seed_critic(image_shape: tuple, b: int, norm: str) -> keras.Model:
   # (model_layers.PatchMatmulConv2D, BENCHMARKS.md). conv0 (one input channel) stays a convolution.
   for i, (filters, kernel, padding) in enumerate(
       [(4 * b, 3, 'valid'), (8 * b, 4, 'same'), (16 * b, 4, 'same')], start=1):
-    x = model_layers.patch_matmul_conv()(filters, kernel, strides=2, padding=padding, name=f'conv{i}')(x)
+    x = model_layers.patch_matmul_conv()(filters, kernel, strides=2, padding=padding,
+                                         name=f'conv{i}')(x)
     x = model_layers.critic_norm_layer(norm, f'conv{i}_norm')(x)
     x = layers.LeakyReLU(LEAKY_SLOPE)(x)
   x = layers.Conv2D(1, 4, strides=1, padding='same', name='conv_out')(x)

@@ -4,8 +4,9 @@ Reads `workdir/config.json` (the resolved config training wrote) over `configs/d
 schema, so a config from before a field existed still loads with that field's default; builds
 the models as training does; and restores only the generator (or its EMA copy) from the newest
 readable checkpoint in `workdir/checkpoints`, as training does: a broken newest one is skipped
-with a warning naming it (checkpointing.restore_newest_readable). The checkpoint's keys are the field names of
-`wgan_dist.train_state.TrainState`: `generator`, `ema_generator` (when training kept an EMA), `step`.
+with a warning naming it (checkpointing.restore_newest_readable). The checkpoint's keys are the
+field names of `wgan_dist.train_state.TrainState`: `generator`, `ema_generator` (when training
+kept an EMA), `step`.
 """
 
 import contextlib

@@ -95,7 +95,8 @@ def _apply_summed(optimizer: keras.optimizers.Optimizer, grads: list[tf.Tensor],
 
 def _global_noise(config: ml_collections.ConfigDict, num_replicas: int, shape: list[int],
                   draw: Callable, key: tf.Tensor) -> tf.Tensor:
-  """This replica's slice of a global-batch draw: the same examples for any replica count."""
+  """This replica's slice of a [global batch] + `shape` draw: every example's noise depends on
+  its global index only, whatever the replica count."""
   global_batch = config.train.global_batch_size
   return random_keys.replica_slice(draw([global_batch] + shape, seed=key),
                                    global_batch // num_replicas)
@@ -118,7 +119,6 @@ def make_critic_step(*, strategy: tf.distribute.Strategy, config: ml_collections
   """
   train = config.train
   num_replicas = strategy.num_replicas_in_sync
-  image_noise = [config.model.noise_dim]
   gp_lambda = float(train.gp_lambda)
   inner_scale = precision.inner_gradient_scale(config.mixed_precision)
   # train.jit_compile: XLA has no kernel for the iterator's IteratorGetNext, so the loop itself
@@ -127,7 +127,7 @@ def make_critic_step(*, strategy: tf.distribute.Strategy, config: ml_collections
                         if train.jit_compile else critic_loss_and_gradients)
 
   def replica_step(real: tf.Tensor, step: tf.Tensor, iteration: tf.Tensor) -> dict:
-    z = _global_noise(config, num_replicas, image_noise, tf.random.stateless_normal,
+    z = _global_noise(config, num_replicas, [config.model.noise_dim], tf.random.stateless_normal,
                       random_keys.key(config.seed, step, iteration, random_keys.CRITIC_NOISE))
     epsilon = _global_noise(config, num_replicas, [1, 1, 1], tf.random.stateless_uniform,
                             random_keys.key(config.seed, step, iteration, random_keys.EPSILON))

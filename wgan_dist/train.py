@@ -122,20 +122,25 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
 
 
 class _Run:
-  """The training call and the actions of one run, sharing its parts."""
+  """The training call and the periodic actions of one run, sharing its parts."""
 
   def __init__(self, config: ml_collections.ConfigDict, total_steps: int,
                trainer: trainer_lib.Trainer, checkpointer: checkpointing.Checkpointer,
                monitor: monitoring.Monitor, profiler: actions.Profiler,
                evaluator: Optional[evaluator_lib.Evaluator], is_chief: bool,
                agreement: signals.Agreement, stop_signals: signals.StopSignals):
-    self._config, self._total_steps, self._trainer = config, total_steps, trainer
-    self._state = trainer.state
+    self._total_steps, self._trainer, self._state = total_steps, trainer, trainer.state
     self._checkpointer, self._monitor, self._profiler = checkpointer, monitor, profiler
     self._evaluator, self._is_chief = evaluator, is_chief
     self._agreement, self._stop_signals = agreement, stop_signals
     self._traced = False
     self.last_means: dict[str, float] = {}
+    # From the config alone, so the same on every worker (actions.py).
+    self._schedules = {
+        'log': actions.Every(config.log_every_steps, total_steps),
+        'sample': actions.Every(config.sample_every_steps, total_steps),
+        'evaluate': actions.Every(config.eval_every_steps, total_steps) if evaluator else None,
+        'checkpoint': actions.Every(config.checkpoint_every_steps, total_steps)}
     fixed_noise = tf.random.stateless_normal(
         [NUM_SAMPLES, config.model.noise_dim],
         seed=random_keys.key(config.seed, 0, 0, random_keys.FIXED_NOISE))
@@ -143,19 +148,18 @@ class _Run:
     self._sample = tf.function(lambda: generator(fixed_noise, training=False))
 
   def actions(self) -> list[actions.Action]:
-    """Schedules from the config alone (the same on every worker); the order they run in."""
-    config, last = self._config, self._total_steps
-    self._checkpoint_schedule = actions.Every(config.checkpoint_every_steps, last)
-    return [action for action in [
-        actions.Action('log', actions.Every(config.log_every_steps, last), self._log),
-        actions.Action('sample', actions.Every(config.sample_every_steps, last), self._write_sample),
-        actions.Action('evaluate', actions.Every(config.eval_every_steps, last), self._evaluate)
-        if self._evaluator else None,
-        actions.Action('checkpoint', self._checkpoint_schedule, self._save),
+    """The actions in the order they run when due at the same step."""
+    schedules = self._schedules
+    return [
+        actions.Action('log', schedules['log'], self._log),
+        actions.Action('sample', schedules['sample'], self._write_sample),
+    ] + ([actions.Action('evaluate', schedules['evaluate'], self._evaluate)]
+         if self._evaluator else []) + [
+        actions.Action('checkpoint', schedules['checkpoint'], self._save),
         actions.Action('stop signal', actions.AfterEveryCall(), self._stop_if_signalled),
-        # Last: a trace starting at a step leaves out the actions before it.
+        # Last: a trace that starts at a step leaves out the actions before it.
         actions.Action('profile', self._profiler.schedule, self._profiler.update, at_start=True),
-    ] if action is not None]
+    ]
 
   def train(self, num_steps: int) -> int:
     """One trainer call; fails on a non-finite step; returns the step reached."""
@@ -195,6 +199,6 @@ class _Run:
   def _stop_if_signalled(self, step: int) -> None:
     stop_signal = self._agreement.signal(self._stop_signals.requested)
     if stop_signal and step < self._total_steps:
-      path = (self._checkpointer.latest() if self._checkpoint_schedule.is_due(step)
+      path = (self._checkpointer.latest() if self._schedules['checkpoint'].is_due(step)
               else self._save(step))
       raise signals.Stopped(stop_signal, step, path)

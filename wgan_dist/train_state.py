@@ -69,8 +69,8 @@ def create_train_state(config: ml_collections.ConfigDict, strategy: tf.distribut
 def scalars(state: TrainState) -> dict[str, float]:
   """TensorBoard scalars the state holds: both learning rates (the rate the next update uses)
   and, under mixed_float16, both loss scales and the skipped updates."""
-  values = {'train/learning_rate': float(state.critic_optimizer.learning_rate),
-            'train/generator_learning_rate': float(state.generator_optimizer.learning_rate)}
+  values = {'train/learning_rate': _current_rate(state.critic_optimizer),
+            'train/generator_learning_rate': _current_rate(state.generator_optimizer)}
   critic_scale = precision.loss_scale(state.critic_optimizer)
   if critic_scale is not None:
     values.update({
@@ -79,6 +79,13 @@ def scalars(state: TrainState) -> dict[str, float]:
             precision.loss_scale(state.generator_optimizer).numpy()),
         'train/skipped_steps': float(state.skipped_updates.numpy())})
   return values
+
+
+def _current_rate(optimizer: keras.optimizers.Optimizer) -> float:
+  # A constant rate is a Keras variable (wrapping a MirroredVariable under a mirrored strategy,
+  # which float() refuses); a schedule's rate is a tensor.
+  rate = optimizer.learning_rate
+  return float(tf.convert_to_tensor(getattr(rate, 'value', rate)))
 
 
 def check_finite_weights(state: TrainState, step: int, last_checkpoint: Optional[str]) -> None:

@@ -69,7 +69,7 @@ def feature_model(classifier: keras.Model) -> keras.Model:
 
 
 def to_model_range(images: np.ndarray) -> np.ndarray:
-  """uint8 [0, 255] images -> float32 in [-1, 1], the generator's range (as wgan_dist.input_pipeline)."""
+  """uint8 [0, 255] images -> float32 in [-1, 1], the generator's range (as the input pipeline)."""
   return images.astype(np.float32) / 127.5 - 1.0
 
 
