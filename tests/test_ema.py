@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 
 from wgan_dist import checkpointing
-from wgan_dist import sources
 from wgan_dist import distribution
 from wgan_dist import ema
+from wgan_dist import sources
 from wgan_dist import train_state
 from wgan_dist import trainer as trainer_lib
 

@@ -19,8 +19,8 @@ from absl import app  # pylint: disable=wrong-import-position
 from absl import flags  # pylint: disable=wrong-import-position
 
 from wgan_dist import config_validation  # pylint: disable=wrong-import-position
-from wgan_dist import sources  # pylint: disable=wrong-import-position
 from wgan_dist import restore  # pylint: disable=wrong-import-position
+from wgan_dist import sources  # pylint: disable=wrong-import-position
 from wgan_dist.eval import evaluator as evaluator_lib  # pylint: disable=wrong-import-position
 
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Work directory of a training run.')

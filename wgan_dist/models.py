@@ -93,7 +93,7 @@ def _dcgan_critic(image_shape: tuple, b: int, norm: str) -> keras.Model:
 
 # model.architecture -> (make_generator(noise_dim, b), make_critic(image_shape, b, norm)); the
 # names are schema.ARCHITECTURES.
-_BUILDERS: dict[str, tuple[Callable, Callable]] = {
+BUILDERS: dict[str, tuple[Callable, Callable]] = {
     'seed': (_seed_generator, _seed_critic),
     'dcgan': (_dcgan_generator, _dcgan_critic),
     'resnet': (resnet.make_generator, resnet.make_critic),
@@ -105,7 +105,7 @@ def build_models(config: ml_collections.ConfigDict) -> tuple[keras.Model, keras.
   """(generator, critic) for a validated `config.model` and `config.data`; call under a
   strategy scope."""
   model = config.model
-  make_generator, make_critic = _BUILDERS[model.architecture]
+  make_generator, make_critic = BUILDERS[model.architecture]
   image_shape = (config.data.image_size, config.data.image_size, config.data.channels)
   generator = make_generator(model.noise_dim, model.base_filters)
   critic = make_critic(image_shape, model.base_filters, model.critic_norm)
