@@ -56,7 +56,11 @@ class Monitor:
 
   def write_hparams(self, config: ml_collections.ConfigDict, metric_tags: list[str]) -> None:
     """The HParams dashboard: the flattened config as hyperparameters, `metric_tags` (eval/*)
-    as its metrics, so runs under one --logdir compare side by side."""
+    as its metrics, so runs under one --logdir compare side by side.
+
+    Every run writes the experiment's description (these hparams and metrics) into its own
+    event file, so any single run is complete; TensorBoard takes the columns from one of them.
+    """
     if not self._is_chief:
       return
     values = flat_config(config)
