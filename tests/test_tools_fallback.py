@@ -3,6 +3,7 @@ names it, and the newest readable one is used. Also: their default console carri
 TensorFlow's C++ start-up noise."""
 
 import os
+import shutil
 import subprocess
 import sys
 
@@ -65,8 +66,7 @@ def test_evaluate_falls_back_with_a_warning(broken_newest):
   _assert_fell_back(_run_tool('wgan_dist.evaluate', f'--workdir={broken_newest}', '--num=16'))
 
 
-def test_no_readable_checkpoint_is_a_one_line_error(tmp_path, broken_newest):
-  import shutil  # pylint: disable=import-outside-toplevel
+def test_no_readable_checkpoint_is_a_restore_error(tmp_path, broken_newest):
   workdir = str(tmp_path / 'run')
   shutil.copytree(broken_newest, workdir)
   data_file = os.path.join(workdir, 'checkpoints', 'ckpt-2.data-00000-of-00001')
