@@ -1,4 +1,5 @@
-"""The schema: every configuration field of wgan_dist, defined once, with its default.
+"""The schema: every configuration field of wgan_dist, defined once, with its default (the
+allowed values of the choice fields are in wgan_dist/schema.py).
 
 Variants (`configs/mnist.py`, ...) import `get_config()` from here and change only what
 differs. The returned config is locked by the command line, so a misspelt override such as
@@ -23,8 +24,9 @@ def get_config() -> ml_collections.ConfigDict:
   # Side length and channel count the model sees; images of another size are resized.
   config.data.image_size = 28
   config.data.channels = 1
-  # Sources that download ('mnist', 'fashion_mnist', 'cifar10') may try the network; when
-  # False they use only what is cached ('mnist' then falls back to the embedded sample).
+  # Sources that download ('mnist', 'fashion_mnist', 'cifar10', 'tfds') may try the network;
+  # when False they use only what is cached or prepared ('mnist' then falls back to the
+  # embedded sample).
   config.data.allow_download = True
   # Crop the largest centred square before resizing (e.g. CelebA's 178x218 faces); False
   # resizes the whole image (changing its aspect ratio when it is not square).
@@ -34,8 +36,8 @@ def get_config() -> ml_collections.ConfigDict:
   config.data.on_bad_image = 'fail'
 
   config.model = ml_collections.ConfigDict()
-  # 'seed' (the blog's MNIST models) | 'dcgan' (the paper's MNIST models) | 'resnet' (the paper's
-  # CIFAR-10 ResNet, 32x32x3) | 'dcgan64' (64x64x3).
+  # 'seed' (the original blog's models) | 'dcgan' (the paper's MNIST models) | 'resnet' (the
+  # paper's CIFAR-10 ResNet, 32x32x3) | 'dcgan64' (64x64x3). Allowed values: wgan_dist/schema.py.
   config.model.architecture = 'seed'
   # Dimension of the standard-normal noise z.
   config.model.noise_dim = 100

@@ -1,4 +1,4 @@
-"""Fashion-MNIST WGAN-GP: configs/mnist.py (seed architecture and hyperparameters)
+"""Fashion-MNIST WGAN-GP: configs/mnist.py (the seed architecture and hyperparameters)
 with data.source='fashion_mnist' (28x28x1, 60,000 training images).
 
 Full run (downloads Fashion-MNIST into ~/.keras/datasets once):

@@ -1,15 +1,15 @@
-"""Shared test helper: a few training steps built exactly as train_and_evaluate builds them."""
+"""Shared test helpers: a few training steps built exactly as train_and_evaluate builds them, and
+TensorBoard events read back with TensorBoard's own reader."""
 
 import os
 
-import numpy as np
 from tensorboard.backend.event_processing import event_accumulator
 from tensorboard.util import tensor_util
 
-from wgan_dist import data
 from wgan_dist import distribution
-from wgan_dist import steps
-from wgan_dist import train
+from wgan_dist import sources
+from wgan_dist import train_state
+from wgan_dist import trainer as trainer_lib
 
 
 def train_steps(config, cpu_replicas: int, num_steps: int):
@@ -23,15 +23,16 @@ def train_steps(config, cpu_replicas: int, num_steps: int):
   config.distribution.strategy = 'mirrored' if cpu_replicas > 1 else 'one_device'
   strategy = distribution.create_strategy(config)
   assert strategy.num_replicas_in_sync == cpu_replicas
-  state = train.create_train_state(config, strategy)
+  state = train_state.create_train_state(config, strategy)
   initial_weights = _weights(state)
-  # The same factory and dataset train_and_evaluate uses (in-graph loops included).
-  train_loop = steps.make_train_loop(strategy=strategy, config=config, **state.as_dict())
-  iterator = iter(data.make_distributed_dataset(strategy, config, data.load_source(config)))
+  # The same trainer (in-graph loops included) and data train_and_evaluate uses.
+  trainer = trainer_lib.Trainer(strategy=strategy, config=config, state=state,
+                                source=sources.load_source(config))
   history = []
   for _ in range(num_steps):
-    metrics = train_loop(iterator, np.int32(1))
-    history.append({name: float(value) for name, value in metrics.items()})
+    metrics, status = trainer.train(1)
+    assert status.steps_run == 1 and status.nonfinite_step is None
+    history.append(metrics)
   object.__setattr__(state, 'initial_weights', initial_weights)
   return history, _weights(state), state
 

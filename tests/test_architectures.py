@@ -17,6 +17,7 @@ from configs import cifar10
 from configs import fashion_mnist
 from tests import helpers
 from wgan_dist import config_validation
+from wgan_dist import model_layers
 from wgan_dist import models
 from wgan_dist import precision
 from wgan_dist import train
@@ -123,7 +124,7 @@ def test_resnet_parameter_counts_and_shapes(norm, weights_per_channel):
     return sum(isinstance(layer, kind) for layer in model.layers)
   assert count(generator, tf.keras.layers.BatchNormalization) == 7
   assert count(critic, tf.keras.layers.BatchNormalization) == 0
-  assert count(critic, models.PerExampleLayerNorm) == (6 if norm == 'layer' else 0)
+  assert count(critic, model_layers.PerExampleLayerNorm) == (6 if norm == 'layer' else 0)
 
 
 @pytest.mark.parametrize('norm, weights_per_channel', [('layer', 2), ('none', 0)])

@@ -6,6 +6,7 @@ import pytest
 
 from configs import default
 from configs import mnist
+from wgan_dist import actions
 from wgan_dist import config_validation
 from wgan_dist import train
 
@@ -64,10 +65,10 @@ def test_num_steps_from_epochs():
 
 
 def test_schedule_helpers():
-  assert train.steps_until_due(0, 100) == 100
-  assert train.steps_until_due(130, 100) == 70
-  assert train.is_due(200, 100, 1000) and train.is_due(1000, 300, 1000)
-  assert not train.is_due(150, 100, 1000)
+  assert actions.Every(100, 1000).next_due(0) - 0 == 100
+  assert actions.Every(100, 1000).next_due(130) - 130 == 70
+  assert actions.Every(100, 1000).is_due(200) and actions.Every(300, 1000).is_due(1000)
+  assert not actions.Every(100, 1000).is_due(150)
 
 
 def test_default_workdir_is_runs_and_the_config_stem():

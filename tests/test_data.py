@@ -5,23 +5,24 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from wgan_dist import data
 from wgan_dist import distribution
+from wgan_dist import input_pipeline
+from wgan_dist import sources
 
 
 def _first_batch(config, source, batch_size=8) -> np.ndarray:
-  return next(iter(data.make_dataset(source, config, batch_size))).numpy()
+  return next(iter(input_pipeline.make_dataset(source, config, batch_size))).numpy()
 
 
 def test_embedded_mnist_is_real_digits():
-  images, labels = data.load_embedded_mnist()
+  images, labels = sources.load_embedded_mnist()
   assert images.shape == (5000, 28, 28, 1) and images.dtype == np.uint8
   assert set(np.unique(labels)) == set(range(10))
   assert images.max() == 255 and images.min() == 0
 
 
 def test_pipeline_scales_to_minus_one_one(tiny_config):
-  source = data.load_source(tiny_config)
+  source = sources.load_source(tiny_config)
   batch = _first_batch(tiny_config, source)
   assert batch.shape == (8, 28, 28, 1) and batch.dtype == np.float32
   assert batch.min() == -1.0 and batch.max() <= 1.0 and batch.max() > 0.9
@@ -31,7 +32,7 @@ def test_mnist_falls_back_to_embedded_sample_offline(tiny_config, tmp_path, monk
   monkeypatch.setenv('KERAS_HOME', str(tmp_path))  # An empty cache.
   tiny_config.data.source = 'mnist'
   tiny_config.data.allow_download = False
-  source = data.load_source(tiny_config)
+  source = sources.load_source(tiny_config)
   assert source.name == 'embedded_mnist' and source.size == 5000
   assert any('embedded' in record.getMessage() for record in caplog.records)
 
@@ -43,7 +44,7 @@ def test_folder_of_images_is_decoded_and_resized(tiny_config, tmp_path):
     Image.fromarray(pixels).save(tmp_path / f'img{index}.png')
   tiny_config.data.source = 'folder'
   tiny_config.data.path = str(tmp_path)
-  source = data.load_source(tiny_config)
+  source = sources.load_source(tiny_config)
   assert source.size == 5
   batch = _first_batch(tiny_config, source, batch_size=4)
   assert batch.shape == (4, 28, 28, 1)
@@ -55,24 +56,24 @@ def test_npz_source_and_channel_check(tiny_config, tmp_path):
   np.savez(path, x=np.zeros((10, 28, 28), np.uint8))
   tiny_config.data.source = 'npz'
   tiny_config.data.path = str(path)
-  assert data.load_source(tiny_config).size == 10
+  assert sources.load_source(tiny_config).size == 10
   np.savez(path, x=np.zeros((10, 28, 28, 3), np.uint8))
-  with pytest.raises(data.DataError, match='3 channel.*data.channels=1'):
-    data.load_source(tiny_config)
+  with pytest.raises(sources.DataError, match='3 channel.*data.channels=1'):
+    sources.load_source(tiny_config)
 
 
 def test_same_seed_same_order(tiny_config):
-  source = data.load_source(tiny_config)
+  source = sources.load_source(tiny_config)
   assert np.array_equal(_first_batch(tiny_config, source), _first_batch(tiny_config, source))
 
 
 def test_two_replicas_split_the_global_batch(tiny_config):
   """Replica r's batch is slice r of the batch one replica would get (the invariance premise)."""
-  source = data.load_source(tiny_config)
+  source = sources.load_source(tiny_config)
   tiny_config.distribution.cpu_replicas = 2
   strategy = distribution.create_strategy(tiny_config)
   assert strategy.num_replicas_in_sync == 2
-  distributed = next(iter(data.make_distributed_dataset(strategy, tiny_config, source)))
+  distributed = next(iter(input_pipeline.make_distributed_dataset(strategy, tiny_config, source)))
   parts = [part.numpy() for part in strategy.experimental_local_results(distributed)]
   whole = _first_batch(tiny_config, source, batch_size=tiny_config.train.global_batch_size)
   np.testing.assert_array_equal(np.concatenate(parts), whole)
@@ -80,12 +81,12 @@ def test_two_replicas_split_the_global_batch(tiny_config):
 
 def test_each_worker_pipeline_reads_its_slice_of_the_global_batch(tiny_config):
   """Multi-worker: pipeline p's batches are slice p of the global batches one pipeline yields."""
-  source = data.load_source(tiny_config)
+  source = sources.load_source(tiny_config)
   global_batch = tiny_config.train.global_batch_size
-  whole = iter(data.make_dataset(source, tiny_config, global_batch))
+  whole = iter(input_pipeline.make_dataset(source, tiny_config, global_batch))
   contexts = [tf.distribute.InputContext(num_input_pipelines=2, input_pipeline_id=pipeline,
                                          num_replicas_in_sync=2) for pipeline in range(2)]
-  shares = [iter(data.make_dataset(source, tiny_config, global_batch // 2, context))
+  shares = [iter(input_pipeline.make_dataset(source, tiny_config, global_batch // 2, context))
             for context in contexts]
   for _ in range(3):
     expected = next(whole).numpy()
@@ -103,7 +104,7 @@ def test_center_crop_keeps_the_middle_square(tiny_config, tmp_path):
   tiny_config.data.source = 'folder'
   tiny_config.data.path = str(tmp_path)
   tiny_config.data.image_size = 12
-  source = data.load_source(tiny_config)
+  source = sources.load_source(tiny_config)
   tiny_config.data.center_crop = True
   cropped = _first_batch(tiny_config, source, batch_size=2)
   assert cropped.shape == (2, 12, 12, 1) and cropped.max() == -1.0

@@ -14,7 +14,10 @@ import tensorflow as tf
 from PIL import Image
 
 from tests.conftest import REPO_ROOT
-from wgan_dist import data
+from wgan_dist import config_validation
+from wgan_dist import input_pipeline
+from wgan_dist import schema
+from wgan_dist import sources
 
 _RNG = np.random.default_rng(0)
 
@@ -64,16 +67,16 @@ def _good_and_bad_folder(folder, num_good=6) -> list[str]:
 ])
 def test_missing_path_names_the_field_and_the_path(tiny_config, source, path, message):
   tiny_config.data.source, tiny_config.data.path = source, path
-  with pytest.raises(data.DataError) as error:
-    data.load_source(tiny_config)
+  with pytest.raises(sources.DataError) as error:
+    sources.load_source(tiny_config)
   assert str(error.value) == message
 
 
 def test_folder_without_image_files_names_the_allowed_extensions(tiny_config, tmp_path):
   (tmp_path / 'notes.txt').write_text('no images here')
   (tmp_path / 'data.tiff').write_bytes(b'II*\0')
-  with pytest.raises(data.DataError) as error:
-    data.load_source(_folder_config(tiny_config, tmp_path))
+  with pytest.raises(sources.DataError) as error:
+    sources.load_source(_folder_config(tiny_config, tmp_path))
   assert str(error.value) == (
       f"data.path={str(tmp_path)!r} (data.source='folder') holds no image files; allowed "
       f"extensions: ('.png', '.jpg', '.jpeg', '.bmp', '.gif')")
@@ -84,8 +87,8 @@ def test_folder_without_image_files_names_the_allowed_extensions(tiny_config, tm
 def test_bad_files_fail_by_default_naming_each_with_the_reason(tiny_config, tmp_path):
   bad = _good_and_bad_folder(tmp_path)
   assert tiny_config.data.on_bad_image == 'fail'
-  with pytest.raises(data.DataError) as error:
-    data.load_source(_folder_config(tiny_config, tmp_path))
+  with pytest.raises(sources.DataError) as error:
+    sources.load_source(_folder_config(tiny_config, tmp_path))
   message = str(error.value)
   assert message.startswith(f'3 of the 9 image files under data.path={str(tmp_path)!r} do not '
                             'read or decode: ')
@@ -101,39 +104,40 @@ def test_bad_files_fail_by_default_naming_each_with_the_reason(tiny_config, tmp_
 def test_skip_leaves_bad_files_out_and_warns_with_count_and_names(tiny_config, tmp_path, caplog):
   bad = _good_and_bad_folder(tmp_path)
   with caplog.at_level(logging.INFO):
-    source = data.load_source(_folder_config(tiny_config, tmp_path, on_bad_image='skip'))
+    source = sources.load_source(_folder_config(tiny_config, tmp_path, on_bad_image='skip'))
   assert source.size == 6 and not set(bad) & set(source.files)
   warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
   assert len(warnings) == 1, warnings
   assert warnings[0].startswith('Skipping 3 of the 9 image files under')
   assert all(path in warnings[0] for path in bad)
   # What is left trains: every batch decodes.
-  batches = data.make_dataset(source, tiny_config, batch_size=6).take(3)
+  batches = input_pipeline.make_dataset(source, tiny_config, batch_size=6).take(3)
   assert all(batch.shape == (6, 28, 28, 1) for batch in batches)
 
 
 def test_only_the_first_bad_files_are_named(tiny_config, tmp_path, caplog):
   _write_image(tmp_path / 'good.png')
-  for index in range(data.NAMED_BAD_FILES + 4):
+  for index in range(sources.NAMED_BAD_FILES + 4):
     (tmp_path / f'bad{index:02d}.png').write_text('x')
-  data.load_source(_folder_config(tiny_config, tmp_path, on_bad_image='skip'))
+  sources.load_source(_folder_config(tiny_config, tmp_path, on_bad_image='skip'))
   warning = next(r.getMessage() for r in caplog.records if r.levelno == logging.WARNING)
-  assert warning.count('bad0') == data.NAMED_BAD_FILES and warning.endswith('; and 4 more')
+  assert warning.count('bad0') == sources.NAMED_BAD_FILES and warning.endswith('; and 4 more')
 
 
-@pytest.mark.parametrize('policy', data.BAD_IMAGE_POLICIES)
+@pytest.mark.parametrize('policy', schema.BAD_IMAGE_POLICIES)
 def test_no_decodable_file_is_an_error_under_either_policy(tiny_config, tmp_path, policy):
   for index in range(3):
     (tmp_path / f'img{index}.jpg').write_bytes(b'\xff\xd8\xff garbage')
-  with pytest.raises(data.DataError, match=r'^none of the 3 image files under data\.path='):
-    data.load_source(_folder_config(tiny_config, tmp_path, on_bad_image=policy))
+  with pytest.raises(sources.DataError, match=r'^none of the 3 image files under data\.path='):
+    sources.load_source(_folder_config(tiny_config, tmp_path, on_bad_image=policy))
 
 
-def test_unknown_policy_is_refused_by_load_source_too(tiny_config, tmp_path):
+def test_unknown_policy_is_refused_before_loading(tiny_config, tmp_path):
+  # One check, before any work (schema.BAD_IMAGE_POLICIES); load_source trusts a validated config.
   _write_image(tmp_path / 'a.png')
-  with pytest.raises(data.DataError, match=r"^data.on_bad_image='ignore' is not allowed; "
-                     r"allowed: one of \('fail', 'skip'\)"):
-    data.load_source(_folder_config(tiny_config, tmp_path, on_bad_image='ignore'))
+  with pytest.raises(config_validation.ConfigError, match=r"^data.on_bad_image='ignore' is not "
+                     r"allowed; allowed: one of \('fail', 'skip'\)"):
+    config_validation.validate(_folder_config(tiny_config, tmp_path, on_bad_image='ignore'))
 
 
 def _zoo(folder) -> dict[str, bool]:
@@ -169,9 +173,9 @@ def test_scan_agrees_with_a_full_decode(tmp_path):
   """The scan decodes JPEGs at 1/8 scale; it must accept exactly what a full decode accepts."""
   expected = _zoo(tmp_path / 'zoo')
   files = [str(tmp_path / 'zoo' / name) for name in expected]
-  decoded = data.scan_image_files(files)
+  decoded = sources.scan_image_files(files)
   for index, path in enumerate(files):
-    assert (index in decoded) == (data.decode_error(path) == '') == expected[
+    assert (index in decoded) == (sources.decode_error(path) == '') == expected[
         os.path.basename(path)], path
 
 
@@ -179,11 +183,11 @@ def test_scan_agrees_with_a_full_decode(tmp_path):
 def test_every_file_the_scan_accepts_trains(tiny_config, tmp_path, channels):
   _zoo(tmp_path / 'zoo')
   _folder_config(tiny_config, tmp_path / 'zoo', on_bad_image='skip', channels=channels)
-  source = data.load_source(tiny_config)
+  source = sources.load_source(tiny_config)
   assert source.size == 11
   # One pass over every file at batch 1 (an epoch is a permutation), through the training
   # decoder, raises nothing.
-  batches = list(data.make_dataset(source, tiny_config, batch_size=1).take(source.size))
+  batches = list(input_pipeline.make_dataset(source, tiny_config, batch_size=1).take(source.size))
   assert all(batch.shape == (1, 28, 28, channels) for batch in batches)
 
 
@@ -199,13 +203,14 @@ def test_gray_to_rgb_converts_with_one_info_line(tiny_config, tmp_path, caplog):
   _write_image(tmp_path / 'rgb.png', mode='RGB')
   _folder_config(tiny_config, tmp_path, channels=3, image_size=16)
   with caplog.at_level(logging.INFO):
-    source = data.load_source(tiny_config)
+    source = sources.load_source(tiny_config)
   records = _conversion_records(caplog)
   assert len(records) == 1 and records[0].levelno == logging.INFO
   assert records[0].getMessage() == (
       f'data.path={str(tmp_path)!r}: 3 grayscale of 4 images converted to data.channels=3 when '
       'decoded (grayscale replicated to RGB)')
-  gray = data.make_dataset(data.Source('folder', files=[source.files[0]]), tiny_config, 1)
+  gray = input_pipeline.make_dataset(sources.Source('folder', files=[source.files[0]]),
+                                     tiny_config, 1)
   pixels = next(iter(gray)).numpy()
   assert pixels.shape == (1, 16, 16, 3)
   np.testing.assert_array_equal(pixels[..., 0], pixels[..., 2])
@@ -216,7 +221,7 @@ def test_dropping_alpha_warns(tiny_config, tmp_path, caplog):
   _write_image(tmp_path / 'la.png', mode='LA')
   _write_image(tmp_path / 'rgb.png', mode='RGB')
   _folder_config(tiny_config, tmp_path, channels=3)
-  data.load_source(tiny_config)
+  sources.load_source(tiny_config)
   (record,) = _conversion_records(caplog)
   assert record.levelno == logging.WARNING
   assert '1 grayscale+alpha, 1 RGBA of 3 images' in record.getMessage()
@@ -226,7 +231,7 @@ def test_dropping_alpha_warns(tiny_config, tmp_path, caplog):
 def test_colour_to_gray_warns(tiny_config, tmp_path, caplog):
   _write_image(tmp_path / 'rgb.jpg', mode='RGB')
   _write_image(tmp_path / 'gray.jpg')
-  data.load_source(_folder_config(tiny_config, tmp_path))
+  sources.load_source(_folder_config(tiny_config, tmp_path))
   (record,) = _conversion_records(caplog)
   assert record.levelno == logging.WARNING
   assert '1 RGB of 2 images converted to data.channels=1' in record.getMessage()
@@ -235,7 +240,7 @@ def test_colour_to_gray_warns(tiny_config, tmp_path, caplog):
 
 def test_matching_channels_log_nothing(tiny_config, tmp_path, caplog):
   _write_image(tmp_path / 'a.png')
-  data.load_source(_folder_config(tiny_config, tmp_path))
+  sources.load_source(_folder_config(tiny_config, tmp_path))
   assert not _conversion_records(caplog)
 
 
@@ -260,8 +265,8 @@ def _npz_config(config, path, array):
 def test_npz_of_wrong_dtype_or_range_names_the_file_and_the_range(tiny_config, tmp_path, array,
                                                                    found):
   path = tmp_path / 'images.npz'
-  with pytest.raises(data.DataError) as error:
-    data.load_source(_npz_config(tiny_config, path, array))
+  with pytest.raises(sources.DataError) as error:
+    sources.load_source(_npz_config(tiny_config, path, array))
   message = str(error.value)
   assert message.startswith(f"data.path={str(path)!r} (data.source='npz'): {found}; "), message
   assert 'allowed: uint8 (or any integer type) in [0, 255], or float in [0, 1]' in message
@@ -272,22 +277,22 @@ def test_npz_of_wrong_dtype_or_range_names_the_file_and_the_range(tiny_config, t
     (np.full((4, 28, 28), -0.5), 'store (images + 1) / 2'),
 ])
 def test_npz_range_errors_say_how_to_fix_it(tiny_config, tmp_path, array, hint):
-  with pytest.raises(data.DataError) as error:
-    data.load_source(_npz_config(tiny_config, tmp_path / 'images.npz', array))
+  with pytest.raises(sources.DataError) as error:
+    sources.load_source(_npz_config(tiny_config, tmp_path / 'images.npz', array))
   assert str(error.value).endswith(f'{hint})')
 
 
 def test_npz_integers_in_byte_range_are_read_as_uint8(tiny_config, tmp_path):
   pixels = _RNG.integers(0, 256, (4, 28, 28), dtype=np.int64)
-  source = data.load_source(_npz_config(tiny_config, tmp_path / 'images.npz', pixels))
+  source = sources.load_source(_npz_config(tiny_config, tmp_path / 'images.npz', pixels))
   assert source.images.dtype == np.uint8
   np.testing.assert_array_equal(source.images[..., 0], pixels)
 
 
 def test_npz_floats_in_unit_range_reach_minus_one_one(tiny_config, tmp_path):
   pixels = np.tile(np.linspace(0, 1, 28, dtype=np.float32), (8, 28, 1))
-  source = data.load_source(_npz_config(tiny_config, tmp_path / 'images.npz', pixels))
-  batch = next(iter(data.make_dataset(source, tiny_config, 8))).numpy()
+  source = sources.load_source(_npz_config(tiny_config, tmp_path / 'images.npz', pixels))
+  batch = next(iter(input_pipeline.make_dataset(source, tiny_config, 8))).numpy()
   assert batch.min() == -1.0 and batch.max() == 1.0
 
 
@@ -295,22 +300,22 @@ def test_npz_that_is_not_an_archive_is_named(tiny_config, tmp_path):
   path = tmp_path / 'images.npz'
   path.write_bytes(b'PK\x03\x04 broken zip')
   tiny_config.data.source, tiny_config.data.path = 'npz', str(path)
-  with pytest.raises(data.DataError, match=rf"^data.path={str(path)!r} \(data.source='npz'\) "
+  with pytest.raises(sources.DataError, match=rf"^data.path={str(path)!r} \(data.source='npz'\) "
                      'does not read as .npz or .npy: '):
-    data.load_source(tiny_config)
+    sources.load_source(tiny_config)
 
 
 def test_plain_npy_file_is_accepted(tiny_config, tmp_path):
   path = tmp_path / 'images.npy'
   np.save(path, np.zeros((5, 28, 28, 1), np.uint8))
   tiny_config.data.source, tiny_config.data.path = 'npz', str(path)
-  assert data.load_source(tiny_config).size == 5
+  assert sources.load_source(tiny_config).size == 5
 
 
 def test_npz_channel_mismatch_says_arrays_are_not_converted(tiny_config, tmp_path):
   path = tmp_path / 'images.npz'
-  with pytest.raises(data.DataError) as error:
-    data.load_source(_npz_config(tiny_config, path, np.zeros((4, 28, 28, 3), np.uint8)))
+  with pytest.raises(sources.DataError) as error:
+    sources.load_source(_npz_config(tiny_config, path, np.zeros((4, 28, 28, 3), np.uint8)))
   assert str(error.value) == (
       f"data.path={str(path)!r} (data.source='npz') has 3 channel(s) but data.channels=1; "
       'allowed: arrays with data.channels channels (arrays are not converted)')
@@ -337,5 +342,58 @@ def test_command_line_names_the_bad_file_before_any_work(tmp_path):
 
 def test_decode_error_is_empty_for_a_good_file(tmp_path):
   _write_image(tmp_path / 'a.png')
-  assert data.decode_error(str(tmp_path / 'a.png')) == ''
+  assert sources.decode_error(str(tmp_path / 'a.png')) == ''
   assert tf.io.decode_png(tf.io.read_file(str(tmp_path / 'a.png'))).shape == (30, 26, 1)
+
+
+# data.source='tfds', with a stand-in for tensorflow_datasets (not a dependency).
+
+
+class _FakeTfds:
+  """Records tfds.load's arguments; serves one split as tfds does with batch_size=-1."""
+
+  def __init__(self, images=None, error=None):
+    self.calls, self._images, self._error = [], images, error
+
+  def load(self, name, **kwargs):
+    self.calls.append((name, kwargs))
+    if self._error:
+      raise self._error
+    return {'image': tf.constant(self._images), 'label': tf.zeros([len(self._images)])}
+
+  @staticmethod
+  def as_numpy(tree):
+    return {key: value.numpy() for key, value in tree.items()}
+
+
+def _tfds_config(config, allow_download: bool):
+  config.data.source = 'tfds'
+  config.data.path = 'fake_digits'
+  config.data.allow_download = allow_download
+  return config
+
+
+@pytest.mark.parametrize('allow_download', [True, False])
+def test_tfds_loads_the_split_in_one_call_and_honours_allow_download(tiny_config, monkeypatch,
+                                                                     allow_download):
+  images = _RNG.integers(0, 256, (5, 28, 28, 1), dtype=np.uint8)
+  fake = _FakeTfds(images)
+  monkeypatch.setitem(sys.modules, 'tensorflow_datasets', fake)
+  source = sources.load_source(_tfds_config(tiny_config, allow_download))
+  np.testing.assert_array_equal(source.images, images)
+  assert fake.calls == [('fake_digits', {'split': 'train', 'batch_size': -1,
+                                         'download': allow_download})]
+
+
+def test_tfds_that_does_not_load_offline_is_a_data_error(tiny_config, monkeypatch):
+  monkeypatch.setitem(sys.modules, 'tensorflow_datasets',
+                      _FakeTfds(error=RuntimeError('Dataset fake_digits not found')))
+  with pytest.raises(sources.DataError, match=r"^data.path='fake_digits' \(data.source='tfds'\) "
+                     r'does not load \(data.allow_download=False.*not found'):
+    sources.load_source(_tfds_config(tiny_config, allow_download=False))
+
+
+def test_tfds_without_the_package_is_a_data_error(tiny_config, monkeypatch):
+  monkeypatch.setitem(sys.modules, 'tensorflow_datasets', None)  # import raises ImportError.
+  with pytest.raises(sources.DataError, match='needs the tensorflow-datasets package'):
+    sources.load_source(_tfds_config(tiny_config, allow_download=True))

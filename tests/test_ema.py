@@ -5,11 +5,11 @@ import numpy as np
 import pytest
 
 from wgan_dist import checkpointing
-from wgan_dist import data
 from wgan_dist import distribution
 from wgan_dist import ema
-from wgan_dist import steps
-from wgan_dist import train
+from wgan_dist import sources
+from wgan_dist import train_state
+from wgan_dist import trainer as trainer_lib
 
 DECAY = 0.75
 
@@ -30,13 +30,13 @@ def _run(config, cpu_replicas: int, num_steps: int, warmup: bool = False, state=
   """
   config = _ema_config(config, cpu_replicas, warmup)
   strategy = distribution.create_strategy(config)
-  state = state or train.create_train_state(config, strategy)
-  train_loop = steps.make_train_loop(strategy=strategy, config=config, **state.as_dict())
-  iterator = iter(data.make_distributed_dataset(strategy, config, data.load_source(config),
-                                                first_step=int(state.step.numpy())))
+  state = state or train_state.create_train_state(config, strategy)
+  # The trainer reads the data from where state.step says.
+  trainer = trainer_lib.Trainer(strategy=strategy, config=config, state=state,
+                                source=sources.load_source(config))
   history = [state.generator.get_weights()]
   for _ in range(num_steps):
-    train_loop(iterator, np.int32(1))
+    trainer.train(1)
     history.append(state.generator.get_weights())
   return state, history
 
@@ -76,7 +76,7 @@ def test_ema_is_checkpointed(tiny_config, tmp_path):
   config = tiny_config.copy_and_resolve_references()
   config.train.ema_decay = DECAY
   config.distribution.strategy = 'one_device'
-  fresh = train.create_train_state(config, distribution.create_strategy(config))
+  fresh = train_state.create_train_state(config, distribution.create_strategy(config))
   assert checkpointing.Checkpointer(str(tmp_path), 1, **fresh.as_dict()).restore_latest()
   for restored, want in zip(fresh.ema_generator.get_weights(), saved):
     np.testing.assert_array_equal(restored, want)
@@ -92,7 +92,7 @@ def test_warmup_continues_across_a_resume(tiny_config, tmp_path):
   first, _ = _run(tiny_config, 1, num_steps=2, warmup=True)
   checkpointing.Checkpointer(str(tmp_path), 1, **first.as_dict()).save(2)
   config = _ema_config(tiny_config, warmup=True)
-  fresh = train.create_train_state(config, distribution.create_strategy(config))
+  fresh = train_state.create_train_state(config, distribution.create_strategy(config))
   assert checkpointing.Checkpointer(str(tmp_path), 1, **fresh.as_dict()).restore_latest()
   resumed, _ = _run(tiny_config, 1, num_steps=2, warmup=True, state=fresh)
   assert int(resumed.step.numpy()) == 4
@@ -106,5 +106,5 @@ def test_warmup_continues_across_a_resume(tiny_config, tmp_path):
 def test_no_ema_means_no_ema_in_the_state(tiny_config):
   config = tiny_config.copy_and_resolve_references()
   config.distribution.strategy = 'one_device'
-  state = train.create_train_state(config, distribution.create_strategy(config))
+  state = train_state.create_train_state(config, distribution.create_strategy(config))
   assert state.ema_generator is None and 'ema_generator' not in state.as_dict()

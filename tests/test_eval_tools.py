@@ -71,8 +71,8 @@ def test_evaluation_does_not_depend_on_the_replica_count(tiny_config):
     evaluator = evaluator_lib.Evaluator(tiny_config, strategy)
     # 20 samples at global batch 8: three batches, the last one cut (the remainder path).
     features, probabilities = evaluator.outputs(generator, 20)
-    scalars = evaluator.evaluate(generator, 20)
-    results.append((features, probabilities, scalars, evaluator.last_histogram))
+    evaluation = evaluator.evaluate(generator, 20)
+    results.append((features, probabilities, evaluation.scalars, evaluation.class_histogram))
   (features1, probabilities1, scalars1, histogram1), (features2, probabilities2, scalars2,
                                                       histogram2) = results
   assert features1.shape == (20, 64) and probabilities1.shape == (20, 10)
@@ -110,9 +110,9 @@ def test_untrained_quick_generator_is_far_above_the_floor():
   config = mnist.get_config('quick')
   strategy = _strategy(config, 1)
   with strategy.scope():
-    keras.utils.set_random_seed(config.seed)  # As train.create_train_state initialises.
+    keras.utils.set_random_seed(config.seed)  # As train_state.create_train_state initialises.
     generator, _ = models.build_models(config)
-  scalars = evaluator_lib.Evaluator(config, strategy).evaluate(generator)
+  scalars = evaluator_lib.Evaluator(config, strategy).evaluate(generator).scalars
   assert scalars['eval/fid'] == pytest.approx(506.8, rel=0.01)
   assert scalars['eval/classifier_score'] == pytest.approx(1.0, abs=0.01)
   assert scalars['eval/min_class_share'] == 0.0

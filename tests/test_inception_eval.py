@@ -92,7 +92,7 @@ def _evaluation_images(config, generator, num: int) -> np.ndarray:
     noise = tf.random.stateless_normal(
         [config.train.global_batch_size, config.model.noise_dim],
         seed=random_keys.key(config.seed, tf.constant(index, tf.int64), 0,
-                             evaluator_lib.EVAL_NOISE))
+                             random_keys.EVAL_NOISE))
     batches.append(generator(noise, training=False).numpy())
   return np.concatenate(batches)[:num]
 
@@ -126,15 +126,16 @@ def test_generated_against_the_same_images_as_real_is_zero(weights_path, tmp_pat
   same = evaluator_lib.Evaluator(config, strategy, inception_size=SIZE)
   features, probabilities = same.outputs(generator)
   assert features.shape == (NUM, 2048) and probabilities.shape == (NUM, 1000)
-  scalars = same.evaluate(generator)
+  evaluation = same.evaluate(generator)
+  scalars = evaluation.scalars
   assert tuple(scalars) == evaluator_lib.INCEPTION_SCALAR_TAGS == same.scalar_tags
   assert same.backbone == 'inception' and same.num_real == NUM
-  assert same.last_histogram is None and evaluator_lib.class_share_scalars(None) == {}
+  assert evaluation.class_histogram is None and evaluator_lib.class_share_scalars(None) == {}
   assert all(np.isfinite(value) for value in scalars.values())
   assert 1.0 <= scalars['eval/inception_score'] <= 1000.0
 
   other = evaluator_lib.Evaluator(_config(tmp_path / 'other.npz', weights_path), strategy,
-                                  inception_size=SIZE).evaluate(generator)
+                                  inception_size=SIZE).evaluate(generator).scalars
   assert other['eval/fid'] > 1.0  # Feature variances are O(1): clearly apart.
   # The same images (in another order, other batches) through the real and generated paths.
   assert scalars['eval/fid'] < 1e-6 * other['eval/fid'], (scalars, other)

@@ -14,6 +14,7 @@ from wgan_dist import models
 from wgan_dist import precision
 from wgan_dist import steps
 from wgan_dist import train
+from wgan_dist import train_state
 
 MIXED = ('mixed_float16', 'mixed_bfloat16')
 # Relative tolerance on ‖∇D‖: unit roundoff (fp16 2^-11 ≈ 4.9e-4, bf16 2^-8 ≈ 3.9e-3) times the
@@ -128,7 +129,7 @@ def test_checkpoint_holds_the_loss_scale(fifty_step_runs):
   config, workdir, _ = fifty_step_runs['mixed_float16']
   logged = _scalars(workdir, 'train/loss_scale')[-1]
   strategy = distribution.create_strategy(config)
-  state = train.create_train_state(config, strategy)
+  state = train_state.create_train_state(config, strategy)
   initial = float(state.critic_optimizer.dynamic_scale.numpy())
   assert checkpointing.Checkpointer(workdir, 3, **state.as_dict()).restore_latest()
   assert float(state.critic_optimizer.dynamic_scale.numpy()) == logged

@@ -5,6 +5,7 @@ import pytest
 
 from configs import mnist
 from wgan_dist import config_validation
+from wgan_dist import model_layers
 from wgan_dist import models
 
 # The seed models' counts (README, "Architectures"); the blog's critic had batch norm (4 weights per channel), ours has per-channel
@@ -41,7 +42,7 @@ def test_dcgan_models_shapes():
 
 
 def test_layer_norm_is_per_example():
-  layer = models.PerExampleLayerNorm()
+  layer = model_layers.PerExampleLayerNorm()
   rng = np.random.default_rng(0)
   batch = rng.standard_normal((4, 3, 3, 5)).astype(np.float32) * 3 + 2
   out = layer(batch).numpy()

@@ -75,10 +75,9 @@ def _tail(path: str, lines: int = 30) -> str:
     return ''.join(f.readlines()[-lines:])
 
 
-@pytest.fixture(scope='module')
-def two_worker_run(tmp_path_factory):
-  """launch/local_cluster.sh: the tiny config for 3 steps on two workers, logging every step."""
-  tmp_path = tmp_path_factory.mktemp('two_workers')
+def _local_cluster(tmp_path, *flags: str):
+  """launch/local_cluster.sh 2 with the tiny config; returns (workdir, scratch, exit code, the
+  chief's and worker 1's logs)."""
   workdir, scratch, logs = tmp_path / 'workdir', tmp_path / 'tmp', tmp_path / 'logs'
   scratch.mkdir()
   env = dict(os.environ, TMPDIR=str(scratch), LOCAL_CLUSTER_LOG_DIR=str(logs),
@@ -86,11 +85,16 @@ def two_worker_run(tmp_path_factory):
   with open(tmp_path / 'chief.log', 'w') as chief_log:
     code = subprocess.run(
         ['launch/local_cluster.sh', '2', f'--config={TINY}', OFFLINE, f'--workdir={workdir}',
-         '--config.train.num_steps=3', '--config.log_every_steps=1',
-         '--config.checkpoint_every_steps=2'],
-        cwd=REPO_ROOT, env=env, stdout=chief_log, stderr=subprocess.STDOUT, timeout=300,
-        check=False).returncode
+         *flags], cwd=REPO_ROOT, env=env, stdout=chief_log, stderr=subprocess.STDOUT,
+        timeout=300, check=False).returncode
   return workdir, scratch, code, [str(tmp_path / 'chief.log'), str(logs / 'worker1.log')]
+
+
+@pytest.fixture(scope='module')
+def two_worker_run(tmp_path_factory):
+  """launch/local_cluster.sh: the tiny config for 3 steps on two workers, logging every step."""
+  return _local_cluster(tmp_path_factory.mktemp('two_workers'), '--config.train.num_steps=3',
+                        '--config.log_every_steps=1', '--config.checkpoint_every_steps=2')
 
 
 def test_both_workers_finish_and_only_the_chief_writes(two_worker_run):
@@ -116,6 +120,20 @@ def test_two_workers_equal_two_replicas_in_one_process(two_worker_run, tiny_conf
     expected = [step_metrics[tag] for step_metrics in history]
     np.testing.assert_allclose([logged[step] for step in (1, 2, 3)], expected, rtol=1e-5,
                                atol=1e-6, err_msg=tag)
+
+
+def test_a_profiled_run_keeps_the_workers_in_step(tmp_path):
+  """profile_steps ends loop calls at its edges on every worker, not only on the chief (which
+  traces): otherwise the workers would call the step with different sizes and deadlock."""
+  # steps_per_loop=2 and a trace of step 1 alone: calls of 1, 1 and 1 steps on both workers.
+  workdir, _, code, logs = _local_cluster(
+      tmp_path, '--config.train.num_steps=3', '--config.train.steps_per_loop=2',
+      '--config.log_every_steps=3', '--config.checkpoint_every_steps=3',
+      '--config.sample_every_steps=3', '--config.profile_steps=(1,2)')
+  assert code == 0, [_tail(log) for log in logs]
+  assert helpers.event_scalars(str(workdir), 'train/critic_loss').keys() == {3}
+  traces = [name for _, _, names in os.walk(workdir / 'profile') for name in names]
+  assert any(name.endswith('.xplane.pb') for name in traces), traces
 
 
 def test_a_killed_worker_stops_the_other_and_the_job_resumes(tmp_path):

@@ -8,12 +8,13 @@ from keras import layers
 
 from configs import mnist
 from wgan_dist import losses
+from wgan_dist import model_layers
 from wgan_dist import models
 
 
 def _pair(filters, kernel, strides, padding, input_shape, dtype):
   plain = layers.Conv2D(filters, kernel, strides=strides, padding=padding, dtype=dtype)
-  patch = models.PatchMatmulConv2D(filters, kernel, strides=strides, padding=padding,
+  patch = model_layers.PatchMatmulConv2D(filters, kernel, strides=strides, padding=padding,
                                    dtype=dtype)
   plain.build((None, *input_shape))
   patch.build((None, *input_shape))
@@ -58,11 +59,11 @@ def test_values_and_gradients_match_conv2d_in_float64(filters, kernel, strides, 
 
 def test_seed_critic_keeps_its_variables_and_matches_plain_convolutions():
   config = mnist.get_config()
-  with models.plain_convolutions():
+  with model_layers.plain_convolutions():
     _, plain = models.build_models(config)
   _, critic = models.build_models(config)
-  assert any(isinstance(layer, models.PatchMatmulConv2D) for layer in critic.layers)
-  assert not any(isinstance(layer, models.PatchMatmulConv2D) for layer in plain.layers)
+  assert any(isinstance(layer, model_layers.PatchMatmulConv2D) for layer in critic.layers)
+  assert not any(isinstance(layer, model_layers.PatchMatmulConv2D) for layer in plain.layers)
   # Same paths and shapes: checkpoints of either formulation restore into the other.
   assert [(v.path, v.shape) for v in critic.weights] == [(v.path, v.shape) for v in plain.weights]
   for source, target in zip(plain.weights, critic.weights):

@@ -11,7 +11,7 @@ import pytest
 from tests import helpers
 from wgan_dist import distribution
 from wgan_dist import steps
-from wgan_dist import train
+from wgan_dist import train_state
 
 NUM_STEPS = 3
 # Replica batches of another shape sum in another order: gradients differ by rounding noise,
@@ -65,7 +65,7 @@ def test_weights_match(runs):
 def test_training_moved_the_weights(runs):
   (_, trained, state), _ = runs
   from configs import mnist  # pylint: disable=import-outside-toplevel
-  fresh = train.create_train_state(mnist.get_config('tiny'),
+  fresh = train_state.create_train_state(mnist.get_config('tiny'),
                                    distribution.create_strategy(mnist.get_config('tiny')))
   kernel = f'{state.critic.name}/conv0/kernel'
   fresh_kernel = [v for v in fresh.critic.weights if v.path == 'conv0/kernel'][0].numpy()

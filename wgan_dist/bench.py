@@ -9,15 +9,19 @@ Prints a table, then, as the last line, one JSON object (keys in `benchmark.run`
 Flags live here only, so tests can import the library next to wgan_dist.main.
 """
 
-import json
-import sys
+from wgan_dist import tf_log_level
 
-from absl import app
-from absl import flags
-from ml_collections import config_flags
+tf_log_level.quiet_by_default()  # Before TensorFlow is imported.
 
-from wgan_dist.benchmark import format_table
-from wgan_dist.benchmark import run
+import json  # pylint: disable=wrong-import-position
+import sys  # pylint: disable=wrong-import-position
+
+from absl import app  # pylint: disable=wrong-import-position
+from absl import flags  # pylint: disable=wrong-import-position
+from ml_collections import config_flags  # pylint: disable=wrong-import-position
+
+from wgan_dist.benchmark import format_table  # pylint: disable=wrong-import-position
+from wgan_dist.benchmark import run  # pylint: disable=wrong-import-position
 
 _CONFIG = config_flags.DEFINE_config_file(
     'config', None, 'Config file, optionally with an argument: configs/mnist.py:quick.',

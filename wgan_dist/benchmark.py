@@ -7,14 +7,14 @@
   python -m wgan_dist.bench --config=configs/mnist.py --input_only    # the input pipeline alone
   python -m wgan_dist.bench --config=configs/mnist.py --config.distribution.cpu_replicas=2
 
-The timed code is the training loop itself: `steps.make_train_loop` built from
-`train.create_train_state` and fed by `data.make_distributed_dataset` (in-memory images), called
-in chunks of `train.steps_per_loop` generator steps with the metrics read after each call, as
-`train.train_and_evaluate` does (with --baseline, one generator step per call, alternating with
-one step of the naive loop so that both see the same load). Its FLOPs come from TensorFlow's own op counter (the
-`RegisterStatistics('flops')` table that `tf.compat.v1.profiler` uses) applied to the graph of
-that same tf.function; the ceiling is the best rate of large float32 matmuls on the same device
-in the same process (before and after the step is timed, so a change of load shows).
+The timed code is the training loop itself: `trainer.Trainer.train` on a
+`train_state.create_train_state` state, fed by `input_pipeline.make_distributed_dataset`
+(in-memory images), called in chunks of `train.steps_per_loop` generator steps with the metrics
+read after each call, as `train.train_and_evaluate` does (with --baseline, one generator step
+per call, alternating with one step of the naive loop so that both see the same load). Its FLOPs
+come from TensorFlow's own op counter (the `RegisterStatistics('flops')` table that
+`tf.compat.v1.profiler` uses) applied to the graph of that same tf.function; the ceiling is the
+best rate of large float32 matmuls on the same device in the same process (before and after the step is timed, so a change of load shows).
 
 Prints a table, then, as the last line, one JSON object (keys in `run`'s docstring).
 """
@@ -34,13 +34,15 @@ from tensorflow.python.framework import ops as tf_ops  # pylint: disable=g-direc
 from tensorflow.python.profiler.internal import flops_registry  # pylint: disable=unused-import,g-direct-tensorflow-import
 from tensorflow.python.util import deprecation  # pylint: disable=g-direct-tensorflow-import
 
-from wgan_dist import data
 from wgan_dist import distribution
+from wgan_dist import input_pipeline
 from wgan_dist import losses
+from wgan_dist import model_layers
 from wgan_dist import models
 from wgan_dist import optimizers
-from wgan_dist import steps
-from wgan_dist import train
+from wgan_dist import sources
+from wgan_dist import train_state
+from wgan_dist import trainer as trainer_lib
 
 
 # Loops of the training tf.function, outermost first: generator steps, then critic updates.
@@ -117,14 +119,14 @@ def _flops_by_loop_level(graph, level: int, totals: list[float], uncounted: set[
         totals[level] += stats.value
 
 
-def count_step_flops(train_loop: Callable, iterator, n_critic: int) -> dict[str, float]:
+def count_step_flops(trainer: trainer_lib.Trainer, n_critic: int) -> dict[str, float]:
   """FLOPs of one critic update, one generator update, and per critic update amortised.
 
-  Counted on the graph of `train_loop` (the training tf.function) with TensorFlow's registered
+  Counted on the graph of `trainer.loop` (the training tf.function) with TensorFlow's registered
   per-op flop statistics: the body of the inner loop is one critic update, the rest of the outer
   loop's body one generator update.
   """
-  concrete = train_loop.get_concrete_function(iterator, tf.TensorSpec([], tf.int32))
+  concrete = trainer.loop.get_concrete_function(trainer.iterator, tf.TensorSpec([], tf.int32))
   totals = [0.0] * (_LOOP_LEVELS + 1)
   uncounted: set[str] = set()
   _flops_by_loop_level(concrete.graph, 0, totals, uncounted)
@@ -162,15 +164,13 @@ def measure_matmul_ceiling(device: str, max_size: int, repeats: int = 5) -> dict
 # Timings.
 
 
-def time_train_loop(train_loop: Callable, iterator, num_steps: int,
-                    steps_per_loop: int) -> float:
+def time_train_loop(trainer: trainer_lib.Trainer, num_steps: int, steps_per_loop: int) -> float:
   """Seconds for `num_steps` generator steps, in calls of at most steps_per_loop as training."""
   start = time.perf_counter()
   done = 0
   while done < num_steps:
     chunk = min(steps_per_loop, num_steps - done)
-    metrics = train_loop(iterator, tf.constant(chunk, tf.int32))
-    {name: value.numpy() for name, value in metrics.items()}  # What train_and_evaluate reads.
+    trainer.train(chunk)  # Reads the metrics back, as train_and_evaluate does.
     done += chunk
   return time.perf_counter() - start
 
@@ -183,7 +183,7 @@ def make_naive_eager_step(config: ml_collections.ConfigDict,
   strategy, with every convolution a plain `layers.Conv2D` (identical variables and values):
   what the blog implementation did (less its bugs), the reference the real step is rated against.
   """
-  with models.plain_convolutions():
+  with model_layers.plain_convolutions():
     generator, critic = models.build_models(config)
   generator_optimizer = optimizers.make_adam(config.train, 'generator_adam', total_steps=1)
   critic_optimizer = optimizers.make_adam(config.train, 'critic_adam', total_steps=1)
@@ -214,9 +214,9 @@ def make_naive_eager_step(config: ml_collections.ConfigDict,
 
 
 def time_input_pipeline(strategy: tf.distribute.Strategy, config: ml_collections.ConfigDict,
-                        source: data.Source, num_batches: int = _INPUT_BATCHES) -> float:
+                        source: sources.Source, num_batches: int = _INPUT_BATCHES) -> float:
   """Global-batch images per second the training input pipeline delivers, consumed in a graph."""
-  iterator = iter(data.make_distributed_dataset(strategy, config, source))
+  iterator = iter(input_pipeline.make_distributed_dataset(strategy, config, source))
 
   @tf.function
   def pull(count: tf.Tensor) -> tf.Tensor:
@@ -271,7 +271,7 @@ def run(config: ml_collections.ConfigDict, *, num_steps: int, warmup: int, basel
   pipeline alone (training figures are then absent).
   """
   strategy = distribution.create_strategy(config)
-  source = data.load_source(config)
+  source = sources.load_source(config)
   train_config = config.train
   n_critic = train_config.n_critic
   result = {'replicas': strategy.num_replicas_in_sync, 'device': describe_device(strategy),
@@ -288,18 +288,16 @@ def run(config: ml_collections.ConfigDict, *, num_steps: int, warmup: int, basel
   device = strategy.extended.worker_devices[0]
   ceiling_before = measure_matmul_ceiling(device, ceiling_size)
 
-  state = train.create_train_state(config, strategy)
-  train_loop = steps.make_train_loop(strategy=strategy, config=config, **state.as_dict())
-  iterator = iter(data.make_distributed_dataset(strategy, config, source))
-  flops_as_run = count_step_flops(train_loop, iterator, n_critic)
+  trainer = trainer_lib.Trainer(strategy=strategy, config=config, source=source,
+                                state=train_state.create_train_state(config, strategy))
+  flops_as_run = count_step_flops(trainer, n_critic)
   # The count that rates the step: the same loop over plain convolutions (traced, never run),
-  # so computing a layer another way (models.PatchMatmulConv2D) cannot change it.
-  with models.plain_convolutions():
-    reference_state = train.create_train_state(config, strategy)
-  flops = count_step_flops(
-      steps.make_train_loop(strategy=strategy, config=config, **reference_state.as_dict()),
-      iterator, n_critic)
-  time_train_loop(train_loop, iterator, warmup, train_config.steps_per_loop)
+  # so computing a layer another way (model_layers.PatchMatmulConv2D) cannot change it.
+  with model_layers.plain_convolutions():
+    reference = trainer_lib.Trainer(strategy=strategy, config=config, source=source,
+                                    state=train_state.create_train_state(config, strategy))
+  flops = count_step_flops(reference, n_critic)
+  time_train_loop(trainer, warmup, train_config.steps_per_loop)
   if baseline:
     naive_step = make_naive_eager_step(config, _in_memory_images(source))
     for _ in range(warmup):
@@ -307,17 +305,17 @@ def run(config: ml_collections.ConfigDict, *, num_steps: int, warmup: int, basel
     # Alternating one generator step of each, so a change of load hits both alike.
     seconds = naive_seconds = 0.0
     for _ in range(num_steps):
-      seconds += time_train_loop(train_loop, iterator, 1, 1)
+      seconds += time_train_loop(trainer, 1, 1)
       start = time.perf_counter()
       naive_step()
       naive_seconds += time.perf_counter() - start
   else:
-    seconds = time_train_loop(train_loop, iterator, num_steps, train_config.steps_per_loop)
+    seconds = time_train_loop(trainer, num_steps, train_config.steps_per_loop)
   critic_steps_per_sec = num_steps * n_critic / seconds
 
   if profile_dir:  # Untimed: tracing slows the step.
     tf.profiler.experimental.start(profile_dir)
-    time_train_loop(train_loop, iterator, 1, 1)
+    time_train_loop(trainer, 1, 1)
     tf.profiler.experimental.stop()
   ceiling_after = measure_matmul_ceiling(device, ceiling_size)
   ceiling = max(ceiling_before['flops_per_sec'], ceiling_after['flops_per_sec'])
@@ -345,7 +343,7 @@ def run(config: ml_collections.ConfigDict, *, num_steps: int, warmup: int, basel
   return result
 
 
-def _in_memory_images(source: data.Source) -> np.ndarray:
+def _in_memory_images(source: sources.Source) -> np.ndarray:
   if source.images is None:
     raise ValueError(f'--baseline needs an in-memory data source, not files ({source.name})')
   return source.images

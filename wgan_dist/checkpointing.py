@@ -2,6 +2,8 @@
 
 Generator, critic, both optimizers (Adam moments and iteration counts) and the generator-step
 counter; the step keys every random draw, so a resumed run continues the noise sequence.
+Training and the tools restore the newest checkpoint that reads (`restore_newest_readable`),
+skipping a broken newest one with a warning that names it.
 
 Under multi-worker training every worker must take part in each save (reading distributed
 variables can run collectives; a worker that skipped the save would leave the others waiting),
@@ -13,7 +15,7 @@ workdir must be on storage all workers see (a shared file system) for a job to r
 import os
 import shutil
 import tempfile
-from typing import Optional
+from typing import Callable, Optional
 
 import tensorflow as tf
 from absl import logging
@@ -36,6 +38,49 @@ def _checkpoint_number(prefix: str) -> int:
 def _first_line(error: Exception) -> str:
   text = str(error).strip()
   return text.splitlines()[0][:300] if text else type(error).__name__
+
+
+def candidates(directory: str) -> list[str]:
+  """Prefixes of the checkpoints in `directory` whose index file exists, newest first."""
+  state = tf.train.get_checkpoint_state(directory)
+  listed = list(state.all_model_checkpoint_paths) if state else []
+  # Also any save the state file does not list (a run killed between writing and listing).
+  found = [path[:-len('.index')] for path in tf.io.gfile.glob(
+      os.path.join(directory, f'{CHECKPOINT_NAME}-*.index'))]
+  prefixes = {os.path.join(directory, os.path.basename(path)) for path in listed + found}
+  existing = [path for path in prefixes if tf.io.gfile.exists(path + '.index')]
+  return sorted(existing, key=_checkpoint_number, reverse=True)
+
+
+# What reading a half-written or truncated checkpoint raises (IndexError: the reader's "read
+# less bytes than requested").
+_UNREADABLE = (tf.errors.DataLossError, tf.errors.NotFoundError, tf.errors.OutOfRangeError,
+               IndexError)
+
+
+def restore_newest_readable(directory: str, restore: Callable[[str], None]) -> Optional[str]:
+  """Calls `restore(prefix)` on the checkpoints of `directory`, newest first, until one reads;
+  returns its prefix, or None when there is no checkpoint.
+
+  Training and the tools (sample, evaluate, export) restore through here. A checkpoint that
+  cannot be read (a save killed midway, a truncated file) is skipped with a warning that names
+  it; any other error of `restore` propagates. None readable raises UnreadableCheckpointsError.
+  """
+  found = candidates(directory)
+  for prefix in found:
+    try:
+      restore(prefix)
+    except _UNREADABLE as error:
+      logging.warning('Skipping checkpoint %s: it cannot be read (%s: %s); trying an older '
+                      'one', prefix, type(error).__name__, str(error).splitlines()[0][:200])
+      continue
+    return prefix
+  if found:
+    # Starting over would let the next saves rotate the unreadable ones away.
+    raise UnreadableCheckpointsError(
+        f'none of the {len(found)} checkpoints in {directory} can be read (see the warnings '
+        'above); move them away to start over, or restore them from a backup')
+  return None
 
 
 class Checkpointer:
@@ -61,59 +106,45 @@ class Checkpointer:
 
   def candidates(self) -> list[str]:
     """Prefixes of the chief's checkpoints whose index file exists, newest first."""
-    state = tf.train.get_checkpoint_state(self.directory)
-    listed = list(state.all_model_checkpoint_paths) if state else []
-    # Also any save the state file does not list (a run killed between writing and listing).
-    found = [path[:-len('.index')] for path in tf.io.gfile.glob(
-        os.path.join(self.directory, f'{CHECKPOINT_NAME}-*.index'))]
-    prefixes = {os.path.join(self.directory, os.path.basename(path)) for path in listed + found}
-    existing = [path for path in prefixes if tf.io.gfile.exists(path + '.index')]
-    return sorted(existing, key=_checkpoint_number, reverse=True)
+    return candidates(self.directory)
 
   def restore_latest(self) -> Optional[str]:
     """Restores the newest readable checkpoint; returns its prefix (None: fresh start).
 
-    An unreadable one (a save killed midway, a truncated file) is skipped with a warning that
-    names it; a readable one that does not fit the model raises CheckpointMismatchError.
+    An unreadable one is skipped with a warning that names it (restore_newest_readable); a
+    readable one that does not fit the model raises CheckpointMismatchError.
     """
-    candidates = self.candidates()
-    for prefix in candidates:
-      status = None
-      try:
-        names = tf.train.load_checkpoint(prefix).get_variable_to_shape_map()  # Readable?
-        absent = [key for key in self._optional if key in self._trackables
-                  and not any(name.startswith(f'{key}/') for name in names)]
-        checkpoint = self.checkpoint
-        if absent:  # E.g. EMA turned on for a run that trained without it.
-          logging.warning('%s has no %s; keeping its fresh values', prefix, ', '.join(absent))
-          checkpoint = tf.train.Checkpoint(**{key: value for key, value in
-                                              self._trackables.items() if key not in absent})
-        status = checkpoint.restore(prefix)
-        # Every saved object must find its variable: a mismatch means another model was
-        # trained here.
-        status.assert_existing_objects_matched()
-      except (tf.errors.DataLossError, tf.errors.NotFoundError, tf.errors.OutOfRangeError,
-              IndexError) as error:  # IndexError: the reader's "read less bytes than requested".
-        if status is not None:
-          status.expect_partial()
-        logging.warning('Skipping checkpoint %s: it cannot be read (%s: %s); trying an older '
-                        'one', prefix, type(error).__name__, str(error).splitlines()[0][:200])
-        continue
-      except (AssertionError, ValueError, tf.errors.InvalidArgumentError) as error:
-        if status is not None:
-          status.expect_partial()  # No second warning about the values that did not fit.
-        raise CheckpointMismatchError(
-            f'checkpoint {prefix} does not fit the configured model ({_first_line(error)}); '
-            'it was trained with another model config (see config.json beside it): use '
-            'another --workdir, or that config') from error
+    prefix = restore_newest_readable(self.directory, self._restore)
+    if prefix:
       logging.info('Resumed from %s', prefix)
-      return prefix
-    if candidates:
-      # Starting over would let the next saves rotate the unreadable ones away.
-      raise UnreadableCheckpointsError(
-          f'none of the {len(candidates)} checkpoints in {self.directory} can be read (see the '
-          'warnings above); move them away to start over, or restore them from a backup')
-    return None
+    return prefix
+
+  def _restore(self, prefix: str) -> None:
+    status = None
+    try:
+      names = tf.train.load_checkpoint(prefix).get_variable_to_shape_map()  # Readable?
+      absent = [key for key in self._optional if key in self._trackables
+                and not any(name.startswith(f'{key}/') for name in names)]
+      checkpoint = self.checkpoint
+      if absent:  # E.g. EMA turned on for a run that trained without it.
+        logging.warning('%s has no %s; keeping its fresh values', prefix, ', '.join(absent))
+        checkpoint = tf.train.Checkpoint(**{key: value for key, value in
+                                            self._trackables.items() if key not in absent})
+      status = checkpoint.restore(prefix)
+      # Every saved object must find its variable: a mismatch means another model was
+      # trained here.
+      status.assert_existing_objects_matched()
+    except _UNREADABLE:
+      if status is not None:
+        status.expect_partial()
+      raise
+    except (AssertionError, ValueError, tf.errors.InvalidArgumentError) as error:
+      if status is not None:
+        status.expect_partial()  # No second warning about the values that did not fit.
+      raise CheckpointMismatchError(
+          f'checkpoint {prefix} does not fit the configured model ({_first_line(error)}); '
+          'it was trained with another model config (see config.json beside it): use '
+          'another --workdir, or that config') from error
 
   def save(self, step: int) -> Optional[str]:
     """Saves at generator step `step`; returns the kept prefix (None on a non-chief worker)."""

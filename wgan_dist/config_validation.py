@@ -1,5 +1,6 @@
 """Checks a config before any work is done; each error names the field, the value and what is
-allowed.
+allowed. The allowed values of choice fields come from wgan_dist/schema.py; the modules that act
+on a config trust it once it has passed here.
 
 Every field of configs/default.py has a rule here, types included: ml_collections refuses most
 type changes when a value is set, but lets a bool into an int field, an int into a float field,
@@ -13,11 +14,7 @@ from typing import Callable
 
 import ml_collections
 
-from wgan_dist import data
-from wgan_dist import distribution
-from wgan_dist import models
-from wgan_dist import optimizers
-from wgan_dist import precision
+from wgan_dist import schema
 
 _INT64 = (-2**63, 2**63 - 1)
 
@@ -73,7 +70,7 @@ def _flag(config: ml_collections.ConfigDict, field: str) -> None:
 
 
 def _validate_data(config: ml_collections.ConfigDict) -> None:
-  _choice(config, 'data.source', data.SOURCES)
+  _choice(config, 'data.source', schema.SOURCES)
   path = config.data.path
   _require(isinstance(path, str), 'data.path', path,
            "a string: a directory ('folder'), an .npz file ('npz') or a TFDS name ('tfds')")
@@ -81,21 +78,21 @@ def _validate_data(config: ml_collections.ConfigDict) -> None:
   _integer(config, 'data.channels', 1)
   _flag(config, 'data.allow_download')
   _flag(config, 'data.center_crop')
-  _choice(config, 'data.on_bad_image', data.BAD_IMAGE_POLICIES)
+  _choice(config, 'data.on_bad_image', schema.BAD_IMAGE_POLICIES)
 
 
 def _validate_model(config: ml_collections.ConfigDict) -> None:
-  _choice(config, 'model.architecture', models.ARCHITECTURES)
+  _choice(config, 'model.architecture', schema.ARCHITECTURES)
   if config.model.critic_norm == 'batch':
     raise ConfigError(
         "model.critic_norm='batch' is refused: batch norm couples the examples of a batch, so "
         'the gradient the penalty constrains is no longer per example (the paper drops it from '
-        f"the critic); allowed: {models.CRITIC_NORMS} ('layer' is what the paper suggests)")
-  _choice(config, 'model.critic_norm', models.CRITIC_NORMS)
+        f"the critic); allowed: {schema.CRITIC_NORMS} ('layer' is what the paper suggests)")
+  _choice(config, 'model.critic_norm', schema.CRITIC_NORMS)
   _integer(config, 'model.noise_dim', 1)
   _integer(config, 'model.base_filters', 1)
   # After the data fields' own checks, so the pair holds two integers.
-  shapes = models.SUPPORTED_IMAGE_SHAPES[config.model.architecture]
+  shapes = schema.SUPPORTED_IMAGE_SHAPES[config.model.architecture]
   shape = (config.data.image_size, config.data.channels)
   _require(shape in shapes, 'data.image_size, data.channels', shape,
            f'{shapes} for model.architecture={config.model.architecture!r}')
@@ -110,7 +107,7 @@ def _validate_train(config: ml_collections.ConfigDict) -> None:
           '>= 0 (0 = train.learning_rate)')
   _number(config, 'train.beta1', lambda v: 0 <= v < 1, 'in [0, 1)')
   _number(config, 'train.beta2', lambda v: 0 <= v < 1, 'in [0, 1)')
-  _choice(config, 'train.lr_decay', optimizers.LR_DECAYS)
+  _choice(config, 'train.lr_decay', schema.LR_DECAYS)
   train = config.train
   _require(_is_integer(train.num_steps) and (train.num_steps == -1 or train.num_steps >= 1),
            'train.num_steps', train.num_steps,
@@ -128,9 +125,9 @@ def _validate_run(config: ml_collections.ConfigDict) -> None:
   """Top-level fields: seed, precision, distribution, intervals, evaluation."""
   _integer(config, 'seed', _INT64[0], 'an integer (int64)')
   _require(config.seed <= _INT64[1], 'seed', config.seed, 'an integer (int64)')
-  _choice(config, 'mixed_precision', precision.PRECISIONS)
+  _choice(config, 'mixed_precision', schema.PRECISIONS)
   _number(config, 'initial_loss_scale', lambda v: v >= 1, '>= 1')
-  _choice(config, 'distribution.strategy', distribution.STRATEGIES)
+  _choice(config, 'distribution.strategy', schema.STRATEGIES)
   _integer(config, 'distribution.cpu_replicas', 0,
            'an integer >= 0 (0 = do not split the CPU)')
   _number(config, 'distribution.peer_timeout_secs', lambda v: v > 0, '> 0 seconds')

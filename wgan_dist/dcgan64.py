@@ -16,7 +16,7 @@ import math
 import keras
 from keras import layers
 
-from wgan_dist import models
+from wgan_dist import model_layers
 
 IMAGE_SIZE = 64
 CHANNELS = 3
@@ -56,12 +56,12 @@ def make_critic(image_shape: tuple, b: int, norm: str) -> keras.Model:
   image = keras.Input(image_shape, name='image')
   x = layers.Conv2D(b, 5, strides=2, padding='same', kernel_initializer=_init(),
                     name='conv0')(image)
-  x = layers.LeakyReLU(models.LEAKY_SLOPE)(x)
+  x = layers.LeakyReLU(model_layers.LEAKY_SLOPE)(x)
   for i, filters in enumerate([2 * b, 4 * b, 8 * b], start=1):
     x = layers.Conv2D(filters, 5, strides=2, padding='same', kernel_initializer=_init(),
                       name=f'conv{i}')(x)
-    x = models.critic_norm_layer(norm, f'conv{i}_norm')(x)
-    x = layers.LeakyReLU(models.LEAKY_SLOPE)(x)
+    x = model_layers.critic_norm_layer(norm, f'conv{i}_norm')(x)
+    x = layers.LeakyReLU(model_layers.LEAKY_SLOPE)(x)
   x = layers.Flatten()(x)
   score = layers.Dense(1, dtype='float32', kernel_initializer=_init(), name='score')(x)
   return keras.Model(image, score, name='dcgan64_critic')

@@ -15,7 +15,6 @@ import ml_collections
 import tensorflow as tf
 from absl import logging
 
-STRATEGIES = ('auto', 'one_device', 'mirrored', 'multi_worker')
 _COORDINATED_JOBS = ('chief', 'worker')
 
 # One strategy per device set and process: two MirroredStrategy objects over the same devices
@@ -111,11 +110,9 @@ def _multi_worker_strategy(config: ml_collections.ConfigDict,
 
 
 def create_strategy(config: ml_collections.ConfigDict) -> tf.distribute.Strategy:
-  """Returns the strategy for `config.distribution` (see configs/default.py)."""
+  """Returns the strategy for a validated `config.distribution` (see configs/default.py)."""
   name = config.distribution.strategy
   cpu_replicas = config.distribution.cpu_replicas
-  if name not in STRATEGIES:
-    raise ValueError(f'distribution.strategy={name!r} is not allowed; allowed: {STRATEGIES}')
   if name == 'multi_worker' or (name == 'auto' and len(cluster_tasks()) > 1):
     if ('multi_worker',) not in _STRATEGIES:
       _STRATEGIES[('multi_worker',)] = _multi_worker_strategy(

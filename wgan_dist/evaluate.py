@@ -10,16 +10,17 @@ Prints the figures, then one line of JSON (the last line) for scripts.
 """
 
 import json
-import os
 
-os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+from wgan_dist import tf_log_level  # pylint: disable=wrong-import-position
+
+tf_log_level.quiet_by_default()  # Before TensorFlow is imported.
 
 from absl import app  # pylint: disable=wrong-import-position
 from absl import flags  # pylint: disable=wrong-import-position
 
 from wgan_dist import config_validation  # pylint: disable=wrong-import-position
-from wgan_dist import data  # pylint: disable=wrong-import-position
 from wgan_dist import restore  # pylint: disable=wrong-import-position
+from wgan_dist import sources  # pylint: disable=wrong-import-position
 from wgan_dist.eval import evaluator as evaluator_lib  # pylint: disable=wrong-import-position
 
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Work directory of a training run.')
@@ -51,10 +52,10 @@ def main(argv: list[str]) -> None:
     raise app.UsageError(f'--num={num}: at least 2')
   try:
     evaluator = evaluator_lib.Evaluator(config, strategy)
-  except (config_validation.ConfigError, data.DataError) as error:  # Bad weights file, data.
+  except (config_validation.ConfigError, sources.DataError) as error:  # Bad weights file, data.
     restore.exit_with_error(error)
-  scalars = evaluator.evaluate(restored.generator, num)
-  histogram = evaluator.last_histogram
+  evaluation = evaluator.evaluate(restored.generator, num)
+  scalars, histogram = evaluation.scalars, evaluation.class_histogram
   print(f'{"EMA generator" if restored.ema else "Generator"} at step {restored.step} '
         f'({restored.checkpoint}), {num} samples vs {evaluator.num_real} real images')
   for tag, value in scalars.items():

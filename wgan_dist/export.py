@@ -11,9 +11,9 @@ Using it (no wgan_dist import; the Python classes are not needed, only the trace
 The batch dimension is free; the noise must be float32 [batch, noise_dim].
 """
 
-import os
+from wgan_dist import tf_log_level  # pylint: disable=wrong-import-position
 
-os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+tf_log_level.quiet_by_default()  # Before TensorFlow is imported.
 
 import keras  # pylint: disable=wrong-import-position
 import tensorflow as tf  # pylint: disable=wrong-import-position

@@ -4,23 +4,27 @@ Only flags live here; the job is `wgan_dist.train.train_and_evaluate`, which tes
 import directly.
 """
 
-import os
-import re
-import sys
-from typing import Optional
+from wgan_dist import tf_log_level
 
-from absl import app
-from absl import flags
-from absl import logging
-from ml_collections import config_flags
+tf_log_level.quiet_by_default()  # Before TensorFlow is imported.
 
-from wgan_dist import checkpointing
-from wgan_dist import config_validation
-from wgan_dist import data
-from wgan_dist import peers
-from wgan_dist import signals
-from wgan_dist import steps
-from wgan_dist import train
+import os  # pylint: disable=wrong-import-position
+import re  # pylint: disable=wrong-import-position
+import sys  # pylint: disable=wrong-import-position
+from typing import Optional  # pylint: disable=wrong-import-position
+
+from absl import app  # pylint: disable=wrong-import-position
+from absl import flags  # pylint: disable=wrong-import-position
+from absl import logging  # pylint: disable=wrong-import-position
+from ml_collections import config_flags  # pylint: disable=wrong-import-position
+
+from wgan_dist import checkpointing  # pylint: disable=wrong-import-position
+from wgan_dist import config_validation  # pylint: disable=wrong-import-position
+from wgan_dist import peers  # pylint: disable=wrong-import-position
+from wgan_dist import signals  # pylint: disable=wrong-import-position
+from wgan_dist import sources  # pylint: disable=wrong-import-position
+from wgan_dist import steps  # pylint: disable=wrong-import-position
+from wgan_dist import train  # pylint: disable=wrong-import-position
 
 _CONFIG = config_flags.DEFINE_config_file(
     'config', None, 'Config file, optionally with an argument: configs/mnist.py:quick.',
@@ -79,7 +83,7 @@ def main(argv: list[str]) -> None:
   logging.info('Workdir: %s', os.path.abspath(workdir))
   try:
     train.train_and_evaluate(_CONFIG.value, workdir)
-  except (config_validation.ConfigError, data.DataError, checkpointing.CheckpointMismatchError,
+  except (config_validation.ConfigError, sources.DataError, checkpointing.CheckpointMismatchError,
           checkpointing.UnreadableCheckpointsError, steps.NonFiniteError) as error:
     # A clear one-line reason instead of a traceback; nothing saved is touched.
     logging.error('%s', error)

@@ -1,20 +1,31 @@
-"""What a run reports: TensorBoard scalars and images, sample PNGs, the resolved config, and a
-console line per log interval."""
+"""What a run reports: TensorBoard scalars and images, sample PNGs, the resolved config (as
+config.json, as text and as the HParams dashboard's hyperparameters), and a console line per log
+interval.
+
+Throughput (perf/steps_per_sec, perf/images_per_sec) and the ETA count only the time spent in
+training calls: logging, sampling, evaluating and saving in between are left out, so the curve
+does not dip at every evaluation or save.
+"""
 
 import os
-import time
 from typing import Optional
 
 import ml_collections
 import numpy as np
 import tensorflow as tf
 from absl import logging
+from tensorboard.plugins.hparams import api as hparams_api
 
 from wgan_dist import images
 
 
 class Monitor:
-  """Writes the SPEC.md tags under `workdir/train` and sample grids under `workdir/samples`."""
+  """Writes TensorBoard events under `workdir/train` and sample grids under `workdir/samples`.
+
+  Scalars: train/<metric> (critic_loss, generator_loss, gradient_penalty, wasserstein_estimate,
+  critic_grad_norm, generator_grad_norm), perf/steps_per_sec, perf/images_per_sec, and what the
+  caller adds (learning rates, loss scales, eval/*); image `samples`; text `config`.
+  """
 
   def __init__(self, workdir: str, *, total_steps: int, images_per_step: int,
                is_chief: bool = True):
@@ -28,7 +39,9 @@ class Monitor:
                     else tf.summary.create_noop_writer())
     self._sums: dict[str, float] = {}
     self._steps_in_window = 0
-    self._window_start = (time.perf_counter(), 0)
+    # Steps and seconds of the timed training calls in the window (throughput and ETA).
+    self._timed_steps = 0
+    self._timed_seconds = 0.0
 
   def write_config(self, config: ml_collections.ConfigDict, step: int) -> None:
     """Saves the resolved config as config.json and as a TensorBoard text summary."""
@@ -41,26 +54,42 @@ class Monitor:
     with self._writer.as_default():
       tf.summary.text('config', '```\n' + text + '\n```', step=step)
 
-  def start_window(self, step: int) -> None:
-    """Starts timing at `step` (call after the first, tracing, call so it is not counted)."""
-    self._window_start = (time.perf_counter(), step)
+  def write_hparams(self, config: ml_collections.ConfigDict, metric_tags: list[str]) -> None:
+    """The HParams dashboard: the flattened config as hyperparameters, `metric_tags` (eval/*)
+    as its metrics, so runs under one --logdir compare side by side.
 
-  def accumulate(self, metrics: dict[str, np.ndarray], num_steps: int) -> None:
-    """Adds the means of `num_steps` steps to the running window."""
+    Every run writes the experiment's description (these hparams and metrics) into its own
+    event file, so any single run is complete; TensorBoard takes the columns from one of them.
+    """
+    if not self._is_chief:
+      return
+    values = flat_config(config)
+    with self._writer.as_default():
+      hparams_api.hparams_config(
+          hparams=[hparams_api.HParam(name) for name in sorted(values)],
+          metrics=[hparams_api.Metric(tag, display_name=tag) for tag in metric_tags])
+      hparams_api.hparams(values, trial_id=self._workdir)
+    self._writer.flush()
+
+  def accumulate(self, metrics: dict[str, float], num_steps: int,
+                 seconds: Optional[float]) -> None:
+    """Adds the means of `num_steps` steps to the running window; `seconds` is how long their
+    training call took (None: leave it out of the throughput, e.g. the call that traced)."""
     for name, value in metrics.items():
       self._sums[name] = self._sums.get(name, 0.0) + float(value) * num_steps
     self._steps_in_window += num_steps
+    if seconds is not None:
+      self._timed_steps += num_steps
+      self._timed_seconds += seconds
 
   def log(self, step: int, extra_scalars: Optional[dict[str, float]] = None) -> dict[str, float]:
     """Writes the window's means, throughput and `extra_scalars` (full tags) at `step`, prints a
     line, and resets the window."""
     extra_scalars = extra_scalars or {}
     means = {name: total / self._steps_in_window for name, total in self._sums.items()}
-    start_time, start_step = self._window_start
-    elapsed = time.perf_counter() - start_time
     # A window made only of the first (tracing) call has no meaningful throughput.
-    measured = elapsed > 0 and step > start_step
-    steps_per_sec = (step - start_step) / elapsed if measured else float('nan')
+    measured = self._timed_seconds > 0 and self._timed_steps > 0
+    steps_per_sec = self._timed_steps / self._timed_seconds if measured else float('nan')
     images_per_sec = steps_per_sec * self._images_per_step
     with self._writer.as_default():
       for name, value in means.items():
@@ -79,7 +108,7 @@ class Monitor:
         _format_seconds(eta),
         ''.join(f' | {tag.split("/")[-1]} {value:g}' for tag, value in extra_scalars.items()))
     self._sums, self._steps_in_window = {}, 0
-    self._window_start = (time.perf_counter(), step)
+    self._timed_steps, self._timed_seconds = 0, 0.0
     return means
 
   def write_scalars(self, step: int, scalars: dict[str, float]) -> None:
@@ -104,6 +133,23 @@ class Monitor:
 
   def close(self) -> None:
     self._writer.close()
+
+
+def flat_config(config: ml_collections.ConfigDict) -> dict[str, object]:
+  """{'train.learning_rate': 0.0001, ...}: every leaf as a bool, int, float or str (what the
+  HParams plugin accepts; tuples such as profile_steps become their text)."""
+  flat = {}
+
+  def visit(prefix: str, node) -> None:
+    for key, value in node.items():
+      name = f'{prefix}{key}'
+      if isinstance(value, (ml_collections.ConfigDict, dict)):
+        visit(name + '.', value)
+      else:
+        flat[name] = value if isinstance(value, (bool, int, float, str)) else str(value)
+
+  visit('', config)
+  return flat
 
 
 def _format_seconds(seconds: float) -> str:

@@ -19,8 +19,6 @@ import keras
 import ml_collections
 from keras import ops
 
-LR_DECAYS = ('none', 'linear')
-
 
 class AdamOnSummedGradients(keras.optimizers.Adam):
   """keras.optimizers.Adam whose `apply` takes gradients already summed over replicas."""
@@ -68,7 +66,7 @@ class LinearDecayPerGeneratorStep(keras.optimizers.schedules.LearningRateSchedul
 
 
 def _default_updates_per_step(train_config: ml_collections.ConfigDict, name: str) -> int:
-  # train.create_train_state names the optimizers 'generator_adam' and 'critic_adam' (names
+  # train_state.create_train_state names the optimizers 'generator_adam' and 'critic_adam' (names
   # checkpoints depend on); the critic is updated n_critic times per generator step.
   return train_config.n_critic if name.startswith('critic') else 1
 
@@ -94,8 +92,6 @@ def make_learning_rate(train_config: ml_collections.ConfigDict, *, updates_per_s
   initial = initial_learning_rate(train_config, generator)
   if decay == 'none':
     return initial
-  if decay != 'linear':
-    raise ValueError(f'train.lr_decay={decay!r} is not allowed; allowed: {LR_DECAYS}')
   if total_steps is None:
     total_steps = train_config.num_steps
   if total_steps is None or total_steps < 1:

@@ -13,8 +13,6 @@ from typing import Iterator
 
 import keras
 
-PRECISIONS = ('float32', 'mixed_float16', 'mixed_bfloat16')
-
 # Fixed scale of the penalty's inner gradient under float16: the per-pixel input gradients of a
 # 1-Lipschitz critic are ~1/sqrt(pixels) and the activations' gradients deeper in the net are of
 # the same order, so 2^7 lifts them far above fp16's subnormal range (6e-8) while leaving

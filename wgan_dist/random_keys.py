@@ -1,4 +1,5 @@
-"""Stateless random draws keyed by (seed, step, iteration, purpose), sliced per replica.
+"""Stateless random draws keyed by (seed, step, iteration, purpose), sliced per replica, and
+every purpose (stream id) the project draws with.
 
 Every replica draws the *global* batch's noise from the same key and keeps its own slice. So an
 example's z and ε depend only on its global index, never on the replica count, and no two
@@ -8,11 +9,15 @@ draws are a few thousand numbers, negligible next to the step.
 
 import tensorflow as tf
 
-# Purposes: separate streams for each kind of draw.
-CRITIC_NOISE = 1
-EPSILON = 2
-GENERATOR_NOISE = 3
-FIXED_NOISE = 4
+# Purposes: one stream per kind of draw. Every id lives here so that two kinds of draw can
+# never share a stream; a new kind takes a new number. Training's streams (1-4) are keyed by
+# (generator step, critic iteration); the tools' streams sit far from them.
+CRITIC_NOISE = 1  # z of each critic update.
+EPSILON = 2  # The penalty's interpolation weight per example.
+GENERATOR_NOISE = 3  # z of each generator update.
+FIXED_NOISE = 4  # The 16 noise vectors of the sample grid (step 0, iteration 0).
+EVAL_NOISE = 101  # Evaluation noise, keyed by (seed, batch index): the same in every evaluation.
+SAMPLE_NOISE = 102  # `python -m wgan_dist.sample`, keyed by its --seed alone.
 
 
 def key(seed: int, step: tf.Tensor, iteration: tf.Tensor | int, purpose: int) -> tf.Tensor:

@@ -55,11 +55,6 @@ MISSING_MATPLOTLIB = 'wgan_dist.report needs matplotlib ({}): pip install -e ".[
 FIGURE_INCHES = (15, 8)
 DPI = 100
 
-# sample.py's stateless-RNG purpose (key(seed, 0, 0, 102)), so the grid is the one
-# `python -m wgan_dist.sample --seed=<run seed>` draws; sample.py is not imported because its
-# flags would clash with these.
-SAMPLE_NOISE = 102
-
 # Real-data references of the MNIST classifier evaluation (docs/evaluation.md, "Figures";
 # checked by tests/test_eval_tools.py): two real 1,000-image splits, and the held-out digits.
 REAL_FID_FLOOR = 4.23
@@ -266,7 +261,9 @@ def sample_grid(restored: 'restore.Restored', num: int) -> np.ndarray:
   # pylint: enable=import-outside-toplevel
   noise = tf.random.stateless_normal(
       [num, restored.config.model.noise_dim],
-      seed=random_keys.key(restored.config.seed, 0, 0, SAMPLE_NOISE))
+      # sample.py's stream, so the grid is the one `python -m wgan_dist.sample --seed=<run seed>`
+      # draws.
+      seed=random_keys.key(restored.config.seed, 0, 0, random_keys.SAMPLE_NOISE))
   generated = restored.generator(noise, training=False).numpy()
   return images.to_grid(generated, rows=grid_rows(num))
 

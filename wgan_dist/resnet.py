@@ -22,7 +22,7 @@ momentum and epsilon; synchronized batch norm (statistics over the global batch)
 import keras
 from keras import layers
 
-from wgan_dist import models
+from wgan_dist import model_layers
 
 IMAGE_SIZE = 32
 CHANNELS = 3
@@ -41,7 +41,7 @@ def _conv(filters: int, kernel: int, name: str, he: bool = True) -> layers.Conv2
 
 def _batch_norm(name: str) -> layers.BatchNormalization:
   # Synchronized: statistics over the global batch, so results do not depend on the replica
-  # count (GUIDE.md, batch norm).
+  # count (per-replica statistics would change with it).
   return layers.BatchNormalization(synchronized=True, name=name)
 
 
@@ -78,10 +78,10 @@ def _critic_block(x, filters: int, name: str, norm: str, down: bool):
     shortcut = layers.AveragePooling2D(2, name=f'{name}_shortcut_pool')(shortcut)
   else:
     shortcut = x  # Same width and size: the paper's identity skip connection.
-  y = models.critic_norm_layer(norm, f'{name}_norm1')(x)
+  y = model_layers.critic_norm_layer(norm, f'{name}_norm1')(x)
   y = layers.ReLU()(y)
   y = _conv(filters, 3, f'{name}_conv1')(y)
-  y = models.critic_norm_layer(norm, f'{name}_norm2')(y)
+  y = model_layers.critic_norm_layer(norm, f'{name}_norm2')(y)
   y = layers.ReLU()(y)
   y = _conv(filters, 3, f'{name}_conv2')(y)
   if down:

@@ -3,8 +3,10 @@
 Reads `workdir/config.json` (the resolved config training wrote) over `configs/default.py`'s
 schema, so a config from before a field existed still loads with that field's default; builds
 the models as training does; and restores only the generator (or its EMA copy) from the newest
-checkpoint in `workdir/checkpoints`. The checkpoint's keys are the field names of
-`wgan_dist.train.TrainState`: `generator`, `ema_generator` (when training kept an EMA), `step`.
+readable checkpoint in `workdir/checkpoints`, as training does: a broken newest one is skipped
+with a warning naming it (checkpointing.restore_newest_readable). The checkpoint's keys are the
+field names of `wgan_dist.train_state.TrainState`: `generator`, `ema_generator` (when training
+kept an EMA), `step`.
 """
 
 import contextlib
@@ -19,6 +21,7 @@ import ml_collections
 import tensorflow as tf
 
 from configs import default
+from wgan_dist import checkpointing
 from wgan_dist import distribution
 from wgan_dist import models
 
@@ -54,14 +57,13 @@ def load_config(workdir: str) -> ml_collections.ConfigDict:
   return config
 
 
-def latest_checkpoint(workdir: str) -> str:
-  """Prefix of the newest checkpoint in workdir/checkpoints; RestoreError when there is none."""
-  directory = os.path.join(workdir, 'checkpoints')
-  prefix = tf.train.latest_checkpoint(directory)
-  if prefix is None:
-    raise RestoreError(f'no checkpoint in {directory}: train first (python -m wgan_dist.main '
-                       f'--config=... --workdir={workdir})')
-  return prefix
+def _checkpoint_directory(workdir: str) -> str:
+  return os.path.join(workdir, 'checkpoints')
+
+
+def _no_checkpoint(workdir: str) -> RestoreError:
+  return RestoreError(f'no checkpoint in {_checkpoint_directory(workdir)}: train first '
+                      f'(python -m wgan_dist.main --config=... --workdir={workdir})')
 
 
 def has_ema(prefix: str) -> bool:
@@ -72,21 +74,30 @@ def has_ema(prefix: str) -> bool:
 
 def load_generator(workdir: str, *, ema: bool = False,
                    strategy: Optional[tf.distribute.Strategy] = None) -> Restored:
-  """The (EMA) generator of the newest checkpoint, built under `strategy`'s scope if given."""
+  """The (EMA) generator of the newest readable checkpoint, built under `strategy`'s scope if
+  given. A newer checkpoint that cannot be read is skipped with a warning naming it."""
   config = load_config(workdir)
-  prefix = latest_checkpoint(workdir)
-  if ema and not has_ema(prefix):
-    raise RestoreError(f'checkpoint {prefix} holds no EMA generator (train.ema_decay was 0 for '
-                       'this run); drop --ema to use the trained generator')
   # float32 whatever the run's precision: the variables are float32 in every policy, and
   # evaluation, samples and exports are better off computing in float32.
   with strategy.scope() if strategy else contextlib.nullcontext():
     generator, _ = models.build_models(config)
     step = tf.Variable(0, dtype=tf.int64, trainable=False, name='step')
   checkpoint = tf.train.Checkpoint(step=step, **{EMA_KEY if ema else 'generator': generator})
-  # expect_partial: the critic and optimizers are in the file but not wanted here; every
-  # generator variable must still be found.
-  checkpoint.restore(prefix).assert_existing_objects_matched().expect_partial()
+
+  def restore(prefix: str) -> None:
+    if ema and not has_ema(prefix):
+      raise RestoreError(f'checkpoint {prefix} holds no EMA generator (train.ema_decay was 0 '
+                         'for this run); drop --ema to use the trained generator')
+    # expect_partial: the critic and optimizers are in the file but not wanted here; every
+    # generator variable must still be found.
+    checkpoint.restore(prefix).assert_existing_objects_matched().expect_partial()
+
+  try:
+    prefix = checkpointing.restore_newest_readable(_checkpoint_directory(workdir), restore)
+  except checkpointing.UnreadableCheckpointsError as error:
+    raise RestoreError(str(error)) from error
+  if prefix is None:
+    raise _no_checkpoint(workdir)
   return Restored(config, generator, int(step.numpy()), prefix, ema)
 
 

@@ -14,7 +14,9 @@ through norms the generator never saw in training.
 import math
 import os
 
-os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+from wgan_dist import tf_log_level  # pylint: disable=wrong-import-position
+
+tf_log_level.quiet_by_default()  # Before TensorFlow is imported.
 
 import numpy as np  # pylint: disable=wrong-import-position
 import tensorflow as tf  # pylint: disable=wrong-import-position
@@ -36,8 +38,6 @@ _INTERPOLATE = flags.DEFINE_bool('interpolate', False,
                                  'One strip interpolating between two noise vectors.')
 flags.mark_flags_as_required(['workdir'])
 
-# Stateless-RNG purpose of these draws (random_keys' training purposes are 1-4).
-SAMPLE_NOISE = 102
 DEFAULT_GRID = 64
 DEFAULT_FRAMES = 10
 
@@ -45,7 +45,7 @@ DEFAULT_FRAMES = 10
 def noise(seed: int, num: int, noise_dim: int) -> np.ndarray:
   """num standard-normal noise vectors keyed by `seed` alone."""
   return tf.random.stateless_normal(
-      [num, noise_dim], seed=random_keys.key(seed, 0, 0, SAMPLE_NOISE)).numpy()
+      [num, noise_dim], seed=random_keys.key(seed, 0, 0, random_keys.SAMPLE_NOISE)).numpy()
 
 
 def slerp(start: np.ndarray, end: np.ndarray, num: int) -> np.ndarray:

@@ -1,10 +1,13 @@
-"""The distributed training step (Algorithm 1): n_critic critic updates, each on a fresh real
-batch, then one generator update; several such steps per tf.function call.
+"""The distributed training step of Algorithm 1, as two functions: one critic update and one
+generator update, each on every replica at once.
 
-Both updates run whole inside `strategy.run` (inner penalty tape included; applying gradients
-outside the replica context fails). Per-example losses are averaged over the *global* batch with
-`tf.nn.compute_average_loss`, the gradients summed across replicas once, and the logged values
-reduced with SUM, so neither the learning rate nor λ depends on the replica count.
+`make_critic_step` and `make_generator_step` return plain functions (no tf.function of their
+own, so the trainer's loop traces them into one graph); each can also be called alone, as the
+tests do. Both updates run whole inside `strategy.run` (the penalty's inner tape included:
+applying gradients outside the replica context fails). Per-example losses are averaged over the
+*global* batch with `tf.nn.compute_average_loss`, the gradients summed across replicas once, and
+the returned values reduced with SUM, so neither the learning rate nor λ depends on the replica
+count.
 
 Under mixed_float16 the optimizers are LossScaleOptimizers: the loss is scaled once for the
 outer gradient, the summed (still scaled) gradients go to `apply`, which unscales them or skips
@@ -18,17 +21,16 @@ import keras
 import ml_collections
 import tensorflow as tf
 
-from wgan_dist import ema
 from wgan_dist import losses
 from wgan_dist import precision
 from wgan_dist import random_keys
 
-METRICS = ('critic_loss', 'gradient_penalty', 'wasserstein_estimate', 'critic_grad_norm',
-           'generator_loss', 'generator_grad_norm')
-# Also returned by the loop, besides the METRICS means: how many steps it ran, and the first
-# step (1-based, as the step counter after it) with a non-finite value, or -1.
-STEPS_RUN = 'steps_run'
-NONFINITE_STEP = 'nonfinite_step'
+# What the two steps measure (the critic's averaged over its n_critic updates by the loop).
+CRITIC_METRICS = ('critic_loss', 'gradient_penalty', 'wasserstein_estimate', 'critic_grad_norm')
+GENERATOR_METRICS = ('generator_loss', 'generator_grad_norm')
+METRICS = CRITIC_METRICS + GENERATOR_METRICS
+# Also in each step's result: 1.0 when the loss scale skipped the update, else 0.0.
+SKIPPED = 'skipped'
 _SUM = tf.distribute.ReduceOp.SUM
 
 
@@ -46,17 +48,14 @@ class NonFiniteError(RuntimeError):
         'train.gp_lambda, or mixed_precision=float32')
 
 
-def _sum_gradients_over_replicas(grads: list[tf.Tensor]) -> list[tf.Tensor]:
-  return tf.distribute.get_replica_context().all_reduce(_SUM, grads)
-
-
 def _scaled(loss: tf.Tensor, scale: Optional[tf.Tensor]) -> tf.Tensor:
   """loss·scale for the outer gradient; the loss itself when there is no loss scaling."""
   return loss if scale is None else loss * tf.cast(scale, loss.dtype)
 
 
-def _all_finite(grads: list[tf.Tensor]) -> tf.Tensor:
-  return tf.reduce_all([tf.reduce_all(tf.math.is_finite(g)) for g in grads])
+def all_finite(values: list[tf.Tensor]) -> tf.Tensor:
+  """Whether every element of every tensor is finite (a scalar bool)."""
+  return tf.reduce_all([tf.reduce_all(tf.math.is_finite(value)) for value in values])
 
 
 def critic_loss_and_gradients(*, critic: keras.Model, real: tf.Tensor, fake: tf.Tensor,
@@ -74,134 +73,107 @@ def critic_loss_and_gradients(*, critic: keras.Model, real: tf.Tensor, fake: tf.
   return terms, tape.gradient(scaled_loss, critic.trainable_variables)
 
 
-def make_train_loop(*, strategy: tf.distribute.Strategy, generator: keras.Model,
-                    critic: keras.Model, generator_optimizer: keras.optimizers.Optimizer,
-                    critic_optimizer: keras.optimizers.Optimizer, step: tf.Variable,
-                    skipped_updates: tf.Variable, config: ml_collections.ConfigDict,
-                    ema_generator: Optional[keras.Model] = None) -> Callable:
-  """Returns `train_loop(iterator, num_steps) -> {metric: mean over the steps}`.
+def _apply_summed(optimizer: keras.optimizers.Optimizer, grads: list[tf.Tensor],
+                  variables: list[tf.Variable], num_replicas: int) -> dict[str, tf.Tensor]:
+  """Sums `grads` over replicas and applies them; returns the unscaled norm and a skip flag.
 
-  `iterator` yields distributed real batches; `step` (generator steps done) advances by
-  `num_steps` and keys the noise, so a resumed run draws what an uninterrupted one would.
-  The loop ends early after a step with a non-finite loss or gradient norm; the result's
-  STEPS_RUN and NONFINITE_STEP entries say so.
-  `skipped_updates` counts critic and generator updates skipped for non-finite gradients.
-  `ema_generator`, when given, is averaged towards the generator after every generator step.
+  Summed here, not in the optimizer (optimizers.AdamOnSummedGradients), so the logged norm is
+  that of the gradient actually applied.
+  """
+  grads = tf.distribute.get_replica_context().all_reduce(_SUM, grads)
+  scale = precision.loss_scale(optimizer)
+  norm = tf.linalg.global_norm(grads)
+  skipped = tf.constant(0.0)
+  if scale is not None:  # Only a loss-scaled update can be skipped; float32 skips no check.
+    finite = all_finite(grads)
+    norm = tf.where(finite, norm / tf.cast(scale, norm.dtype), 0.0)
+    skipped = 1.0 - tf.cast(finite, tf.float32)
+  optimizer.apply(grads, variables)
+  # Every replica holds the same values; the 1/replicas share makes the SUM-reduce exact.
+  return {'grad_norm': norm / num_replicas, SKIPPED: skipped / num_replicas}
+
+
+def _global_noise(config: ml_collections.ConfigDict, num_replicas: int, shape: list[int],
+                  draw: Callable, key: tf.Tensor) -> tf.Tensor:
+  """This replica's slice of a [global batch] + `shape` draw: every example's noise depends on
+  its global index only, whatever the replica count."""
+  global_batch = config.train.global_batch_size
+  return random_keys.replica_slice(draw([global_batch] + shape, seed=key),
+                                   global_batch // num_replicas)
+
+
+def _reduce(strategy: tf.distribute.Strategy, per_replica: dict) -> dict[str, tf.Tensor]:
+  return {name: strategy.reduce(_SUM, value, axis=None) for name, value in per_replica.items()}
+
+
+def make_critic_step(*, strategy: tf.distribute.Strategy, config: ml_collections.ConfigDict,
+                     generator: keras.Model, critic: keras.Model,
+                     critic_optimizer: keras.optimizers.Optimizer) -> Callable:
+  """`critic_step(real, step, iteration) -> metrics`: one critic update on every replica.
+
+  `real` is one distributed global batch of real images; `step` (generator steps done) and
+  `iteration` (the critic update within the step, 0..n_critic-1) key the noise z and ε. Returns
+  the global-batch means of CRITIC_METRICS (the gradient norm of the applied, summed gradient)
+  and SKIPPED. Changes only the critic's variables and its optimizer (and the generator's batch
+  norm statistics, as the generator runs in training mode).
   """
   train = config.train
-  global_batch = train.global_batch_size
   num_replicas = strategy.num_replicas_in_sync
-  per_replica = global_batch // num_replicas
-  noise_dim = config.model.noise_dim
-  n_critic = train.n_critic
   gp_lambda = float(train.gp_lambda)
   inner_scale = precision.inner_gradient_scale(config.mixed_precision)
-  seed = config.seed
-
   # train.jit_compile: XLA has no kernel for the iterator's IteratorGetNext, so the loop itself
   # cannot be compiled; the per-replica critic loss and gradients (the heaviest part) can.
-  critic_gradients = (tf.function(critic_loss_and_gradients, jit_compile=True)
-                      if train.jit_compile else critic_loss_and_gradients)
+  loss_and_gradients = (tf.function(critic_loss_and_gradients, jit_compile=True)
+                        if train.jit_compile else critic_loss_and_gradients)
 
-  def average(per_example: tf.Tensor) -> tf.Tensor:
-    return tf.nn.compute_average_loss(per_example, global_batch_size=global_batch)
-
-  def summed_update(optimizer, grads, variables) -> dict:
-    """Applies the replica-summed gradients; returns the unscaled norm and a skip flag."""
-    grads = _sum_gradients_over_replicas(grads)
-    scale = precision.loss_scale(optimizer)
-    norm = tf.linalg.global_norm(grads)
-    skipped = tf.constant(0.0)
-    if scale is not None:  # Only a loss-scaled update can be skipped; float32 skips no check.
-      finite = _all_finite(grads)
-      norm = tf.where(finite, norm / tf.cast(scale, norm.dtype), 0.0)
-      skipped = 1.0 - tf.cast(finite, tf.float32)
-    optimizer.apply(grads, variables)
-    # Every replica holds the same values; the 1/replicas share makes the SUM-reduce exact.
-    return {'grad_norm': norm / num_replicas, 'skipped': skipped / num_replicas}
-
-  def critic_step(real: tf.Tensor, step_value: tf.Tensor, iteration: tf.Tensor) -> dict:
-    z = random_keys.replica_slice(
-        tf.random.stateless_normal(
-            [global_batch, noise_dim],
-            seed=random_keys.key(seed, step_value, iteration, random_keys.CRITIC_NOISE)),
-        per_replica)
-    epsilon = random_keys.replica_slice(
-        tf.random.stateless_uniform(
-            [global_batch, 1, 1, 1],
-            seed=random_keys.key(seed, step_value, iteration, random_keys.EPSILON)),
-        per_replica)
+  def replica_step(real: tf.Tensor, step: tf.Tensor, iteration: tf.Tensor) -> dict:
+    z = _global_noise(config, num_replicas, [config.model.noise_dim], tf.random.stateless_normal,
+                      random_keys.key(config.seed, step, iteration, random_keys.CRITIC_NOISE))
+    epsilon = _global_noise(config, num_replicas, [1, 1, 1], tf.random.stateless_uniform,
+                            random_keys.key(config.seed, step, iteration, random_keys.EPSILON))
     fake = generator(z, training=True)
-    terms, grads = critic_gradients(
+    terms, grads = loss_and_gradients(
         critic=critic, real=real, fake=fake, epsilon=epsilon, gp_lambda=gp_lambda,
-        global_batch=global_batch, inner_scale=inner_scale,
+        global_batch=train.global_batch_size, inner_scale=inner_scale,
         loss_scale=precision.loss_scale(critic_optimizer))
-    update = summed_update(critic_optimizer, grads, critic.trainable_variables)
-    metrics = {name: average(values) for name, values in terms.items()}
+    update = _apply_summed(critic_optimizer, grads, critic.trainable_variables, num_replicas)
+    metrics = {name: tf.nn.compute_average_loss(values, global_batch_size=train.global_batch_size)
+               for name, values in terms.items()}
     metrics['critic_grad_norm'] = update['grad_norm']
-    metrics['skipped'] = update['skipped']
+    metrics[SKIPPED] = update[SKIPPED]
     return metrics
 
-  def generator_step(step_value: tf.Tensor) -> dict:
-    z = random_keys.replica_slice(
-        tf.random.stateless_normal(
-            [global_batch, noise_dim],
-            seed=random_keys.key(seed, step_value, 0, random_keys.GENERATOR_NOISE)),
-        per_replica)
+  def critic_step(real, step: tf.Tensor, iteration: tf.Tensor) -> dict[str, tf.Tensor]:
+    return _reduce(strategy, strategy.run(replica_step, args=(real, step, iteration)))
+
+  return critic_step
+
+
+def make_generator_step(*, strategy: tf.distribute.Strategy, config: ml_collections.ConfigDict,
+                        generator: keras.Model, critic: keras.Model,
+                        generator_optimizer: keras.optimizers.Optimizer) -> Callable:
+  """`generator_step(step) -> metrics`: one generator update on every replica.
+
+  `step` (generator steps done) keys the noise. Returns the global-batch means of
+  GENERATOR_METRICS and SKIPPED. Changes only the generator's variables and its optimizer.
+  """
+  global_batch = config.train.global_batch_size
+  num_replicas = strategy.num_replicas_in_sync
+
+  def replica_step(step: tf.Tensor) -> dict:
+    z = _global_noise(config, num_replicas, [config.model.noise_dim], tf.random.stateless_normal,
+                      random_keys.key(config.seed, step, 0, random_keys.GENERATOR_NOISE))
     with tf.GradientTape() as tape:
-      loss = average(losses.generator_loss(critic, generator(z, training=True)))
+      loss = tf.nn.compute_average_loss(losses.generator_loss(critic, generator(z, training=True)),
+                                        global_batch_size=global_batch)
       scaled_loss = _scaled(loss, precision.loss_scale(generator_optimizer))
     grads = tape.gradient(scaled_loss, generator.trainable_variables)
-    update = summed_update(generator_optimizer, grads, generator.trainable_variables)
+    update = _apply_summed(generator_optimizer, grads, generator.trainable_variables,
+                           num_replicas)
     return {'generator_loss': loss, 'generator_grad_norm': update['grad_norm'],
-            'skipped': update['skipped']}
+            SKIPPED: update[SKIPPED]}
 
-  def reduce(per_replica_metrics: dict) -> dict:
-    return {name: strategy.reduce(_SUM, value, axis=None)
-            for name, value in per_replica_metrics.items()}
+  def generator_step(step: tf.Tensor) -> dict[str, tf.Tensor]:
+    return _reduce(strategy, strategy.run(replica_step, args=(step,)))
 
-  def count_skipped(flag: tf.Tensor) -> None:
-    skipped_updates.assign_add(tf.cast(tf.round(flag), tf.int64))
-
-  @tf.function
-  def train_loop(iterator, num_steps: tf.Tensor) -> dict[str, tf.Tensor]:
-    totals = {name: tf.constant(0.0) for name in METRICS}
-    steps_run = tf.constant(0, tf.int32)
-    nonfinite_step = tf.constant(-1, tf.int64)
-    for _ in tf.range(num_steps):
-      step_value = step.read_value()
-      this_step = {name: tf.constant(0.0) for name in METRICS}
-      skipped_in_step = tf.constant(0.0)
-      for iteration in tf.range(n_critic):
-        critic_metrics = reduce(strategy.run(critic_step, args=(next(iterator), step_value,
-                                                                iteration)))
-        count_skipped(critic_metrics['skipped'])
-        skipped_in_step += critic_metrics['skipped']
-        this_step = {name: value + critic_metrics[name] / n_critic if name in critic_metrics
-                     else value for name, value in this_step.items()}
-      generator_metrics = reduce(strategy.run(generator_step, args=(step_value,)))
-      count_skipped(generator_metrics['skipped'])
-      skipped_in_step += generator_metrics['skipped']
-      this_step = {name: value + generator_metrics.get(name, 0.0)
-                   for name, value in this_step.items()}
-      totals = {name: totals[name] + this_step[name] for name in METRICS}
-      if ema_generator is not None:
-        # t = generator steps done, this one included; restored with the step counter.
-        ema.update(ema_generator, generator,
-                   ema.warmup_decay(train.ema_decay, step_value + 1) if train.ema_warmup
-                   else train.ema_decay)
-      step.assign_add(1)
-      steps_run += 1
-      # A non-finite value in a step whose updates were all applied means the weights are no
-      # longer finite: stop here, so the caller can fail before anything is saved. (A step the
-      # loss scale skipped changed nothing; the scale handles it.)
-      if tf.logical_and(tf.logical_not(_all_finite(list(this_step.values()))),
-                        skipped_in_step < 0.5):
-        nonfinite_step = step_value + 1
-        break
-    means = {name: total / tf.cast(steps_run, tf.float32) for name, total in totals.items()}
-    means[STEPS_RUN] = steps_run
-    means[NONFINITE_STEP] = nonfinite_step
-    return means
-
-  return train_loop
+  return generator_step

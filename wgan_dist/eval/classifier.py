@@ -20,7 +20,7 @@ import keras
 import numpy as np
 from keras import layers
 
-from wgan_dist import data
+from wgan_dist import sources
 from wgan_dist.eval import metrics
 
 NUM_CLASSES = 10
@@ -69,7 +69,7 @@ def feature_model(classifier: keras.Model) -> keras.Model:
 
 
 def to_model_range(images: np.ndarray) -> np.ndarray:
-  """uint8 [0, 255] images -> float32 in [-1, 1], the generator's range (as wgan_dist.data)."""
+  """uint8 [0, 255] images -> float32 in [-1, 1], the generator's range (as the input pipeline)."""
   return images.astype(np.float32) / 127.5 - 1.0
 
 
@@ -85,7 +85,7 @@ class Split:
 
 def embedded_split() -> Split:
   """The embedded sample's fixed split: 400 train / 100 held out per class (module docstring)."""
-  images, labels = data.load_embedded_mnist()
+  images, labels = sources.load_embedded_mnist()
   rank_in_class = np.zeros(len(labels), np.int64)
   for label in range(NUM_CLASSES):
     members = np.flatnonzero(labels == label)
@@ -98,7 +98,7 @@ def embedded_split() -> Split:
 
 
 def full_mnist_path() -> str:
-  """Where keras.datasets caches full MNIST (KERAS_HOME honoured, as wgan_dist.data does)."""
+  """Where keras.datasets caches full MNIST (KERAS_HOME honoured, as wgan_dist.sources does)."""
   return os.path.join(os.environ.get('KERAS_HOME', os.path.expanduser('~/.keras')), 'datasets',
                       'mnist.npz')
 

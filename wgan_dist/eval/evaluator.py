@@ -1,10 +1,12 @@
 """`Evaluator(config, strategy)`: scores a generator against real images.
 
     evaluator = Evaluator(config, strategy)        # real features computed once, here
-    scalars = evaluator.evaluate(generator)         # MNIST: {'eval/fid', 'eval/classifier_score',
-                                                    #  'eval/min_class_share'}; Inception:
+    evaluation = evaluator.evaluate(generator)      # everything it measured:
+    evaluation.scalars                              #  MNIST {'eval/fid', 'eval/classifier_score',
+                                                    #  'eval/min_class_share'}; Inception
                                                     #  {'eval/fid', 'eval/inception_score'}
-    evaluator.last_histogram                        # MNIST: class shares [10]; Inception: None
+    evaluation.class_histogram                      #  MNIST class shares [10]; Inception None
+    evaluation.all_scalars()                        #  scalars + eval/class_share_<k>
 
 Two backbones (`backbone_name`), chosen by the data:
 - 'mnist': MNIST (data.source 'mnist' or 'embedded_mnist', 28x28x1) is scored with the
@@ -22,7 +24,8 @@ Without a backbone `Evaluator` raises `UnsupportedEvaluation` naming the reason 
 the weights); `make_evaluator` logs it once and returns None.
 
 Generation is distributed: each call of the replica function draws one *global* batch of noise
-(`train.global_batch_size` rows) from a stateless key of (config.seed, batch index, EVAL_NOISE),
+(`train.global_batch_size` rows) from a stateless key of (config.seed, batch index,
+random_keys.EVAL_NOISE),
 every replica generates and scores its own slice, and the features are gathered in global
 order. So the images, and the metrics, are the same for any replica count, and every evaluation
 of a run sees the same noise (changes between evaluations are the generator's, not the draw's).
@@ -42,16 +45,15 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from wgan_dist import data
+from wgan_dist import config_validation
+from wgan_dist import input_pipeline
 from wgan_dist import precision
 from wgan_dist import random_keys
+from wgan_dist import sources
 from wgan_dist.eval import classifier as classifier_lib
 from wgan_dist.eval import inception as inception_lib
 from wgan_dist.eval import metrics
 
-# Stateless-RNG purpose of the evaluation noise; far from random_keys' training purposes (1-4)
-# so a new training stream there cannot collide with it.
-EVAL_NOISE = 101
 MNIST_SOURCES = ('mnist', 'embedded_mnist')
 SCALAR_TAGS = ('eval/fid', 'eval/classifier_score', 'eval/min_class_share')
 INCEPTION_SCALAR_TAGS = ('eval/fid', 'eval/inception_score')
@@ -61,6 +63,18 @@ REFERENCE_SEED = 0
 
 class UnsupportedEvaluation(ValueError):
   """The config's data have no evaluation backbone (yet)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Evaluation:
+  """Everything one `Evaluator.evaluate` call measured."""
+  scalars: dict[str, float]  # The evaluator's scalar_tags, in that order.
+  class_histogram: Optional[np.ndarray]  # MNIST: each class's share of the samples [10]; else None.
+  num_samples: int
+
+  def all_scalars(self) -> dict[str, float]:
+    """`scalars` and, with a histogram, eval/class_share_<k> (TensorBoard's eval/* tags)."""
+    return {**self.scalars, **class_share_scalars(self.class_histogram)}
 
 
 def backbone_name(config: ml_collections.ConfigDict) -> Optional[str]:
@@ -105,16 +119,16 @@ def _cifar10_test_images() -> Optional[np.ndarray]:
 
 
 def _inception_reference(config: ml_collections.ConfigDict,
-                         source: Optional[data.Source]) -> np.ndarray:
+                         source: Optional[sources.Source]) -> np.ndarray:
   """num_eval_samples real images for the Inception backbone (module docstring)."""
   num = int(config.num_eval_samples)
   test_images = _cifar10_test_images() if config.data.source == 'cifar10' else None
   if test_images is not None:
-    subset = data.Source('cifar10_test', images=test_images[:num])
+    subset = sources.Source('cifar10_test', images=test_images[:num])
     logging.info('Inception reference: the first %d CIFAR-10 test images', subset.size)
   else:
     if source is None:
-      source = data.load_source(config)
+      source = sources.load_source(config)
     chosen = np.sort(np.random.default_rng(REFERENCE_SEED).choice(
         source.size, min(num, source.size), replace=False))
     if source.images is not None:
@@ -128,11 +142,11 @@ def _inception_reference(config: ml_collections.ConfigDict,
                     subset.size, num)
   # The training pipeline's preprocessing (crop, resize, [-1, 1]); its first epoch is a
   # permutation of the subset, so one batch of subset.size images holds each image once.
-  return next(iter(data.make_dataset(subset, config, batch_size=subset.size))).numpy()
+  return next(iter(input_pipeline.make_dataset(subset, config, batch_size=subset.size))).numpy()
 
 
 def reference_images(config: ml_collections.ConfigDict,
-                     source: Optional[data.Source] = None) -> np.ndarray:
+                     source: Optional[sources.Source] = None) -> np.ndarray:
   """The real images generated ones are compared with, float32 [N, H, W, C] in [-1, 1].
 
   MNIST: the embedded sample's held-out split (1,000 images, 100 per class, never seen by the
@@ -175,17 +189,14 @@ class Evaluator:
   """
 
   def __init__(self, config: ml_collections.ConfigDict, strategy: tf.distribute.Strategy, *,
-               source: Optional[data.Source] = None,
+               source: Optional[sources.Source] = None,
                inception_size: int = inception_lib.IMAGE_SIZE):
     self._strategy = strategy
     self._seed = int(config.seed)
     self._noise_dim = int(config.model.noise_dim)
     self._global_batch = int(config.train.global_batch_size)
-    replicas = strategy.num_replicas_in_sync
-    if self._global_batch % replicas:
-      raise ValueError(f'train.global_batch_size={self._global_batch} does not divide evenly '
-                       f'across {replicas} replicas')
-    self._per_replica = self._global_batch // replicas
+    config_validation.validate_replicas(config, strategy.num_replicas_in_sync)
+    self._per_replica = self._global_batch // strategy.num_replicas_in_sync
     self.num_samples = int(config.num_eval_samples)
     self.backbone = backbone_name(config)
     with strategy.scope(), precision.policy_scope('float32'):
@@ -200,7 +211,6 @@ class Evaluator:
     self.num_real = len(real)
     self._real_features = real_features
     self.real_statistics = metrics.statistics(real_features)
-    self.last_histogram: Optional[np.ndarray] = None
     # One traced function per generator (the live one, an EMA copy); the generator is kept
     # alongside so its id cannot be reused by another object.
     self._functions: dict[int, tuple[keras.Model, Callable]] = {}
@@ -213,7 +223,7 @@ class Evaluator:
       def replica_fn(batch_index):
         noise = tf.random.stateless_normal(
             [self._global_batch, self._noise_dim],
-            seed=random_keys.key(self._seed, batch_index, 0, EVAL_NOISE))
+            seed=random_keys.key(self._seed, batch_index, 0, random_keys.EVAL_NOISE))
         images = generator(random_keys.replica_slice(noise, per_replica), training=False)
         features, probabilities = self._features(tf.cast(images, tf.float32), training=False)
         return features, probabilities
@@ -240,15 +250,14 @@ class Evaluator:
     probabilities = np.concatenate([batch[1].numpy() for batch in batches])[:num]
     return features, probabilities
 
-  def evaluate(self, generator: keras.Model,
-               num_samples: Optional[int] = None) -> dict[str, float]:
+  def evaluate(self, generator: keras.Model, num_samples: Optional[int] = None) -> Evaluation:
     """Scores `num_samples` (default config.num_eval_samples) images of `generator`.
 
-    Returns `self.scalar_tags`: MNIST {'eval/fid', 'eval/classifier_score',
-    'eval/min_class_share'}, with the class shares in `self.last_histogram` ([10], sums to 1);
-    Inception {'eval/fid', 'eval/inception_score'}, and `last_histogram` None.
+    MNIST: scalars {'eval/fid', 'eval/classifier_score', 'eval/min_class_share'} and the class
+    histogram ([10], sums to 1); Inception: {'eval/fid', 'eval/inception_score'}, no histogram.
     """
     features, probabilities = self.outputs(generator, num_samples)
+    num = len(features)
     if self.backbone == 'inception':
       # 2048 features: from the samples when fewer than 2048 (metrics module docstring).
       fid = metrics.frechet_distance_of_features(features, self._real_features)
@@ -257,16 +266,23 @@ class Evaluator:
     # Same formula: exp E KL(p(y|x) || p(y)); over ImageNet's classes it is the Inception Score.
     score = metrics.classifier_score(probabilities)
     if self.backbone == 'inception':
-      self.last_histogram = None
-      return {'eval/fid': fid, 'eval/inception_score': score}
+      return Evaluation({'eval/fid': fid, 'eval/inception_score': score}, None, num)
     histogram = metrics.class_histogram(probabilities)
-    self.last_histogram = histogram
-    return {'eval/fid': fid, 'eval/classifier_score': score,
-            'eval/min_class_share': metrics.min_class_share(histogram)}
+    return Evaluation({'eval/fid': fid, 'eval/classifier_score': score,
+                       'eval/min_class_share': metrics.min_class_share(histogram)}, histogram, num)
+
+
+def metric_tags(evaluator: Optional[Evaluator], with_ema: bool) -> list[str]:
+  """The headline eval/* tags a run logs (and eval_ema/* with an EMA generator); [] without
+  an evaluator. The HParams dashboard shows these as its metrics."""
+  if evaluator is None:
+    return []
+  tags = list(evaluator.scalar_tags)
+  return tags + ([tag.replace('eval/', 'eval_ema/', 1) for tag in tags] if with_ema else [])
 
 
 def make_evaluator(config: ml_collections.ConfigDict, strategy: tf.distribute.Strategy, *,
-                   source: Optional[data.Source] = None) -> Optional[Evaluator]:
+                   source: Optional[sources.Source] = None) -> Optional[Evaluator]:
   """An Evaluator, or None (with a warning naming why) when the data have no backbone.
 
   A bad eval_inception_weights file raises inception.InceptionWeightsError (a ConfigError).

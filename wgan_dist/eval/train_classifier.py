@@ -18,7 +18,9 @@ evaluation's size score. The last line is JSON.
 import json
 import os
 
-os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+from wgan_dist import tf_log_level  # pylint: disable=wrong-import-position
+
+tf_log_level.quiet_by_default()  # Before TensorFlow is imported.
 
 import keras  # pylint: disable=wrong-import-position
 import tensorflow as tf  # pylint: disable=wrong-import-position

@@ -1,22 +1,28 @@
-"""Real images for the critic: sources, the tf.data pipeline, and its distribution.
+"""Where the real images come from: find, check and load the source `data.source` names.
 
-`load_source(config)` finds and checks the images, so that bad input fails here, before any
-training work, with a DataError naming the field, the path or file and what is allowed;
-`make_distributed_dataset(strategy, config, source)` shuffles, repeats, batches each replica's
-share with drop_remainder and prefetches. Pixels are float32 in [-1, 1].
+`load_source(config)` returns a `Source` (in-memory images or a list of image files) so that bad
+input fails here, before any training work, with a DataError naming the field, the path or file
+and what is allowed. What happens to the images afterwards (order, sharding, batching, scaling
+to [-1, 1]) is wgan_dist/input_pipeline.py's job.
 
 What load_source checks:
 - 'folder': the directory exists and holds image files; every file is decoded once with the
   decoder training uses (TensorFlow's), so a file that would fail mid-run fails now. Files that
   cannot be read or decoded stop the run naming them (`data.on_bad_image='fail'`), or are left
   out with a warning giving their count and first names ('skip'); none decodable is an error.
-  Files whose channel count differs from data.channels are converted when decoded: grayscale
-  is replicated to RGB; alpha is dropped; colour becomes luminance for data.channels=1. One log
-  line per run gives the counts (a warning when the conversion loses information).
+  Files whose channel count differs from data.channels are converted when the pipeline decodes
+  them: grayscale is replicated to RGB; alpha is dropped; colour becomes luminance for
+  data.channels=1. One log line per run gives the counts (a warning when the conversion loses
+  information).
 - In-memory arrays ('npz', 'tfds', keras.datasets): the channel count must equal data.channels
   (arrays are not converted); pixels must be uint8, another integer type within [0, 255] (read
   as uint8), or finite floats in [0, 1]; anything else (e.g. floats in [0, 255] or [-1, 1]) is
   an error giving the dtype and the range found.
+- Only sources that can download ('mnist', 'fashion_mnist', 'cifar10', 'tfds') touch the network,
+  and only with data.allow_download.
+
+The config is trusted to have passed config_validation (data.source and data.on_bad_image are
+among schema's values).
 """
 
 import collections
@@ -35,10 +41,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-SOURCES = ('mnist', 'embedded_mnist', 'fashion_mnist', 'cifar10', 'folder', 'npz', 'tfds')
 IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.gif')
-# data.on_bad_image: what to do with image files that cannot be read or decoded.
-BAD_IMAGE_POLICIES = ('fail', 'skip')
 # Bad files named in an error or warning (with the reason); the rest are only counted.
 NAMED_BAD_FILES = 5
 _CHANNEL_NAMES = {1: 'grayscale', 2: 'grayscale+alpha', 3: 'RGB', 4: 'RGBA'}
@@ -188,9 +191,6 @@ def _log_channel_conversion(path: str, channel_counts: collections.Counter,
 
 def _check_image_files(files: list[str], data: ml_collections.ConfigDict) -> list[str]:
   """The files that decode, per data.on_bad_image; raises DataError naming bad files."""
-  if data.on_bad_image not in BAD_IMAGE_POLICIES:
-    raise DataError(f'data.on_bad_image={data.on_bad_image!r} is not allowed; allowed: one of '
-                    f'{BAD_IMAGE_POLICIES}')
   start = time.perf_counter()
   decoded = scan_image_files(files)
   logging.info('Decoded each of the %d image files under data.path=%r once to check them: '
@@ -272,19 +272,33 @@ def check_pixels(images: np.ndarray, where: str) -> np.ndarray:
   return images
 
 
-def _load_tfds(name: str) -> np.ndarray:
+def _load_tfds(name: str, allow_download: bool) -> np.ndarray:
+  """The 'image' feature of a TFDS data set's train split, in one call."""
   try:
     import tensorflow_datasets as tfds  # pylint: disable=import-outside-toplevel
   except ImportError as error:
     raise DataError("data.source='tfds' needs the tensorflow-datasets package") from error
   if not name:
     raise DataError("data.source='tfds' needs data.path: a TFDS dataset name")
-  dataset = tfds.load(name, split='train', as_supervised=False)
-  return np.stack([example['image'] for example in tfds.as_numpy(dataset)])
+  try:
+    # batch_size=-1: the whole split as one batch of arrays, not a stream stacked image by image.
+    # download=False: only a data set already prepared in the TFDS data directory.
+    split = tfds.as_numpy(tfds.load(name, split='train', batch_size=-1,
+                                    download=allow_download))
+  except Exception as error:  # pylint: disable=broad-except  # tfds has many error types.
+    offline = '' if allow_download else (' (data.allow_download=False: only a data set already '
+                                         'prepared in the TFDS data directory is used)')
+    raise DataError(f"data.path={name!r} (data.source='tfds') does not load{offline}: "
+                    f'{type(error).__name__}: {error}') from error
+  if not isinstance(split, dict) or 'image' not in split:
+    features = sorted(split) if isinstance(split, dict) else type(split).__name__
+    raise DataError(f"data.path={name!r} (data.source='tfds') has no 'image' feature; it has "
+                    f'{features}')
+  return np.asarray(split['image'])
 
 
 def load_source(config: ml_collections.ConfigDict) -> Source:
-  """Finds and checks the configured images; raises DataError naming what is wrong."""
+  """Finds and checks the images of a validated config; raises DataError naming what is wrong."""
   data = config.data
   name = data.source
   if name == 'embedded_mnist':
@@ -309,9 +323,7 @@ def load_source(config: ml_collections.ConfigDict) -> Source:
   elif name == 'npz':
     source = Source(name, images=_load_npz(data.path))
   elif name == 'tfds':
-    source = Source(name, images=_load_tfds(data.path))
-  else:
-    raise DataError(f'data.source={name!r} is not allowed; allowed: {SOURCES}')
+    source = Source(name, images=_load_tfds(data.path, data.allow_download))
 
   if source.images is not None:
     where = (f'data.path={data.path!r} (data.source={name!r})' if name in ('npz', 'tfds')
@@ -323,122 +335,3 @@ def load_source(config: ml_collections.ConfigDict) -> Source:
     source = dataclasses.replace(source, images=check_pixels(source.images, where))
   logging.info('Data: %s, %d images', source.name, source.size)
   return source
-
-
-def _center_square(images: tf.Tensor) -> tf.Tensor:
-  """The largest centred square of [H, W, C] or [N, H, W, C] images."""
-  height, width = images.shape[-3], images.shape[-2]
-  if height is None or width is None:  # Decoded files: the size is known only at run time.
-    shape = tf.shape(images)
-    height, width = shape[-3], shape[-2]
-    side = tf.minimum(height, width)
-  else:
-    side = min(height, width)  # Static: the result keeps a static shape.
-  return tf.image.crop_to_bounding_box(images, (height - side) // 2, (width - side) // 2, side,
-                                       side)
-
-
-def _to_model_range(images: tf.Tensor, image_size: int, center_crop: bool = False) -> tf.Tensor:
-  """uint8 [0, 255] (or float [0, 1]) images -> float32 in [-1, 1] at image_size.
-
-  center_crop: first cut the largest centred square, so resizing keeps the aspect ratio.
-  """
-  scale = 127.5 if images.dtype == tf.uint8 else 0.5
-  images = tf.cast(images, tf.float32) / scale - 1.0
-  if center_crop:
-    images = _center_square(images)
-  if images.shape[-3] != image_size or images.shape[-2] != image_size:
-    images = tf.image.resize(images, [image_size, image_size], antialias=True)
-  return images
-
-
-def _decode_file(path: tf.Tensor, channels: int) -> tf.Tensor:
-  """uint8 [H, W, channels]; another channel count is converted (see the module docstring)."""
-  contents = tf.io.read_file(path)
-  if channels != 1:
-    image = tf.io.decode_image(contents, channels=channels, expand_animations=False)
-  else:
-    # The GIF and BMP decoders refuse channels=1: decode as stored, then convert (one formula,
-    # ITU-R 601 luma, for every format).
-    image = tf.io.decode_image(contents, expand_animations=False)
-    image = tf.cond(tf.shape(image)[-1] >= 3,
-                    lambda: tf.image.rgb_to_grayscale(image[..., :3]),
-                    lambda: image[..., :1])
-  return tf.cast(image, tf.uint8)
-
-
-def example_indices(num_examples: int, seed: int, positions: tf.data.Dataset) -> tf.data.Dataset:
-  """Maps stream positions to example indices: epoch e is a fresh permutation keyed by (seed, e).
-
-  A pure function of the position (tf.random.experimental.index_shuffle), so a resumed run
-  continues the order exactly where it stopped without saving any pipeline state.
-  """
-  def index(position: tf.Tensor) -> tf.Tensor:
-    epoch, within = position // num_examples, position % num_examples
-    return tf.random.experimental.index_shuffle(
-        within, seed=tf.stack([tf.constant(seed, tf.int64), epoch]),
-        max_index=tf.constant(num_examples - 1, tf.int64))
-
-  return positions.map(index, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-
-
-def make_dataset(source: Source, config: ml_collections.ConfigDict, batch_size: int,
-                 input_context: Optional[tf.distribute.InputContext] = None,
-                 first_batch: int = 0) -> tf.data.Dataset:
-  """An endless, shuffled stream of [batch_size, H, W, C] float32 batches in [-1, 1].
-
-  The stream is cut into global batches of train.global_batch_size examples, starting at global
-  batch `first_batch`; with several input pipelines (one per worker), pipeline p keeps the
-  contiguous share p of every global batch, and reads only those images. So replica r of any
-  cluster layout sees slice r of each global batch, and the results do not depend on how the
-  replicas are spread over workers.
-  """
-  data = config.data
-  global_batch = config.train.global_batch_size
-  pipelines = input_context.num_input_pipelines if input_context else 1
-  pipeline = input_context.input_pipeline_id if input_context else 0
-  share = global_batch // pipelines if pipelines > 1 else global_batch
-
-  def position(local: tf.Tensor) -> tf.Tensor:
-    """Global stream position of this pipeline's local-th example."""
-    batch, offset = first_batch + local // share, pipeline * share + local % share
-    return batch * global_batch + offset
-
-  positions = tf.data.Dataset.range(np.iinfo(np.int64).max // 2).map(position)
-  indices = example_indices(source.size, config.seed, positions)
-  if source.files is not None:
-    files = tf.constant(source.files)
-    # Files differ in size: decode and resize one at a time, then batch.
-    dataset = indices.map(
-        lambda i: _to_model_range(_decode_file(tf.gather(files, i), data.channels),
-                                  data.image_size, data.center_crop),
-        num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    dataset = dataset.batch(batch_size, drop_remainder=True)
-  else:
-    images = tf.constant(source.images)
-    # In-memory arrays: gather and convert a whole batch at once.
-    dataset = indices.batch(batch_size, drop_remainder=True)
-    dataset = dataset.map(
-        lambda i: _to_model_range(tf.gather(images, i), data.image_size, data.center_crop),
-        num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-  return dataset.prefetch(tf.data.AUTOTUNE)
-
-
-def make_distributed_dataset(strategy: tf.distribute.Strategy, config: ml_collections.ConfigDict,
-                             source: Source, first_step: int = 0
-                             ) -> tf.distribute.DistributedDataset:
-  """Each replica receives global_batch_size / replicas examples per batch.
-
-  One input pipeline per worker; consecutive per-replica batches of a pipeline go to its local
-  replicas 0, 1, ... in turn, so replica r's batch is slice r of what a single replica would see
-  as its global batch. `first_step`: generator steps already done (a resumed run), each of which
-  consumed train.n_critic global batches; the stream continues from there.
-  """
-  global_batch = config.train.global_batch_size
-  first_batch = first_step * config.train.n_critic
-
-  def dataset_fn(input_context: tf.distribute.InputContext) -> tf.data.Dataset:
-    return make_dataset(source, config, input_context.get_per_replica_batch_size(global_batch),
-                        input_context, first_batch)
-
-  return strategy.distribute_datasets_from_function(dataset_fn)

@@ -1,0 +1,135 @@
+"""The tf.data pipeline over a `sources.Source`: order, sharding, batching, and distribution.
+
+`make_distributed_dataset(strategy, config, source)` gives each replica its share of every global
+batch (drop_remainder), in an order that is a pure function of (seed, position) so a resumed run
+continues exactly where it stopped; `make_dataset` is one input pipeline's stream. Files are
+decoded here (other channel counts converted: grayscale replicated to RGB, alpha dropped, colour
+to luminance for data.channels=1); pixels come out float32 in [-1, 1] at data.image_size.
+"""
+
+from typing import Optional
+
+import ml_collections
+import numpy as np
+import tensorflow as tf
+
+from wgan_dist import sources
+
+
+def _center_square(images: tf.Tensor) -> tf.Tensor:
+  """The largest centred square of [H, W, C] or [N, H, W, C] images."""
+  height, width = images.shape[-3], images.shape[-2]
+  if height is None or width is None:  # Decoded files: the size is known only at run time.
+    shape = tf.shape(images)
+    height, width = shape[-3], shape[-2]
+    side = tf.minimum(height, width)
+  else:
+    side = min(height, width)  # Static: the result keeps a static shape.
+  return tf.image.crop_to_bounding_box(images, (height - side) // 2, (width - side) // 2, side,
+                                       side)
+
+
+def _to_model_range(images: tf.Tensor, image_size: int, center_crop: bool = False) -> tf.Tensor:
+  """uint8 [0, 255] (or float [0, 1]) images -> float32 in [-1, 1] at image_size.
+
+  center_crop: first cut the largest centred square, so resizing keeps the aspect ratio.
+  """
+  scale = 127.5 if images.dtype == tf.uint8 else 0.5
+  images = tf.cast(images, tf.float32) / scale - 1.0
+  if center_crop:
+    images = _center_square(images)
+  if images.shape[-3] != image_size or images.shape[-2] != image_size:
+    images = tf.image.resize(images, [image_size, image_size], antialias=True)
+  return images
+
+
+def _decode_file(path: tf.Tensor, channels: int) -> tf.Tensor:
+  """uint8 [H, W, channels]; another channel count is converted (module docstring)."""
+  contents = tf.io.read_file(path)
+  if channels != 1:
+    image = tf.io.decode_image(contents, channels=channels, expand_animations=False)
+  else:
+    # The GIF and BMP decoders refuse channels=1: decode as stored, then convert (one formula,
+    # ITU-R 601 luma, for every format).
+    image = tf.io.decode_image(contents, expand_animations=False)
+    image = tf.cond(tf.shape(image)[-1] >= 3,
+                    lambda: tf.image.rgb_to_grayscale(image[..., :3]),
+                    lambda: image[..., :1])
+  return tf.cast(image, tf.uint8)
+
+
+def example_indices(num_examples: int, seed: int, positions: tf.data.Dataset) -> tf.data.Dataset:
+  """Maps stream positions to example indices: epoch e is a fresh permutation keyed by (seed, e).
+
+  A pure function of the position (tf.random.experimental.index_shuffle), so a resumed run
+  continues the order exactly where it stopped without saving any pipeline state.
+  """
+  def index(position: tf.Tensor) -> tf.Tensor:
+    epoch, within = position // num_examples, position % num_examples
+    return tf.random.experimental.index_shuffle(
+        within, seed=tf.stack([tf.constant(seed, tf.int64), epoch]),
+        max_index=tf.constant(num_examples - 1, tf.int64))
+
+  return positions.map(index, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+
+
+def make_dataset(source: sources.Source, config: ml_collections.ConfigDict, batch_size: int,
+                 input_context: Optional[tf.distribute.InputContext] = None,
+                 first_batch: int = 0) -> tf.data.Dataset:
+  """An endless, shuffled stream of [batch_size, H, W, C] float32 batches in [-1, 1].
+
+  The stream is cut into global batches of train.global_batch_size examples, starting at global
+  batch `first_batch`; with several input pipelines (one per worker), pipeline p keeps the
+  contiguous share p of every global batch, and reads only those images. So replica r of any
+  cluster layout sees slice r of each global batch, and the results do not depend on how the
+  replicas are spread over workers.
+  """
+  data = config.data
+  global_batch = config.train.global_batch_size
+  pipelines = input_context.num_input_pipelines if input_context else 1
+  pipeline = input_context.input_pipeline_id if input_context else 0
+  share = global_batch // pipelines if pipelines > 1 else global_batch
+
+  def position(local: tf.Tensor) -> tf.Tensor:
+    """Global stream position of this pipeline's local-th example."""
+    batch, offset = first_batch + local // share, pipeline * share + local % share
+    return batch * global_batch + offset
+
+  positions = tf.data.Dataset.range(np.iinfo(np.int64).max // 2).map(position)
+  indices = example_indices(source.size, config.seed, positions)
+  if source.files is not None:
+    files = tf.constant(source.files)
+    # Files differ in size: decode and resize one at a time, then batch.
+    dataset = indices.map(
+        lambda i: _to_model_range(_decode_file(tf.gather(files, i), data.channels),
+                                  data.image_size, data.center_crop),
+        num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    dataset = dataset.batch(batch_size, drop_remainder=True)
+  else:
+    images = tf.constant(source.images)
+    # In-memory arrays: gather and convert a whole batch at once.
+    dataset = indices.batch(batch_size, drop_remainder=True)
+    dataset = dataset.map(
+        lambda i: _to_model_range(tf.gather(images, i), data.image_size, data.center_crop),
+        num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+  return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def make_distributed_dataset(strategy: tf.distribute.Strategy, config: ml_collections.ConfigDict,
+                             source: sources.Source, first_step: int = 0
+                             ) -> tf.distribute.DistributedDataset:
+  """Each replica receives global_batch_size / replicas examples per batch.
+
+  One input pipeline per worker; consecutive per-replica batches of a pipeline go to its local
+  replicas 0, 1, ... in turn, so replica r's batch is slice r of what a single replica would see
+  as its global batch. `first_step`: generator steps already done (a resumed run), each of which
+  consumed train.n_critic global batches; the stream continues from there.
+  """
+  global_batch = config.train.global_batch_size
+  first_batch = first_step * config.train.n_critic
+
+  def dataset_fn(input_context: tf.distribute.InputContext) -> tf.data.Dataset:
+    return make_dataset(source, config, input_context.get_per_replica_batch_size(global_batch),
+                        input_context, first_batch)
+
+  return strategy.distribute_datasets_from_function(dataset_fn)

@@ -1,0 +1,148 @@
+"""Layers the architectures share: the critic's per-example layer norm, the patch-matmul
+convolution, and the critic normalisation a config names.
+
+Kept apart from models.py (which picks an architecture) so that every architecture module,
+resnet.py and dcgan64.py included, imports these without importing the registry of
+architectures: the import graph has no cycle.
+"""
+
+import contextlib
+from typing import Iterator
+
+import keras
+import numpy as np
+import tensorflow as tf
+from keras import layers
+from keras import ops
+
+LEAKY_SLOPE = 0.2  # The paper's tflib LeakyReLU.
+
+
+class PerExampleLayerNorm(layers.Layer):
+  """Layer norm over (H, W, C) of each example, with a per-channel scale and offset.
+
+  This is the paper's critic layer norm (tflib `Layernorm(name, [1, 2, 3], x)`). It never mixes
+  examples, so ∇x D(x) of one example depends on that example alone, which the per-example
+  gradient penalty assumes. Statistics are taken in float32.
+  """
+
+  def __init__(self, epsilon: float = 1e-5, **kwargs):
+    super().__init__(**kwargs)
+    self.epsilon = epsilon
+
+  def build(self, input_shape):
+    channels = input_shape[-1]
+    # autocast=False: read in float32 even under a mixed policy (the statistics are float32).
+    self.gamma = self.add_weight(shape=(channels,), initializer='ones', name='gamma',
+                                 autocast=False)
+    self.beta = self.add_weight(shape=(channels,), initializer='zeros', name='beta',
+                                autocast=False)
+
+  def call(self, inputs):
+    x = ops.cast(inputs, 'float32')
+    mean, variance = ops.moments(x, axes=[1, 2, 3], keepdims=True)
+    x = (x - mean) * ops.rsqrt(variance + self.epsilon)
+    x = x * ops.cast(self.gamma, 'float32') + ops.cast(self.beta, 'float32')
+    return ops.cast(x, self.compute_dtype)
+
+  def get_config(self):
+    return {**super().get_config(), 'epsilon': self.epsilon}
+
+
+def patch_indices(height: int, width: int, kernel: tuple, strides: tuple,
+                  padding: str) -> tuple[np.ndarray, int, int]:
+  """Where each output pixel's k·k window reads in the row-major flattened input.
+
+  Returns (indices [out_h·out_w, kh·kw], out_h, out_w); a window position in the padding reads
+  index height·width (a zero pixel appended after the image). TensorFlow's SAME padding:
+  ceil(size / stride) outputs, the odd padding pixel at the end.
+  """
+  (kernel_h, kernel_w), (stride_h, stride_w) = kernel, strides
+  if padding == 'same':
+    out_h, out_w = -(-height // stride_h), -(-width // stride_w)
+    top = max((out_h - 1) * stride_h + kernel_h - height, 0) // 2
+    left = max((out_w - 1) * stride_w + kernel_w - width, 0) // 2
+  else:
+    out_h = (height - kernel_h) // stride_h + 1
+    out_w = (width - kernel_w) // stride_w + 1
+    top = left = 0
+  rows = (np.arange(out_h) * stride_h - top)[:, None, None, None] + np.arange(kernel_h)[:, None]
+  cols = (np.arange(out_w) * stride_w - left)[None, :, None, None] + np.arange(kernel_w)
+  rows, cols = np.broadcast_arrays(rows, cols)  # [out_h, out_w, kh, kw]
+  inside = (rows >= 0) & (rows < height) & (cols >= 0) & (cols < width)
+  indices = np.where(inside, rows * width + cols, height * width)
+  return indices.reshape(out_h * out_w, kernel_h * kernel_w).astype(np.int32), out_h, out_w
+
+
+@keras.saving.register_keras_serializable(package='wgan_dist')
+class PatchMatmulConv2D(layers.Conv2D):
+  """Conv2D computed as one matmul of its k·k·C input patches by the kernel (im2col).
+
+  The same variables (kernel [kh, kw, in, out], bias), config and, up to float rounding, the
+  same outputs and gradients as `layers.Conv2D`, so checkpoints are interchangeable. Worth it
+  where images are small and channels many, as in the seed critic: there the convolution
+  kernels' gradients (which the gradient penalty's double backprop runs three times per critic
+  input) were several times slower on a CPU than the same arithmetic as a matmul (BENCHMARKS.md
+  has the per-layer figures). The patches are one gather of the flattened input with constant
+  indices (cheaper than k·k strided slices, whose gradients each write a whole padded image);
+  gather and its gradient have gradients of every order, so the penalty's second derivative
+  works. Needs static height and width. With a GPU visible it runs the ordinary convolution.
+  """
+
+  def build(self, input_shape):
+    if self.groups != 1 or any(rate != 1 for rate in self.dilation_rate):
+      raise ValueError(f'{self.name}: PatchMatmulConv2D supports groups=1 and no dilation')
+    if self.data_format != 'channels_last' or None in tuple(input_shape[1:3]):
+      raise ValueError(f'{self.name}: PatchMatmulConv2D needs channels_last inputs of static '
+                       f'height and width, got {input_shape}')
+    super().build(input_shape)
+    self._height, self._width = int(input_shape[1]), int(input_shape[2])
+    self._indices, self._out_h, self._out_w = patch_indices(
+        self._height, self._width, self.kernel_size, self.strides, self.padding)
+
+  def convolution_op(self, inputs, kernel):
+    if tf.config.list_logical_devices('GPU'):
+      # cuDNN's convolutions have no such weakness; measured slow only on CPUs.
+      return super().convolution_op(inputs, kernel)
+    kernel_h, kernel_w, channels, filters = kernel.shape
+    pixels = self._height * self._width
+    flat = ops.reshape(inputs, [-1, pixels, channels])
+    if (self._indices == pixels).any():  # Some windows reach into the padding.
+      flat = ops.concatenate([flat, ops.zeros_like(flat[:, :1])], axis=1)
+    patches = ops.take(flat, self._indices.reshape(-1), axis=1)
+    rows = ops.reshape(patches, [-1, kernel_h * kernel_w * channels])
+    outputs = ops.matmul(rows, ops.reshape(kernel, [kernel_h * kernel_w * channels, filters]))
+    return ops.reshape(outputs, [-1, self._out_h, self._out_w, filters])
+
+
+_PLAIN_CONVOLUTIONS = [False]
+
+
+@contextlib.contextmanager
+def plain_convolutions() -> Iterator[None]:
+  """Models built inside use `layers.Conv2D` where they would use PatchMatmulConv2D.
+
+  The reference formulation: the benchmark counts FLOPs on it (so a faster formulation of the
+  same arithmetic cannot change the count) and tests compare against it.
+  """
+  _PLAIN_CONVOLUTIONS.append(True)
+  try:
+    yield
+  finally:
+    _PLAIN_CONVOLUTIONS.pop()
+
+
+def patch_matmul_conv() -> type:
+  """PatchMatmulConv2D, or layers.Conv2D inside `plain_convolutions()`."""
+  return layers.Conv2D if _PLAIN_CONVOLUTIONS[-1] else PatchMatmulConv2D
+
+
+def critic_norm_layer(kind: str, name: str) -> layers.Layer:
+  """The critic normalisation a validated `model.critic_norm` names ('layer' or 'none').
+
+  There is no batch norm here: it couples the examples of a batch, so the per-example gradient
+  the penalty constrains would no longer be per example (config_validation refuses it).
+  """
+  if kind == 'layer':
+    return PerExampleLayerNorm(name=name)
+  return layers.Identity(name=name)
