@@ -34,6 +34,7 @@ from tensorflow.python.framework import ops as tf_ops  # pylint: disable=g-direc
 from tensorflow.python.profiler.internal import flops_registry  # pylint: disable=unused-import,g-direct-tensorflow-import
 from tensorflow.python.util import deprecation  # pylint: disable=g-direct-tensorflow-import
 
+from wgan_dist import config_validation
 from wgan_dist import distribution
 from wgan_dist import input_pipeline
 from wgan_dist import losses
@@ -270,7 +271,10 @@ def run(config: ml_collections.ConfigDict, *, num_steps: int, warmup: int, basel
   plus the settings and the 1-minute load average at start and end. `input_only` times the input
   pipeline alone (training figures are then absent).
   """
+  # The modules trust a validated config; check it once, before any work, as training does.
+  config_validation.validate(config)
   strategy = distribution.create_strategy(config)
+  config_validation.validate_replicas(config, strategy.num_replicas_in_sync)
   source = sources.load_source(config)
   train_config = config.train
   n_critic = train_config.n_critic

@@ -8,9 +8,9 @@ so every replica applies the same, once-summed gradient. The 1-vs-2-replica test
 ever stops doing so.
 
 `train.lr_decay='linear'` is the paper's CIFAR-10 schedule (gan_cifar_resnet.py, DECAY=True):
-both networks use lr · max(0, 1 − s/N) during generator step s of N, the critic for all n_critic
-of its updates in that step. An optimizer only counts its own updates, so the critic's schedule
-divides its update count by n_critic to recover s.
+each network uses its own initial rate lr · max(0, 1 − s/N) during generator step s of N, the
+critic for all n_critic of its updates in that step. An optimizer only counts its own updates,
+so the critic's schedule divides its update count by n_critic to recover s.
 """
 
 from typing import Optional

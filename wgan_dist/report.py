@@ -31,7 +31,9 @@ import os
 import sys
 from typing import TYPE_CHECKING, Callable, Optional
 
-os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+from wgan_dist import tf_log_level
+
+tf_log_level.quiet_by_default()  # Before TensorFlow is imported.
 
 import numpy as np  # pylint: disable=wrong-import-position
 from absl import app  # pylint: disable=wrong-import-position
