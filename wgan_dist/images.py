@@ -1,7 +1,14 @@
 """Turns generator output in [-1, 1] into a uint8 image grid and PNG files."""
 
+import math
+
 import numpy as np
 import tensorflow as tf
+
+
+def grid_rows(num: int) -> int:
+  """Rows of the most nearly square grid of `num` images (columns >= rows)."""
+  return max(1, math.isqrt(num))
 
 
 def to_grid(images: np.ndarray, rows: int, padding: int = 2) -> np.ndarray:

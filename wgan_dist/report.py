@@ -26,7 +26,6 @@ not a directory or has no event files or no checkpoint: one line `error: ...`, e
 
 import glob
 import logging
-import math
 import os
 import sys
 from typing import TYPE_CHECKING, Callable, Optional
@@ -137,11 +136,6 @@ def read_series(workdir: str) -> Series:
     steps = np.array(sorted(points), np.int64)
     series[tag] = (steps, np.array([points[step] for step in steps], np.float64))
   return series
-
-
-def grid_rows(num: int) -> int:
-  """Rows of the most nearly square grid of `num` images (columns >= rows), as sample.py."""
-  return max(1, math.isqrt(num))
 
 
 def _format(value: float) -> str:
@@ -267,7 +261,7 @@ def sample_grid(restored: 'restore.Restored', num: int) -> np.ndarray:
       # draws.
       seed=random_keys.key(restored.config.seed, 0, 0, random_keys.SAMPLE_NOISE))
   generated = restored.generator(noise, training=False).numpy()
-  return images.to_grid(generated, rows=grid_rows(num))
+  return images.to_grid(generated, rows=images.grid_rows(num))
 
 
 def _no_eval_notice(workdir: str, eval_every_steps: int) -> str:
@@ -302,13 +296,8 @@ def main(argv: list[str]) -> None:
   try:
     if remote:
       check_workdir(workdir, tf.io.gfile.isdir, tf.io.gfile.glob)
-    if _EMA.value is None:
-      try:
-        restored = restore.load_generator(workdir, ema=True)
-      except restore.RestoreError:  # No EMA in the checkpoint; any other problem raises again.
-        restored = restore.load_generator(workdir)
-    else:
-      restored = restore.load_generator(workdir, ema=_EMA.value)
+    # --ema unset (None): the EMA generator when the checkpoint holds one.
+    restored = restore.load_generator(workdir, ema=_EMA.value)
   except (ReportError, restore.RestoreError) as error:
     sys.exit(f'error: {error}')
   config = restored.config

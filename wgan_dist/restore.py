@@ -72,22 +72,30 @@ def has_ema(prefix: str) -> bool:
   return any(name.startswith(EMA_KEY + '/') for name in names)
 
 
-def load_generator(workdir: str, *, ema: bool = False,
+def load_generator(workdir: str, *, ema: Optional[bool] = False,
                    strategy: Optional[tf.distribute.Strategy] = None) -> Restored:
   """The (EMA) generator of the newest readable checkpoint, built under `strategy`'s scope if
-  given. A newer checkpoint that cannot be read is skipped with a warning naming it."""
+  given. A newer checkpoint that cannot be read is skipped with a warning naming it.
+
+  `ema`: True = the EMA generator (an error if the checkpoint has none), False = the trained
+  generator, None = the EMA generator when the checkpoint holds one, else the trained one.
+  """
   config = load_config(workdir)
   # float32 whatever the run's precision: the variables are float32 in every policy, and
   # evaluation, samples and exports are better off computing in float32.
   with strategy.scope() if strategy else contextlib.nullcontext():
     generator, _ = models.build_models(config)
     step = tf.Variable(0, dtype=tf.int64, trainable=False, name='step')
-  checkpoint = tf.train.Checkpoint(step=step, **{EMA_KEY if ema else 'generator': generator})
+  used_ema = bool(ema)
 
   def restore(prefix: str) -> None:
-    if ema and not has_ema(prefix):
+    nonlocal used_ema
+    used_ema = has_ema(prefix) if ema is None else ema
+    if used_ema and not has_ema(prefix):
       raise RestoreError(f'checkpoint {prefix} holds no EMA generator (train.ema_decay was 0 '
                          'for this run); drop --ema to use the trained generator')
+    checkpoint = tf.train.Checkpoint(step=step,
+                                     **{EMA_KEY if used_ema else 'generator': generator})
     # expect_partial: the critic and optimizers are in the file but not wanted here; every
     # generator variable must still be found.
     checkpoint.restore(prefix).assert_existing_objects_matched().expect_partial()
@@ -98,7 +106,7 @@ def load_generator(workdir: str, *, ema: bool = False,
     raise RestoreError(str(error)) from error
   if prefix is None:
     raise _no_checkpoint(workdir)
-  return Restored(config, generator, int(step.numpy()), prefix, ema)
+  return Restored(config, generator, int(step.numpy()), prefix, used_ema)
 
 
 def local_strategy(config: ml_collections.ConfigDict) -> tf.distribute.Strategy:

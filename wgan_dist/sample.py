@@ -11,7 +11,6 @@ near a sphere of radius sqrt(noise_dim), and a straight line between two such po
 through norms the generator never saw in training.
 """
 
-import math
 import os
 
 from wgan_dist import tf_log_level  # pylint: disable=wrong-import-position
@@ -59,11 +58,6 @@ def slerp(start: np.ndarray, end: np.ndarray, num: int) -> np.ndarray:
       angle)
 
 
-def grid_rows(num: int) -> int:
-  """Rows of the most nearly square grid of `num` images (columns >= rows)."""
-  return max(1, math.isqrt(num))
-
-
 def main(argv: list[str]) -> None:
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
@@ -84,7 +78,7 @@ def main(argv: list[str]) -> None:
     rows = 1
   else:
     z = noise(_SEED.value, num, noise_dim)
-    rows = grid_rows(num)
+    rows = images.grid_rows(num)
   generated = restored.generator(z, training=False).numpy()
   out = _OUT.value or os.path.join(workdir, 'interpolation.png' if interpolate else 'sample.png')
   if os.path.dirname(out):

@@ -289,18 +289,14 @@ def _load_tfds(name: str, allow_download: bool) -> np.ndarray:
     offline = '' if allow_download else (' (data.allow_download=False: only a data set already '
                                          'prepared in the TFDS data directory is used)')
     raise DataError(f"data.path={name!r} (data.source='tfds') does not load{offline}: "
-                    f'{type(error).__name__}: {_first_line(error)}') from error
+                    # First line only: tfds messages can run to many lines.
+                    f'{type(error).__name__}: {(str(error).strip().splitlines() or [""])[0]}'
+                    ) from error
   if not isinstance(split, dict) or 'image' not in split:
     features = sorted(split) if isinstance(split, dict) else type(split).__name__
     raise DataError(f"data.path={name!r} (data.source='tfds') has no 'image' feature; it has "
                     f'{features}')
   return np.asarray(split['image'])
-
-
-def _first_line(error: Exception) -> str:
-  """The first line of `error`'s message: the error stays one line (tfds messages can be long)."""
-  lines = str(error).strip().splitlines()
-  return lines[0] if lines else ''
 
 
 def load_source(config: ml_collections.ConfigDict) -> Source:
