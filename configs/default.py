@@ -47,6 +47,14 @@ def get_config() -> ml_collections.ConfigDict:
   # Width unit: 'seed' uses 4b,2b,b generator and 2b..16b critic channels (b=64 is exact
   # seed); 'dcgan' uses the paper's DIM = b.
   config.model.base_filters = 64
+  # Class-conditional training: the number of classes (labels 0..num_classes-1 from the data
+  # source); 0 = unconditional (the default: nothing below applies).
+  config.model.num_classes = 0
+  # How a conditional critic uses the label: 'acgan' (the paper's: an auxiliary classifier
+  # head, its cross-entropy added to both losses, weighted by train.acgan_critic_weight and
+  # train.acgan_generator_weight) | 'projection' (D(x, y) = psi(phi(x)) + <embed(y), phi(x)>).
+  # The generator always gets class-conditional batch norm (an embedding joined to z in 'seed').
+  config.model.conditioning = 'acgan'
 
   config.train = ml_collections.ConfigDict()
   # Global batch m (split evenly across replicas; must divide by the replica count).
@@ -81,6 +89,11 @@ def get_config() -> ml_collections.ConfigDict:
   # Warm the average up: decay at generator step t is min(ema_decay, (1 + t) / (10 + t)), as
   # tf.train.ExponentialMovingAverage with num_updates; False = ema_decay from the first step.
   config.train.ema_warmup = True
+  # model.conditioning='acgan': weights of the auxiliary classifier's cross-entropy in the
+  # critic's loss (on real images) and in the generator's (on its fakes); the paper's code
+  # uses 1 and 0.1.
+  config.train.acgan_critic_weight = 1.0
+  config.train.acgan_generator_weight = 0.1
 
   # 'float32' | 'mixed_float16' (dynamic loss scaling; Volta/Turing GPUs) | 'mixed_bfloat16'
   # (Ampere/Hopper GPUs). The gradient penalty is formed in float32 under every policy.

@@ -60,6 +60,11 @@ BAD_VALUES = [
     ('model.critic_norm', 'group', "('layer', 'none')"),
     ('model.noise_dim', 0, 'an integer >= 1'),
     ('model.base_filters', 0, 'an integer >= 1'),
+    ('model.num_classes', -1, 'an integer >= 0 (0 = unconditional)'),
+    ('model.num_classes', 1, '0 (unconditional) or >= 2 classes'),
+    ('model.conditioning', 'concat', "('acgan', 'projection')"),
+    ('train.acgan_critic_weight', -1.0, 'a finite number >= 0'),
+    ('train.acgan_generator_weight', math.nan, 'a finite number >= 0'),
     ('train.global_batch_size', 0, 'an integer >= 1'),
     ('train.n_critic', 0, 'an integer >= 1'),
     ('train.n_critic', True, 'an integer >= 1'),
@@ -145,7 +150,8 @@ def test_every_schema_field_has_a_rule(field):
     ('eval_every_steps', 0), ('num_eval_samples', 2), ('profile_steps', (0, 0)),
     ('profile_steps', (3, 3)), ('profile_steps', [2, 5]), ('initial_loss_scale', 1.0),
     ('distribution.peer_timeout_secs', 1), ('data.on_bad_image', 'skip'), ('seed', -3),
-    ('seed', 2**63 - 1),
+    ('seed', 2**63 - 1), ('model.num_classes', 2), ('model.conditioning', 'projection'),
+    ('train.acgan_generator_weight', 0.0),
 ])
 def test_allowed_boundary_values_validate(field, value):
   config = mnist.get_config('tiny')

@@ -91,6 +91,10 @@ def _validate_model(config: ml_collections.ConfigDict) -> None:
   _choice(config, 'model.critic_norm', schema.CRITIC_NORMS)
   _integer(config, 'model.noise_dim', 1)
   _integer(config, 'model.base_filters', 1)
+  _integer(config, 'model.num_classes', 0, 'an integer >= 0 (0 = unconditional)')
+  _require(config.model.num_classes != 1, 'model.num_classes', 1,
+           '0 (unconditional) or >= 2 classes')
+  _choice(config, 'model.conditioning', schema.CONDITIONINGS)
   # After the data fields' own checks, so the pair holds two integers.
   shapes = schema.SUPPORTED_IMAGE_SHAPES[config.model.architecture]
   shape = (config.data.image_size, config.data.channels)
@@ -119,6 +123,8 @@ def _validate_train(config: ml_collections.ConfigDict) -> None:
   # 1 would freeze the average at the initial weights forever.
   _number(config, 'train.ema_decay', lambda v: 0 <= v < 1, 'in [0, 1) (0 = off)')
   _flag(config, 'train.ema_warmup')
+  _number(config, 'train.acgan_critic_weight', lambda v: v >= 0, '>= 0')
+  _number(config, 'train.acgan_generator_weight', lambda v: v >= 0, '>= 0')
 
 
 def _validate_run(config: ml_collections.ConfigDict) -> None:

@@ -20,6 +20,8 @@ SUPPORTED_IMAGE_SHAPES = {'seed': ((28, 1),), 'dcgan': ((28, 1),), 'resnet': ((3
 # model.critic_norm. 'batch' is refused: batch norm couples the examples of a batch, so the
 # gradient the penalty constrains is no longer per example.
 CRITIC_NORMS = ('layer', 'none')
+# model.conditioning: how a class-conditional critic (model.num_classes > 0) uses the label.
+CONDITIONINGS = ('acgan', 'projection')
 
 # train.lr_decay (wgan_dist/optimizers.py).
 LR_DECAYS = ('none', 'linear')
