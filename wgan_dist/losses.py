@@ -5,12 +5,36 @@ Everything here returns per-example values of shape [B]; the step averages them 
 is split across replicas.
 """
 
+from typing import Optional
+
 import keras
 import tensorflow as tf
 
 # Added under the square root: d sqrt(s)/ds is infinite at s = 0, so a critic whose input
 # gradient vanishes would otherwise turn the penalty's gradient into NaN.
 _NORM_EPSILON = 1e-12
+
+
+def generate(generator: keras.Model, z: tf.Tensor,
+             labels: Optional[tf.Tensor] = None) -> tf.Tensor:
+  """G(z), or G(z, y) for a class-conditional generator (labels int32 [B]); training mode."""
+  return generator(z if labels is None else [z, labels], training=True)
+
+
+def critic_outputs(critic: keras.Model, images: tf.Tensor,
+                   labels: Optional[tf.Tensor] = None) -> tuple[tf.Tensor, Optional[tf.Tensor]]:
+  """(scores [B], class logits [B, K] or None) of the critic, in float32, in training mode.
+
+  Three kinds of critic (models.py): unconditional, image -> [B, 1]; 'projection', [image,
+  label] -> [B, 1] (the label enters the score); 'acgan', image -> [B, 1 + K] (column 0 the
+  score, the rest an auxiliary classifier's logits). The kind is read from the model itself
+  (its inputs and output width), so every caller handles all three alike.
+  """
+  takes_label = len(critic.inputs) == 2
+  outputs = tf.cast(critic([images, labels] if takes_label else images, training=True),
+                    tf.float32)
+  logits = outputs[:, 1:] if outputs.shape[-1] > 1 else None
+  return outputs[:, 0], logits
 
 
 def interpolate(real: tf.Tensor, fake: tf.Tensor, epsilon: tf.Tensor) -> tf.Tensor:
