@@ -1,4 +1,13 @@
-"""Test setup: split the CPU into two logical devices before TensorFlow initialises.
+"""Test setup: hide the GPUs and split the CPU into two logical devices before TensorFlow
+initialises.
+
+The suite is sealed off from GPUs so that it passes unchanged on a GPU node: with GPUs visible,
+`distribution.create_strategy` would use them and ignore `cpu_replicas` (replica counts would
+then depend on the node), and the models would pick the GPU formulations. CUDA_VISIBLE_DEVICES=''
+is set before TensorFlow loads, so neither this process nor the worker processes tests start
+(which inherit the environment) see a GPU. A test that wants the GPUs runs them in a subprocess
+with `gpu_env()`; `WGAN_DIST_TEST_GPUS=1` turns the hiding off altogether (for such tests only:
+other tests then run on whatever the node has).
 
 A process can split its CPU only once, before the first TensorFlow op; every test in this
 process then sees /cpu:0 and /cpu:1, and picks one (OneDeviceStrategy) or both (Mirrored).
@@ -8,6 +17,11 @@ import os
 import sys
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+# The node's own setting (None: all GPUs), for gpu_env().
+ORIGINAL_CUDA_VISIBLE_DEVICES = os.environ.get('CUDA_VISIBLE_DEVICES')
+TEST_GPUS = os.environ.get('WGAN_DIST_TEST_GPUS') == '1'
+if not TEST_GPUS:
+  os.environ['CUDA_VISIBLE_DEVICES'] = ''
 
 import pytest  # pylint: disable=wrong-import-position
 import tensorflow as tf  # pylint: disable=wrong-import-position
@@ -16,8 +30,21 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if REPO_ROOT not in sys.path:
   sys.path.insert(0, REPO_ROOT)
 
+if not TEST_GPUS:
+  # Also through TensorFlow, in case CUDA was initialised before this file ran (a plugin).
+  tf.config.set_visible_devices([], 'GPU')
 _CPU = tf.config.list_physical_devices('CPU')[0]
 tf.config.set_logical_device_configuration(_CPU, [tf.config.LogicalDeviceConfiguration()] * 2)
+
+
+def gpu_env() -> dict[str, str]:
+  """os.environ with the node's GPUs visible again, for a subprocess that asks for them."""
+  env = dict(os.environ)
+  if ORIGINAL_CUDA_VISIBLE_DEVICES is None:
+    env.pop('CUDA_VISIBLE_DEVICES', None)
+  else:
+    env['CUDA_VISIBLE_DEVICES'] = ORIGINAL_CUDA_VISIBLE_DEVICES
+  return env
 
 
 @pytest.fixture

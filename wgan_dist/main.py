@@ -17,9 +17,11 @@ from absl import app  # pylint: disable=wrong-import-position
 from absl import flags  # pylint: disable=wrong-import-position
 from absl import logging  # pylint: disable=wrong-import-position
 from ml_collections import config_flags  # pylint: disable=wrong-import-position
+import tensorflow as tf  # pylint: disable=wrong-import-position
 
 from wgan_dist import checkpointing  # pylint: disable=wrong-import-position
 from wgan_dist import config_validation  # pylint: disable=wrong-import-position
+from wgan_dist import out_of_memory  # pylint: disable=wrong-import-position
 from wgan_dist import peers  # pylint: disable=wrong-import-position
 from wgan_dist import signals  # pylint: disable=wrong-import-position
 from wgan_dist import sources  # pylint: disable=wrong-import-position
@@ -88,6 +90,11 @@ def main(argv: list[str]) -> None:
     # A clear one-line reason instead of a traceback; nothing saved is touched.
     logging.error('%s', error)
     sys.exit(f'error: {error}')
+  except tf.errors.ResourceExhaustedError as error:
+    # Not a lost worker, whatever task the device belongs to; the allocator's dump is in the log.
+    message = out_of_memory.out_of_memory_error(error, _CONFIG.value)
+    logging.error('%s', message)
+    sys.exit(f'error: {message}')
   except signals.Stopped as stopped:
     logging.warning('%s', stopped)
     sys.exit(stopped.exit_code)

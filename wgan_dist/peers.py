@@ -68,13 +68,19 @@ def lost_worker_error(error: tf.errors.OpError) -> LostWorkerError:
                          'the job to resume from the last checkpoint')
 
 
-# Errors of a collective whose peer went away (others, e.g. out of memory, are not renamed).
+# Errors of a collective whose peer went away (others, out of memory above all, are not renamed).
 _LOST_PEER_ERRORS = (tf.errors.UnavailableError, tf.errors.DeadlineExceededError,
                      tf.errors.AbortedError, tf.errors.CancelledError)
 
 
 def is_lost_worker(error: tf.errors.OpError) -> bool:
-  """Whether `error` looks like a lost peer: its type, or a message naming another task."""
+  """Whether `error` looks like a lost peer: its type, or a message naming another task.
+
+  Never for out of memory: that message names a device of a task too ("... on
+  /job:worker/replica:0/task:1/device:GPU:0"), but it is this process's own (out_of_memory.py).
+  """
+  if isinstance(error, tf.errors.ResourceExhaustedError):
+    return False
   return isinstance(error, _LOST_PEER_ERRORS) or bool(_TASK_PATTERN.search(error.message or ''))
 
 
