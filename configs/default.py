@@ -55,6 +55,11 @@ def get_config() -> ml_collections.ConfigDict:
   # train.acgan_generator_weight) | 'projection' (D(x, y) = psi(phi(x)) + <embed(y), phi(x)>).
   # The generator always gets class-conditional batch norm (an embedding joined to z in 'seed').
   config.model.conditioning = 'acgan'
+  # How the seed critic's conv1-conv3 are computed (same variables, same results up to
+  # rounding): 'patch_matmul' (one matmul of the patches: several times faster on CPUs,
+  # BENCHMARKS.md) | 'conv' (Conv2D, i.e. cuDNN on GPUs) | 'auto' ('conv' when the job uses GPUs,
+  # else 'patch_matmul'; resolved once, and checked to be the same on every worker).
+  config.model.conv_impl = 'auto'
 
   config.train = ml_collections.ConfigDict()
   # Global batch m (split evenly across replicas; must divide by the replica count).
@@ -100,6 +105,10 @@ def get_config() -> ml_collections.ConfigDict:
   config.mixed_precision = 'float32'
   # mixed_float16 only: the dynamic loss scale's starting value (halved on each overflow).
   config.initial_loss_scale = 2.0**15
+  # TensorFloat-32 for float32 matmuls and convolutions on Ampere/Hopper GPUs (10-bit mantissa
+  # inputs, float32 accumulation). True = TensorFlow's default (on); False = full float32, as on
+  # CPUs and older GPUs (README, "Exactness").
+  config.allow_tf32 = True
 
   config.distribution = ml_collections.ConfigDict()
   # 'auto' (several workers in TF_CONFIG: multi_worker; else all visible GPUs, else one
@@ -111,6 +120,22 @@ def get_config() -> ml_collections.ConfigDict:
   # multi_worker: a worker that sends no heartbeat for this long counts as lost, and the others
   # stop with an error naming it (also the bound on waiting for all workers to start).
   config.distribution.peer_timeout_secs = 60
+  # How gradients are summed across replicas: 'auto' (multi-worker: 'nccl' with GPUs, else
+  # 'ring'; one process: 'nccl' with GPUs and NCCL, else 'reduce_to_one_device'; resolved once
+  # and checked to be the same on every worker) | 'nccl' | 'ring' (multi-worker only) |
+  # 'hierarchical_copy' | 'reduce_to_one_device' (one process only). Ignored by one_device.
+  config.distribution.all_reduce = 'auto'
+  # Let TensorFlow take GPU memory as it needs it instead of (nearly) all of it at start-up:
+  # for GPUs shared with other processes; False = TensorFlow's default (faster allocation).
+  config.distribution.gpu_memory_growth = False
+  # A training call or periodic action (log, sample, evaluation, save, stop agreement) that has
+  # not returned after max(this, 10x the slowest call of its kind so far, per step) ends the
+  # process with exit status 3 and a line naming it: a worker stuck outside the collectives
+  # (e.g. a hung read of shared storage) would otherwise hold every other worker for ever.
+  config.distribution.step_timeout_secs = 600.0
+  # After SIGTERM or SIGINT the run finishes its call in flight and saves; if it has not ended
+  # after this long (a collective stuck on a hung peer), it exits unsaved, saying so.
+  config.distribution.stop_grace_secs = 120.0
 
   # Intervals in generator steps; the last step always logs, samples and saves.
   config.log_every_steps = 100

@@ -89,6 +89,11 @@ BAD_VALUES = [
     ('distribution.cpu_replicas', -1, '>= 0 (0 = do not split the CPU)'),
     ('distribution.peer_timeout_secs', 0, '> 0 seconds'),
     ('distribution.peer_timeout_secs', -5, '> 0 seconds'),
+    ('distribution.all_reduce', 'mpi', "'hierarchical_copy'"),
+    ('distribution.step_timeout_secs', 0.0, '> 0 seconds'),
+    ('distribution.step_timeout_secs', math.inf, '> 0 seconds'),
+    ('distribution.stop_grace_secs', -1.0, '> 0 seconds'),
+    ('model.conv_impl', 'winograd', "('auto', 'patch_matmul', 'conv')"),
     ('log_every_steps', 0, 'an integer >= 1'),
     ('sample_every_steps', 0, 'an integer >= 1'),
     ('checkpoint_every_steps', 0, 'an integer >= 1'),
@@ -151,7 +156,8 @@ def test_every_schema_field_has_a_rule(field):
     ('profile_steps', (3, 3)), ('profile_steps', [2, 5]), ('initial_loss_scale', 1.0),
     ('distribution.peer_timeout_secs', 1), ('data.on_bad_image', 'skip'), ('seed', -3),
     ('seed', 2**63 - 1), ('model.num_classes', 2), ('model.conditioning', 'projection'),
-    ('train.acgan_generator_weight', 0.0),
+    ('train.acgan_generator_weight', 0.0), ('distribution.all_reduce', 'ring'),
+    ('model.conv_impl', 'conv'), ('distribution.stop_grace_secs', 0.5), ('allow_tf32', False),
 ])
 def test_allowed_boundary_values_validate(field, value):
   config = mnist.get_config('tiny')

@@ -1,5 +1,6 @@
 """PatchMatmulConv2D (im2col) computes what Conv2D computes: values, gradients, and the gradient
-penalty's second derivative; the seed critic keeps its variables, so checkpoints still load."""
+penalty's second derivative; the seed critic keeps its variables, so checkpoints still load;
+model.conv_impl picks the formulation, whatever the devices."""
 
 import numpy as np
 import pytest
@@ -7,9 +8,11 @@ import tensorflow as tf
 from keras import layers
 
 from configs import mnist
+from wgan_dist import devices
 from wgan_dist import losses
 from wgan_dist import model_layers
 from wgan_dist import models
+from wgan_dist import precision
 
 
 def _pair(filters, kernel, strides, padding, input_shape, dtype):
@@ -59,9 +62,13 @@ def test_values_and_gradients_match_conv2d_in_float64(filters, kernel, strides, 
 
 def test_seed_critic_keeps_its_variables_and_matches_plain_convolutions():
   config = mnist.get_config()
-  with model_layers.plain_convolutions():
-    _, plain = models.build_models(config)
-  _, critic = models.build_models(config)
+  config.model.conv_impl = 'patch_matmul'  # Whatever devices this process sees.
+  # Layers in float64: in float32 the two formulations' rounding flipped a LeakyReLU input near
+  # 0 often enough (1 run in ~10) to move one example's penalty by 1e-3.
+  with precision.policy_scope('float64'):
+    with model_layers.plain_convolutions():
+      _, plain = models.build_models(config)
+    _, critic = models.build_models(config)
   assert any(isinstance(layer, model_layers.PatchMatmulConv2D) for layer in critic.layers)
   assert not any(isinstance(layer, model_layers.PatchMatmulConv2D) for layer in plain.layers)
   # Same paths and shapes: checkpoints of either formulation restore into the other.
@@ -88,3 +95,28 @@ def test_seed_critic_keeps_its_variables_and_matches_plain_convolutions():
     scale = np.abs(want.numpy()).max() + 1e-12
     np.testing.assert_allclose(got.numpy() / scale, want.numpy() / scale, atol=1e-4,
                                err_msg=variable.path)
+
+
+@pytest.mark.parametrize('conv_impl, num_gpus, patch_layers', [
+    ('patch_matmul', 0, 3), ('conv', 0, 0), ('auto', 0, 3),
+    # On a GPU node 'auto' means cuDNN; 'patch_matmul' is still honoured.
+    ('patch_matmul', 2, 3), ('conv', 2, 0), ('auto', 2, 0),
+])
+def test_conv_impl_decides_the_seed_critic_formulation(conv_impl, num_gpus, patch_layers):
+  config = mnist.get_config('tiny')
+  config.model.architecture = 'seed'
+  config.model.conv_impl = devices.resolve_conv_impl(conv_impl, num_gpus)
+  _, critic = models.build_models(config)
+  assert sum(isinstance(layer, model_layers.PatchMatmulConv2D)
+             for layer in critic.layers) == patch_layers
+
+
+def test_patch_matmul_computes_the_matmul_even_with_a_gpu_formulation_around():
+  """The layer no longer falls back to Conv2D when a GPU is visible (the old test compared
+  Conv2D with itself on GPU nodes): its graph holds a MatMul and no Conv2D."""
+  _, patch = _pair(3, 3, 2, 'same', (5, 5, 2), 'float32')
+  graph = tf.function(patch).get_concrete_function(
+      tf.TensorSpec([2, 5, 5, 2], tf.float32)).graph
+  op_types = {op.type for op in graph.get_operations()}
+  assert 'MatMul' in op_types or 'BatchMatMulV2' in op_types, op_types
+  assert 'Conv2D' not in op_types

@@ -95,6 +95,7 @@ def _validate_model(config: ml_collections.ConfigDict) -> None:
   _require(config.model.num_classes != 1, 'model.num_classes', 1,
            '0 (unconditional) or >= 2 classes')
   _choice(config, 'model.conditioning', schema.CONDITIONINGS)
+  _choice(config, 'model.conv_impl', schema.CONV_IMPLS)
   # After the data fields' own checks, so the pair holds two integers.
   shapes = schema.SUPPORTED_IMAGE_SHAPES[config.model.architecture]
   shape = (config.data.image_size, config.data.channels)
@@ -137,6 +138,12 @@ def _validate_run(config: ml_collections.ConfigDict) -> None:
   _integer(config, 'distribution.cpu_replicas', 0,
            'an integer >= 0 (0 = do not split the CPU)')
   _number(config, 'distribution.peer_timeout_secs', lambda v: v > 0, '> 0 seconds')
+  # Which values fit the strategy and devices is checked when the strategy is made (devices.py).
+  _choice(config, 'distribution.all_reduce', schema.ALL_REDUCES)
+  _flag(config, 'distribution.gpu_memory_growth')
+  _number(config, 'distribution.step_timeout_secs', lambda v: v > 0, '> 0 seconds')
+  _number(config, 'distribution.stop_grace_secs', lambda v: v > 0, '> 0 seconds')
+  _flag(config, 'allow_tf32')
   for field in ('log_every_steps', 'sample_every_steps', 'checkpoint_every_steps',
                 'max_checkpoints_to_keep'):
     _integer(config, field, 1)

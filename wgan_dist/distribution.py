@@ -15,6 +15,8 @@ import ml_collections
 import tensorflow as tf
 from absl import logging
 
+from wgan_dist import devices
+
 _COORDINATED_JOBS = ('chief', 'worker')
 
 # One strategy per device set and process: two MirroredStrategy objects over the same devices
@@ -74,6 +76,35 @@ def is_chief() -> bool:
   return this_task() == tasks[0][:2]
 
 
+def strategy_kind(config: ml_collections.ConfigDict, num_gpus: int) -> str:
+  """'multi_worker' | 'mirrored' | 'one_device': what `create_strategy` makes of the config."""
+  name = config.distribution.strategy
+  if name == 'multi_worker' or (name == 'auto' and len(cluster_tasks()) > 1):
+    return 'multi_worker'
+  if name == 'mirrored' or (name == 'auto' and
+                            (num_gpus > 1 or config.distribution.cpu_replicas > 1)):
+    return 'mirrored'
+  return 'one_device'
+
+
+# distribution.all_reduce -> MirroredStrategy's cross_device_ops (a new object per strategy).
+_CROSS_DEVICE_OPS = {
+    'nccl': tf.distribute.NcclAllReduce,
+    'hierarchical_copy': tf.distribute.HierarchicalCopyAllReduce,
+    'reduce_to_one_device': tf.distribute.ReductionToOneDevice,
+}
+_COMMUNICATIONS = {
+    'nccl': tf.distribute.experimental.CommunicationImplementation.NCCL,
+    'ring': tf.distribute.experimental.CommunicationImplementation.RING,
+}
+
+
+def _all_reduce(config: ml_collections.ConfigDict, kind: str, gpus: list) -> str:
+  """The resolved distribution.all_reduce (the config's own, once train.py resolved it)."""
+  return devices.resolve_all_reduce(config.distribution.all_reduce, kind, len(gpus),
+                                    devices.nccl_available() if gpus else False)
+
+
 def _multi_worker_strategy(config: ml_collections.ConfigDict,
                            gpus: list) -> tf.distribute.Strategy:
   tasks = cluster_tasks()
@@ -104,16 +135,19 @@ def _multi_worker_strategy(config: ml_collections.ConfigDict,
   # with the Python interpreter locked). Not an argument of the method above, hence the field.
   context.context().coordination_service.cluster_register_with_barrier = True
   options = tf.distribute.experimental.CommunicationOptions(
-      implementation=(tf.distribute.experimental.CommunicationImplementation.NCCL if gpus
-                      else tf.distribute.experimental.CommunicationImplementation.RING))
+      implementation=_COMMUNICATIONS[_all_reduce(config, 'multi_worker', gpus)])
   return tf.distribute.MultiWorkerMirroredStrategy(communication_options=options)
 
 
 def create_strategy(config: ml_collections.ConfigDict) -> tf.distribute.Strategy:
-  """Returns the strategy for a validated `config.distribution` (see configs/default.py)."""
+  """Returns the strategy for a validated `config.distribution` (see configs/default.py), after
+  applying the device settings (devices.configure)."""
+  devices.configure(config)
   name = config.distribution.strategy
   cpu_replicas = config.distribution.cpu_replicas
-  if name == 'multi_worker' or (name == 'auto' and len(cluster_tasks()) > 1):
+  gpus = tf.config.list_physical_devices('GPU')
+  kind = strategy_kind(config, len(gpus))
+  if kind == 'multi_worker':
     if ('multi_worker',) not in _STRATEGIES:
       _STRATEGIES[('multi_worker',)] = _multi_worker_strategy(
           config, tf.config.list_physical_devices('GPU'))
@@ -121,21 +155,23 @@ def create_strategy(config: ml_collections.ConfigDict) -> tf.distribute.Strategy
     logging.info('Strategy MultiWorkerMirroredStrategy: task %s of %d, %d replica(s) in sync',
                  this_task(), len(cluster_tasks()), strategy.num_replicas_in_sync)
     return strategy
-  gpus = tf.config.list_physical_devices('GPU')
   cpus = _logical_cpus(cpu_replicas) if cpu_replicas > 0 else []
 
   if name == 'one_device':
     key = ('one_device', '/gpu:0' if gpus else '/cpu:0')
-  elif name == 'mirrored' or (name == 'auto' and (len(gpus) > 1 or len(cpus) > 1)):
-    # GPUs when there are any; otherwise the logical CPUs (or the one CPU).
-    key = ('mirrored', *([gpu.name for gpu in gpus] if gpus else (cpus or ['/cpu:0'])))
+  elif kind == 'mirrored':
+    # GPUs when there are any; otherwise the logical CPUs (or the one CPU). The all-reduce is
+    # part of the key: each implementation is its own strategy.
+    key = ('mirrored', _all_reduce(config, kind, gpus),
+           *([gpu.name for gpu in gpus] if gpus else (cpus or ['/cpu:0'])))
   else:
     key = ('one_device', '/gpu:0' if gpus else cpus[0] if cpus else '/cpu:0')
   if key not in _STRATEGIES:
     if key[0] == 'one_device':
       _STRATEGIES[key] = tf.distribute.OneDeviceStrategy(key[1])
     else:
-      _STRATEGIES[key] = tf.distribute.MirroredStrategy(None if gpus else list(key[1:]))
+      _STRATEGIES[key] = tf.distribute.MirroredStrategy(
+          None if gpus else list(key[2:]), cross_device_ops=_CROSS_DEVICE_OPS[key[1]]())
   strategy = _STRATEGIES[key]
   logging.info('Strategy %s with %d replica(s): %s', type(strategy).__name__,
                strategy.num_replicas_in_sync, strategy.extended.worker_devices)

@@ -11,7 +11,6 @@ from typing import Iterator
 
 import keras
 import numpy as np
-import tensorflow as tf
 from keras import layers
 from keras import ops
 
@@ -86,7 +85,9 @@ class PatchMatmulConv2D(layers.Conv2D):
   has the per-layer figures). The patches are one gather of the flattened input with constant
   indices (cheaper than k·k strided slices, whose gradients each write a whole padded image);
   gather and its gradient have gradients of every order, so the penalty's second derivative
-  works. Needs static height and width. With a GPU visible it runs the ordinary convolution.
+  works. Needs static height and width. It always computes the matmul, whatever the device:
+  `model.conv_impl` decides where it is used (on GPUs, 'auto' builds `layers.Conv2D` instead:
+  cuDNN's convolutions have no such weakness).
   """
 
   def build(self, input_shape):
@@ -101,9 +102,6 @@ class PatchMatmulConv2D(layers.Conv2D):
         self._height, self._width, self.kernel_size, self.strides, self.padding)
 
   def convolution_op(self, inputs, kernel):
-    if tf.config.list_logical_devices('GPU'):
-      # cuDNN's convolutions have no such weakness; measured slow only on CPUs.
-      return super().convolution_op(inputs, kernel)
     kernel_h, kernel_w, channels, filters = kernel.shape
     pixels = self._height * self._width
     flat = ops.reshape(inputs, [-1, pixels, channels])
@@ -135,6 +133,11 @@ def plain_convolutions() -> Iterator[None]:
 def patch_matmul_conv() -> type:
   """PatchMatmulConv2D, or layers.Conv2D inside `plain_convolutions()`."""
   return layers.Conv2D if _PLAIN_CONVOLUTIONS[-1] else PatchMatmulConv2D
+
+
+def conv_formulation(conv_impl: str) -> contextlib.AbstractContextManager:
+  """The context to build models in for a resolved `model.conv_impl` ('patch_matmul' | 'conv')."""
+  return plain_convolutions() if conv_impl == 'conv' else contextlib.nullcontext()
 
 
 def critic_norm_layer(kind: str, name: str) -> layers.Layer:

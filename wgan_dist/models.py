@@ -16,9 +16,11 @@ from typing import Callable
 
 import keras
 import ml_collections
+import tensorflow as tf
 from keras import layers
 
 from wgan_dist import dcgan64
+from wgan_dist import devices
 from wgan_dist import model_layers
 from wgan_dist import resnet
 from wgan_dist.model_layers import LEAKY_SLOPE
@@ -48,9 +50,10 @@ def _seed_critic(image_shape: tuple, b: int, norm: str) -> keras.Model:
   image = keras.Input(image_shape, name='image')
   x = layers.Conv2D(2 * b, 3, strides=2, padding='valid', name='conv0')(image)
   x = layers.LeakyReLU(LEAKY_SLOPE)(x)
-  # conv1-conv3 (13x13 and smaller images, 128-1024 channels) as matmuls of patches: their
-  # convolution gradient kernels were the slowest part of a critic update on CPUs
-  # (model_layers.PatchMatmulConv2D, BENCHMARKS.md). conv0 (one input channel) stays a convolution.
+  # conv1-conv3 (13x13 and smaller images, 128-1024 channels) as matmuls of patches unless
+  # model.conv_impl says 'conv': their convolution gradient kernels were the slowest part of a
+  # critic update on CPUs (model_layers.PatchMatmulConv2D, BENCHMARKS.md). conv0 (one input
+  # channel) stays a convolution.
   for i, (filters, kernel, padding) in enumerate(
       [(4 * b, 3, 'valid'), (8 * b, 4, 'same'), (16 * b, 4, 'same')], start=1):
     x = model_layers.patch_matmul_conv()(filters, kernel, strides=2, padding=padding,
@@ -108,5 +111,10 @@ def build_models(config: ml_collections.ConfigDict) -> tuple[keras.Model, keras.
   make_generator, make_critic = BUILDERS[model.architecture]
   image_shape = (config.data.image_size, config.data.image_size, config.data.channels)
   generator = make_generator(model.noise_dim, model.base_filters)
-  critic = make_critic(image_shape, model.base_filters, model.critic_norm)
+  # model.conv_impl: training resolves 'auto' once for the job (devices.py); elsewhere (tools,
+  # tests) by the devices this process sees.
+  conv_impl = devices.resolve_conv_impl(model.conv_impl,
+                                        len(tf.config.get_visible_devices('GPU')))
+  with model_layers.conv_formulation(conv_impl):
+    critic = make_critic(image_shape, model.base_filters, model.critic_norm)
   return generator, critic

@@ -22,6 +22,10 @@ SUPPORTED_IMAGE_SHAPES = {'seed': ((28, 1),), 'dcgan': ((28, 1),), 'resnet': ((3
 CRITIC_NORMS = ('layer', 'none')
 # model.conditioning: how a class-conditional critic (model.num_classes > 0) uses the label.
 CONDITIONINGS = ('acgan', 'projection')
+# model.conv_impl: how the seed critic computes its conv1-conv3 (wgan_dist/model_layers.py):
+# 'patch_matmul' (one matmul of the patches; faster on CPUs), 'conv' (Conv2D: cuDNN on GPUs),
+# 'auto' (resolved once per job: 'conv' with GPUs, else 'patch_matmul'; wgan_dist/devices.py).
+CONV_IMPLS = ('auto', 'patch_matmul', 'conv')
 
 # train.lr_decay (wgan_dist/optimizers.py).
 LR_DECAYS = ('none', 'linear')
@@ -31,3 +35,8 @@ PRECISIONS = ('float32', 'mixed_float16', 'mixed_bfloat16')
 
 # distribution.strategy (wgan_dist/distribution.py).
 STRATEGIES = ('auto', 'one_device', 'mirrored', 'multi_worker')
+# distribution.all_reduce: how gradients are summed across replicas (wgan_dist/distribution.py).
+# 'auto' is resolved once per job (wgan_dist/devices.py); 'nccl' needs GPUs; 'ring' is
+# MultiWorkerMirroredStrategy's only; 'hierarchical_copy' and 'reduce_to_one_device' are
+# MirroredStrategy's (one process) only.
+ALL_REDUCES = ('auto', 'nccl', 'ring', 'hierarchical_copy', 'reduce_to_one_device')

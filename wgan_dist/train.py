@@ -22,6 +22,7 @@ from absl import logging
 from wgan_dist import actions
 from wgan_dist import checkpointing
 from wgan_dist import config_validation
+from wgan_dist import devices
 from wgan_dist import distribution
 from wgan_dist import monitoring
 from wgan_dist import peers
@@ -71,12 +72,17 @@ def _evaluate(evaluator: evaluator_lib.Evaluator,
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, float]:
   """Trains (or resumes) WGAN-GP for `config` in `workdir`; returns the last logged means."""
   config_validation.validate(config)
+  # The device-dependent 'auto' choices, made once: the strategy, the models and config.json
+  # see the same values.
+  config = devices.resolve(config, distribution.strategy_kind(config, devices.num_gpus()))
   multi_worker = len(distribution.cluster_tasks()) > 1
   with peers.naming_lost_workers(multi_worker):
     # Creating the strategy waits for every worker to register, inside TensorFlow; bound it.
     # (Later waits are bounded by TensorFlow's heartbeats; a slow but live peer is not lost.)
     with peers.startup_deadline(config.distribution.peer_timeout_secs):
       strategy = distribution.create_strategy(config)
+      devices.check_workers_agree(config, distribution.cluster_tasks(), distribution.this_task(),
+                                  config.distribution.peer_timeout_secs)
     config_validation.validate_replicas(config, strategy.num_replicas_in_sync)
     source = sources.load_source(config)
     total_steps = resolve_num_steps(config, source.size)

@@ -1,0 +1,123 @@
+"""Device settings and device-dependent choices: the suite sees no GPU; 'auto' all-reduce and
+convolution formulation resolve as documented for any device count, explicit values are honoured
+or refused with a named error; every all-reduce trains the same model on 2 logical CPU
+replicas; TF32 follows the config; workers that resolve differently stop with both named."""
+
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from configs import mnist
+from tests import helpers
+from tests import test_multi_worker
+from tests.conftest import TEST_GPUS
+from wgan_dist import config_validation
+from wgan_dist import devices
+from wgan_dist import distribution
+
+
+@pytest.mark.skipif(TEST_GPUS, reason='WGAN_DIST_TEST_GPUS=1 asked for the GPUs')
+def test_the_suite_sees_no_gpu():
+  assert os.environ['CUDA_VISIBLE_DEVICES'] == ''
+  assert tf.config.list_physical_devices('GPU') == []
+  assert tf.config.list_logical_devices('GPU') == []
+
+
+@pytest.mark.parametrize('requested, kind, gpus, nccl, expected', [
+    ('auto', 'multi_worker', 0, False, 'ring'),
+    ('auto', 'multi_worker', 8, True, 'nccl'),
+    ('auto', 'mirrored', 0, False, 'reduce_to_one_device'),
+    ('auto', 'mirrored', 4, True, 'nccl'),
+    ('auto', 'mirrored', 4, False, 'reduce_to_one_device'),  # A build without NCCL.
+    ('ring', 'multi_worker', 0, False, 'ring'),
+    ('ring', 'multi_worker', 8, True, 'ring'),
+    ('nccl', 'multi_worker', 1, True, 'nccl'),
+    ('hierarchical_copy', 'mirrored', 8, True, 'hierarchical_copy'),
+    ('reduce_to_one_device', 'mirrored', 0, False, 'reduce_to_one_device'),
+    ('nccl', 'one_device', 0, False, 'nccl'),  # Nothing to all-reduce: ignored.
+])
+def test_all_reduce_resolution(requested, kind, gpus, nccl, expected):
+  assert devices.resolve_all_reduce(requested, kind, gpus, nccl) == expected
+
+
+@pytest.mark.parametrize('requested, kind, gpus, allowed', [
+    ('ring', 'mirrored', 4, "allowed: ('auto', 'nccl', 'hierarchical_copy', "
+                            "'reduce_to_one_device') for MirroredStrategy"),
+    ('hierarchical_copy', 'multi_worker', 8,
+     "allowed: ('auto', 'nccl', 'ring') for MultiWorkerMirroredStrategy"),
+    ('nccl', 'mirrored', 0, "NCCL needs GPUs and this worker has none"),
+    ('nccl', 'multi_worker', 0, "allowed: 'auto' or ['ring']"),
+])
+def test_an_all_reduce_that_cannot_work_here_is_refused_naming_it(requested, kind, gpus,
+                                                                  allowed):
+  with pytest.raises(config_validation.ConfigError) as error:
+    devices.resolve_all_reduce(requested, kind, gpus, True)
+  assert str(error.value).startswith(f'distribution.all_reduce={requested!r} is not allowed')
+  assert allowed in str(error.value)
+
+
+def test_resolve_fills_in_auto_and_keeps_the_original():
+  config = mnist.get_config('tiny')
+  config.distribution.cpu_replicas = 2
+  resolved = devices.resolve(config, distribution.strategy_kind(config, 0))
+  assert (resolved.distribution.all_reduce, resolved.model.conv_impl) == (
+      'reduce_to_one_device', 'patch_matmul')
+  assert (config.distribution.all_reduce, config.model.conv_impl) == ('auto', 'auto')
+
+
+@pytest.mark.parametrize('strategy, cpu_replicas, gpus, kind', [
+    ('auto', 0, 0, 'one_device'), ('auto', 2, 0, 'mirrored'), ('auto', 0, 1, 'one_device'),
+    ('auto', 0, 2, 'mirrored'), ('mirrored', 0, 0, 'mirrored'), ('one_device', 0, 8, 'one_device'),
+    ('multi_worker', 0, 0, 'multi_worker'),
+])
+def test_strategy_kind(strategy, cpu_replicas, gpus, kind):
+  config = mnist.get_config('tiny')
+  config.distribution.strategy = strategy
+  config.distribution.cpu_replicas = cpu_replicas
+  assert distribution.strategy_kind(config, gpus) == kind
+
+
+def test_every_one_process_all_reduce_trains_the_same_model(tiny_config):
+  """The all-reduce is the strategy's (MirroredStrategy's cross_device_ops): each one sums the
+  same gradients, so the losses of 2 replicas agree to float rounding."""
+  histories = {}
+  for all_reduce in ('reduce_to_one_device', 'hierarchical_copy'):
+    config = tiny_config.copy_and_resolve_references()
+    config.distribution.all_reduce = all_reduce
+    histories[all_reduce], _, state = helpers.train_steps(config, cpu_replicas=2, num_steps=2)
+  strategy = state.generator.distribute_strategy
+  assert isinstance(strategy.extended._cross_device_ops,  # pylint: disable=protected-access
+                    tf.distribute.HierarchicalCopyAllReduce)
+  for reference, other in zip(*histories.values()):
+    for name, value in reference.items():
+      np.testing.assert_allclose(other[name], value, rtol=1e-5, atol=1e-6, err_msg=name)
+
+
+@pytest.mark.parametrize('allow_tf32', [False, True])
+def test_tf32_follows_the_config(tiny_config, allow_tf32):
+  tiny_config.allow_tf32 = allow_tf32
+  devices.configure(tiny_config)
+  assert tf.config.experimental.tensor_float_32_execution_enabled() == allow_tf32
+
+
+def test_workers_that_resolve_differently_stop_naming_both(tmp_path):
+  """Worker 1 is given another formulation, as 'auto' would give a node without GPUs."""
+  hosts = [f'127.0.0.1:{port}' for port in test_multi_worker._free_ports(2)]  # pylint: disable=protected-access
+  workers, logs = [], []
+  for index, conv_impl in enumerate(('patch_matmul', 'conv')):
+    logs.append(str(tmp_path / f'worker{index}.log'))
+    workers.append(test_multi_worker._start_worker(  # pylint: disable=protected-access
+        hosts, index, [f'--workdir={tmp_path / "workdir"}', f'--config.model.conv_impl={conv_impl}'],
+        str(tmp_path), logs[-1]))
+  codes = test_multi_worker._wait(workers, logs, timeout=180)  # pylint: disable=protected-access
+  for code, log in zip(codes, logs):
+    last = open(log).read().strip().splitlines()[-1]
+    assert code == 1, last
+    assert last.startswith('error: the workers resolved the device choices differently: '
+                           f"worker 0 ({hosts[0]}): distribution.all_reduce='ring', "
+                           "model.conv_impl='patch_matmul' (0 GPUs); "
+                           f"worker 1 ({hosts[1]}): distribution.all_reduce='ring', "
+                           "model.conv_impl='conv' (0 GPUs)"), last
+  assert not (tmp_path / 'workdir' / 'checkpoints').exists()
