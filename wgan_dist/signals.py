@@ -9,11 +9,19 @@ stops at once (KeyboardInterrupt), without saving.
 Installed after the strategy exists: MultiWorkerMirroredStrategy installs its own SIGTERM
 listener (for TensorFlow's preemption handler), which this replaces. Under multi-worker the
 workers agree on stopping (any signalled worker stops them all) so they save together.
+
+The flag alone is not enough when the main thread is blocked inside TensorFlow (a collective
+waiting for a stuck peer): Python runs signal handlers only on the main thread, between
+bytecodes. So the C-level handler also writes the signal number to a wakeup socket
+(signal.set_wakeup_fd), and a thread reading it calls `on_signal` at once; train.py hands it to
+the watchdog, which bounds the time left to stop (watchdog.py).
 """
 
 import signal
+import socket
+import threading
 import types
-from typing import Optional
+from typing import Callable, Optional
 
 import tensorflow as tf
 from absl import logging
@@ -35,13 +43,33 @@ class Stopped(Exception):
 
 
 class StopSignals:
-  """Context manager: SIGTERM and SIGINT set `requested` instead of ending the process."""
+  """Context manager: SIGTERM and SIGINT set `requested` instead of ending the process.
+
+  `on_signal(signum)`, if given, is also called for each of them from a thread of its own as
+  soon as the signal arrives, even while the main thread is blocked (module docstring).
+  """
 
   SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
-  def __init__(self):
+  def __init__(self, on_signal: Optional[Callable[[int], None]] = None):
     self.requested: Optional[int] = None
     self._previous: dict[int, object] = {}
+    self._on_signal = on_signal
+    self._wakeup: Optional[tuple[socket.socket, socket.socket]] = None
+    self._previous_wakeup_fd = -1
+    self._watcher: Optional[threading.Thread] = None
+
+  def _watch(self, reader: socket.socket) -> None:
+    while True:
+      try:
+        data = reader.recv(16)
+      except OSError:  # Closed by __exit__.
+        return
+      if not data:
+        return
+      for signum in data:
+        if signum in self.SIGNALS:
+          self._on_signal(signum)
 
   def _handle(self, signum: int, frame: Optional[types.FrameType]) -> None:
     del frame
@@ -54,9 +82,24 @@ class StopSignals:
   def __enter__(self) -> 'StopSignals':
     for signum in self.SIGNALS:
       self._previous[signum] = signal.signal(signum, self._handle)
+    if self._on_signal is not None:
+      reader, writer = socket.socketpair()
+      writer.setblocking(False)  # set_wakeup_fd's requirement: a signal never blocks on it.
+      self._wakeup = (reader, writer)
+      self._previous_wakeup_fd = signal.set_wakeup_fd(writer.fileno(), warn_on_full_buffer=False)
+      self._watcher = threading.Thread(target=self._watch, args=(reader,), daemon=True,
+                                       name='wgan_dist-signals')
+      self._watcher.start()
     return self
 
   def __exit__(self, *exc_info) -> None:
+    if self._wakeup is not None:
+      signal.set_wakeup_fd(self._previous_wakeup_fd)
+      reader, writer = self._wakeup
+      writer.close()  # The watcher's recv returns b'' and it ends.
+      self._watcher.join(timeout=5)
+      reader.close()
+      self._wakeup = None
     for signum, handler in self._previous.items():
       # None: the previous handler was not Python's (TensorFlow's own); the default is closest.
       signal.signal(signum, signal.SIG_DFL if handler is None else handler)

@@ -9,10 +9,11 @@ Order matters: the config is checked and the strategy created before any other T
 before models are built, and a checkpoint in the workdir is restored before the first step.
 """
 
+import dataclasses
 import math
 import os
 import time
-from typing import Optional
+from typing import Callable, Optional
 
 import ml_collections
 import numpy as np
@@ -33,6 +34,7 @@ from wgan_dist import sources
 from wgan_dist import steps
 from wgan_dist import train_state
 from wgan_dist import trainer as trainer_lib
+from wgan_dist import watchdog as watchdog_lib
 from wgan_dist.eval import evaluator as evaluator_lib
 
 NUM_SAMPLES = 16  # The fixed noise vectors of the 4x4 sample grid.
@@ -95,8 +97,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
                                               is_chief=is_chief, **state.as_dict())
     _restore(state, checkpointer, total_steps)
   first_step = int(state.step.numpy())
+  # Bounds every call below that could wait for a stuck peer (watchdog.py); closed at the end.
+  watchdog = watchdog_lib.Watchdog(config.distribution.step_timeout_secs,
+                                   config.distribution.stop_grace_secs)
   if multi_worker:
-    peers.check_same_step(strategy, first_step)
+    with watchdog.watch('resume check', f'the check that every worker resumed at {first_step}'):
+      peers.check_same_step(strategy, first_step)
 
   trainer = trainer_lib.Trainer(strategy=strategy, config=config, state=state, source=source)
   # The source: Inception's reference images are drawn from it (a folder is not scanned twice).
@@ -110,9 +116,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
       evaluator, with_ema=state.ema_generator is not None))
   profiler = actions.Profiler(config.profile_steps, os.path.join(workdir, 'profile'), is_chief)
   try:
-    with signals.StopSignals() as stop_signals:
+    with signals.StopSignals(on_signal=watchdog.stop_requested) as stop_signals:
       run = _Run(config, total_steps, trainer, checkpointer, monitor, profiler, evaluator,
-                 is_chief, signals.Agreement(strategy, multi_worker), stop_signals)
+                 is_chief, signals.Agreement(strategy, multi_worker), stop_signals, watchdog)
       step = actions.run(run.train, run.actions(), first_step=first_step, last_step=total_steps,
                          steps_per_loop=config.train.steps_per_loop)
       if not run.last_means:
@@ -122,6 +128,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
       raise peers.lost_worker_error(error) from error
     raise
   finally:
+    watchdog.close()
     profiler.stop()
     monitor.close()  # Flushes what was written, even when a step fails.
   return run.last_means
@@ -134,8 +141,10 @@ class _Run:
                trainer: trainer_lib.Trainer, checkpointer: checkpointing.Checkpointer,
                monitor: monitoring.Monitor, profiler: actions.Profiler,
                evaluator: Optional[evaluator_lib.Evaluator], is_chief: bool,
-               agreement: signals.Agreement, stop_signals: signals.StopSignals):
+               agreement: signals.Agreement, stop_signals: signals.StopSignals,
+               watchdog: watchdog_lib.Watchdog):
     self._total_steps, self._trainer, self._state = total_steps, trainer, trainer.state
+    self._watchdog = watchdog
     self._checkpointer, self._monitor, self._profiler = checkpointer, monitor, profiler
     self._evaluator, self._is_chief = evaluator, is_chief
     self._agreement, self._stop_signals = agreement, stop_signals
@@ -153,8 +162,13 @@ class _Run:
     generator = self._state.generator
     self._sample = tf.function(lambda: generator(fixed_noise, training=False))
 
-  def actions(self) -> list[actions.Action]:
-    """The actions in the order they run when due at the same step."""
+  def _watched(self, name: str, run: Callable[[int], None]) -> Callable[[int], None]:
+    def watched(step: int) -> None:
+      with self._watchdog.watch(name, f'the {name} action at step {step}'):
+        run(step)
+    return watched
+
+  def _actions(self) -> list[actions.Action]:  # Before `actions`, which hides the module.
     schedules = self._schedules
     return [
         actions.Action('log', schedules['log'], self._log),
@@ -167,11 +181,18 @@ class _Run:
         actions.Action('profile', self._profiler.schedule, self._profiler.update, at_start=True),
     ]
 
+  def actions(self) -> list[actions.Action]:
+    """The actions in the order they run when due at the same step, each under the watchdog."""
+    return [dataclasses.replace(action, run=self._watched(action.name, action.run))
+            for action in self._actions()]
+
   def train(self, num_steps: int) -> int:
     """One trainer call; fails on a non-finite step; returns the step reached."""
     step = int(self._state.step.numpy())
     start = time.perf_counter()
-    with self._profiler.step_marker(step):
+    with self._profiler.step_marker(step), self._watchdog.watch(
+        'train', f'the training call of generator steps {step + 1} to {step + num_steps}',
+        units=num_steps):
       metrics, status = self._trainer.train(num_steps)
     seconds = time.perf_counter() - start
     step += status.steps_run
