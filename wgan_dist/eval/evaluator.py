@@ -203,8 +203,11 @@ class Evaluator:
       self._features = _backbone(config, inception_size)
     self.scalar_tags = INCEPTION_SCALAR_TAGS if self.backbone == 'inception' else SCALAR_TAGS
     real = reference_images(config, source)
-    # InceptionV3's activations at 299x299 take ~30 MB per image: a global batch at a time.
-    chunk = self._global_batch if self.backbone == 'inception' else 500
+    # InceptionV3's activations at 299x299 take ~30 MB per image, and these chunks all run on
+    # one device (the first GPU): one replica's batch at a time, the load each GPU carries in
+    # generation. A global batch scaled for 8 GPUs could run that one out of memory.
+    self.reference_batch_size = self._per_replica if self.backbone == 'inception' else 500
+    chunk = self.reference_batch_size
     real_features = np.concatenate(
         [self._features(real[start:start + chunk], training=False)[0].numpy()
          for start in range(0, len(real), chunk)])
