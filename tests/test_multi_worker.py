@@ -206,3 +206,22 @@ def test_sigterm_to_one_worker_stops_both_at_the_same_step_with_a_checkpoint(tmp
   step = int(saved[0][len('ckpt-'):-len('.index')])
   for log in logs:
     assert f'stopped by SIGTERM at step {step}' in _tail(log, 100)
+
+
+def test_every_periodic_option_at_once_keeps_the_workers_in_step(tmp_path):
+  """Log, sample, evaluation, checkpoint and profile at different intervals together: each worker
+  ends its calls at the nearest of them (here every step from 1 to 7), the same on both."""
+  workdir, _, code, logs = _local_cluster(
+      tmp_path, '--config.train.num_steps=7', '--config.train.steps_per_loop=4',
+      '--config.log_every_steps=2', '--config.sample_every_steps=3',
+      '--config.eval_every_steps=4', '--config.num_eval_samples=16',
+      '--config.checkpoint_every_steps=5', '--config.profile_steps=(1,3)')
+  assert code == 0, [_tail(log) for log in logs]
+  assert helpers.event_scalars(str(workdir), 'train/critic_loss').keys() == {2, 4, 6, 7}
+  assert helpers.event_scalars(str(workdir), 'eval/fid').keys() == {4, 7}
+  assert sorted(os.listdir(workdir / 'samples')) == [
+      'step_000003.png', 'step_000006.png', 'step_000007.png']
+  assert sorted(name for name in os.listdir(workdir / 'checkpoints')
+                if name.endswith('.index')) == ['ckpt-5.index', 'ckpt-7.index']
+  traces = [name for _, _, names in os.walk(workdir / 'profile') for name in names]
+  assert any(name.endswith('.xplane.pb') for name in traces), traces
