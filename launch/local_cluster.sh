@@ -26,7 +26,8 @@ fi
 if [[ -n "${CUDA_VISIBLE_DEVICES+set}" ]]; then
   gpu_list=$CUDA_VISIBLE_DEVICES
 elif command -v nvidia-smi >/dev/null 2>&1; then
-  gpu_list=$(nvidia-smi --query-gpu=index --format=csv,noheader 2>/dev/null | tr -d ' ' | paste -sd, -)
+  gpu_list=$(nvidia-smi --query-gpu=index --format=csv,noheader 2>/dev/null |
+    tr -d ' ' | paste -sd, -)
 else
   gpu_list=''
 fi

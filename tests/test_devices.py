@@ -3,6 +3,8 @@ convolution formulation resolve as documented for any device count, explicit val
 or refused with a named error; every all-reduce trains the same model on 2 logical CPU
 replicas; TF32 follows the config; workers that resolve differently stop with both named."""
 
+# pylint: disable=protected-access
+
 import os
 
 import numpy as np
@@ -88,7 +90,7 @@ def test_every_one_process_all_reduce_trains_the_same_model(tiny_config):
     config.distribution.all_reduce = all_reduce
     histories[all_reduce], _, state = helpers.train_steps(config, cpu_replicas=2, num_steps=2)
   strategy = state.generator.distribute_strategy
-  assert isinstance(strategy.extended._cross_device_ops,  # pylint: disable=protected-access
+  assert isinstance(strategy.extended._cross_device_ops,
                     tf.distribute.HierarchicalCopyAllReduce)
   for reference, other in zip(*histories.values()):
     for name, value in reference.items():
@@ -104,14 +106,13 @@ def test_tf32_follows_the_config(tiny_config, allow_tf32):
 
 def test_workers_that_resolve_differently_stop_naming_both(tmp_path):
   """Worker 1 is given another formulation, as 'auto' would give a node without GPUs."""
-  hosts = [f'127.0.0.1:{port}' for port in test_multi_worker._free_ports(2)]  # pylint: disable=protected-access
+  hosts = [f'127.0.0.1:{port}' for port in test_multi_worker._free_ports(2)]
   workers, logs = [], []
   for index, conv_impl in enumerate(('patch_matmul', 'conv')):
     logs.append(str(tmp_path / f'worker{index}.log'))
-    workers.append(test_multi_worker._start_worker(  # pylint: disable=protected-access
-        hosts, index, [f'--workdir={tmp_path / "workdir"}', f'--config.model.conv_impl={conv_impl}'],
-        str(tmp_path), logs[-1]))
-  codes = test_multi_worker._wait(workers, logs, timeout=180)  # pylint: disable=protected-access
+    flags = [f'--workdir={tmp_path / "workdir"}', f'--config.model.conv_impl={conv_impl}']
+    workers.append(test_multi_worker._start_worker(hosts, index, flags, str(tmp_path), logs[-1]))
+  codes = test_multi_worker._wait(workers, logs, timeout=180)
   for code, log in zip(codes, logs):
     last = open(log).read().strip().splitlines()[-1]
     assert code == 1, last

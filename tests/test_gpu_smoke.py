@@ -2,6 +2,8 @@
 runs), and its checks themselves work when rehearsed on CPU devices. On a GPU node, with
 WGAN_DIST_TEST_GPUS=1, the last test runs it on the GPUs."""
 
+# pylint: disable=protected-access
+
 import os
 import subprocess
 import sys
@@ -50,8 +52,8 @@ def _history(*losses):
 
 def test_agreement_fails_beyond_the_bounds_naming_the_loss():
   reference = _history(0.5, 0.25)
-  assert gpu_smoke._agreement(reference, _history(0.5, 0.25 + 1e-5))[0]  # pylint: disable=protected-access
-  ok, detail = gpu_smoke._agreement(reference, _history(0.5, 0.26))  # pylint: disable=protected-access
+  assert gpu_smoke._agreement(reference, _history(0.5, 0.25 + 1e-5))[0]
+  ok, detail = gpu_smoke._agreement(reference, _history(0.5, 0.26))
   assert not ok and detail.startswith('critic_loss 0.26 vs 0.25'), detail
 
 

@@ -2,6 +2,8 @@
 suggests a smaller per-replica batch or mixed_bfloat16 (a real allocator failure, in this process
 and in a two-worker job on 127.0.0.1)."""
 
+# pylint: disable=protected-access
+
 import tensorflow as tf
 
 from configs import mnist
@@ -50,10 +52,10 @@ def test_a_gpu_out_of_memory_naming_a_task_is_not_a_lost_worker():
 def test_two_workers_out_of_memory_exit_1_saying_oom_not_lost_worker(tmp_path):
   # A noise dimension of 2^31 makes the generator's first kernel 6.7 TB: every worker's
   # allocator fails while building the models, inside the multi-worker job.
-  workers, logs = test_multi_worker._start_cluster(  # pylint: disable=protected-access
+  workers, logs = test_multi_worker._start_cluster(
       2, [f'--workdir={tmp_path / "workdir"}', '--config.model.noise_dim=2147483648'],
       tmp_path, 'oom')
-  codes = test_multi_worker._wait(workers, logs, timeout=180)  # pylint: disable=protected-access
+  codes = test_multi_worker._wait(workers, logs, timeout=180)
   for index, (code, log) in enumerate(zip(codes, logs)):
     last = open(log).read().strip().splitlines()[-1]
     assert code == 1, last

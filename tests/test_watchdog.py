@@ -3,6 +3,8 @@ bounds the time left even while the main thread is blocked inside TensorFlow; an
 worker processes on 127.0.0.1, a worker made to hang outside the collectives (as on a hung
 read of shared storage) no longer holds the other one for ever, and SIGTERM still ends it."""
 
+# pylint: disable=protected-access
+
 import json
 import os
 import signal
@@ -106,7 +108,7 @@ def test_close_ends_the_watchdog_thread():
   dog = watchdog_lib.Watchdog(600, 600, expire=_Expiries())
   dog.stop_requested(signal.SIGTERM)
   dog.close()
-  assert not dog._thread.is_alive()  # pylint: disable=protected-access
+  assert not dog._thread.is_alive()
 
 
 def test_a_signal_reaches_on_signal_while_the_main_thread_is_blocked_in_tensorflow():
@@ -166,7 +168,7 @@ def _start(hosts, index, flags, tmp_path, blocking: bool):
 
 def _blocked_job(tmp_path, chief_flags, worker_flags):
   """Chief and blocking worker 1, saving every 2 steps; returns once worker 1 blocks."""
-  hosts = [f'127.0.0.1:{port}' for port in cluster._free_ports(2)]  # pylint: disable=protected-access
+  hosts = [f'127.0.0.1:{port}' for port in cluster._free_ports(2)]
   common = [f'--workdir={tmp_path / "workdir"}', '--config.train.num_steps=100000',
             '--config.train.steps_per_loop=1', '--config.checkpoint_every_steps=2',
             '--config.log_every_steps=1', '--config.sample_every_steps=100000',
@@ -179,8 +181,8 @@ def _blocked_job(tmp_path, chief_flags, worker_flags):
     if time.monotonic() > deadline or chief.poll() is not None or worker.poll() is not None:
       chief.kill()
       worker.kill()
-      pytest.fail('worker 1 did not reach its save; logs:\n' + cluster._tail(chief_log) +  # pylint: disable=protected-access
-                  cluster._tail(worker_log))  # pylint: disable=protected-access
+      pytest.fail('worker 1 did not reach its save; logs:\n' + cluster._tail(chief_log) +
+                  cluster._tail(worker_log))
     time.sleep(0.2)
   return (chief, chief_log), (worker, worker_log)
 
@@ -201,7 +203,7 @@ def test_a_worker_stuck_outside_the_collectives_ends_the_job_naming_the_stalled_
     chief.kill()
     worker.kill()
   last = _last_line(chief_log)
-  assert code == watchdog_lib.EXIT_STALLED, cluster._tail(chief_log)  # pylint: disable=protected-access
+  assert code == watchdog_lib.EXIT_STALLED, cluster._tail(chief_log)
   assert last.startswith('error: stalled: the '), last
   # The chief is in its own save at step 2 or in a collective after it; those calls have each
   # run before (measured), or run first (3x the floor).
@@ -221,7 +223,7 @@ def test_sigterm_during_a_stuck_collective_ends_the_process_within_the_grace(tmp
   finally:
     chief.kill()
     worker.kill()
-  assert codes == [143, 143], cluster._tail(chief_log) + cluster._tail(worker_log)  # pylint: disable=protected-access
+  assert codes == [143, 143], cluster._tail(chief_log) + cluster._tail(worker_log)
   for log in (chief_log, worker_log):
     last = _last_line(log)
     assert last.startswith('error: stopped by SIGTERM without saving: the '), last

@@ -6,10 +6,10 @@
 - `resolve(config, kind)`: a copy of the config with `distribution.all_reduce` and
   `model.conv_impl` 'auto' replaced by what this worker's devices call for. train.py resolves
   once, so the strategy, the models and config.json see the same values.
-- `check_workers_agree(config, tasks, me, timeout_secs)`: every worker of a multi-worker job publishes its
-  resolved values through the coordination service (no collective: a job whose workers chose
-  different all-reduce implementations could hang in its first one) and fails, naming the
-  workers, if they differ (e.g. one node without GPUs).
+- `check_workers_agree(config, tasks, me, timeout_secs)`: every worker of a multi-worker job
+  publishes its resolved values through the coordination service (no collective: a job whose
+  workers chose different all-reduce implementations could hang in its first one) and fails,
+  naming the workers, if they differ (e.g. one node without GPUs).
 """
 
 import json

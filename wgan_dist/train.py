@@ -78,6 +78,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   # see the same values.
   config = devices.resolve(config, distribution.strategy_kind(config, devices.num_gpus()))
   multi_worker = len(distribution.cluster_tasks()) > 1
+  # Bounds every call below that could wait for a stuck peer or storage (watchdog.py).
+  watchdog = watchdog_lib.Watchdog(config.distribution.step_timeout_secs,
+                                   config.distribution.stop_grace_secs)
   with peers.naming_lost_workers(multi_worker):
     # Creating the strategy waits for every worker to register, inside TensorFlow; bound it.
     # (Later waits are bounded by TensorFlow's heartbeats; a slow but live peer is not lost.)
@@ -95,13 +98,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     is_chief = distribution.is_chief()
     checkpointer = checkpointing.Checkpointer(workdir, config.max_checkpoints_to_keep,
                                               is_chief=is_chief, **state.as_dict())
-    _restore(state, checkpointer, total_steps)
+    with watchdog.watch('restore', 'restoring the newest checkpoint'):
+      _restore(state, checkpointer, total_steps)
   first_step = int(state.step.numpy())
-  # Bounds every call below that could wait for a stuck peer (watchdog.py); closed at the end.
-  watchdog = watchdog_lib.Watchdog(config.distribution.step_timeout_secs,
-                                   config.distribution.stop_grace_secs)
   if multi_worker:
-    with watchdog.watch('resume check', f'the check that every worker resumed at {first_step}'):
+    with watchdog.watch('resume check', f'checking all workers resumed at step {first_step}'):
       peers.check_same_step(strategy, first_step)
 
   trainer = trainer_lib.Trainer(strategy=strategy, config=config, state=state, source=source)

@@ -67,8 +67,15 @@ class Watchdog:
     self._slowest: dict[str, float] = {}  # Seconds per unit, the first call of a kind left out.
     self._seen: set[str] = set()
     self._closed = False
-    self._thread = threading.Thread(target=self._run, name='wgan_dist-watchdog', daemon=True)
-    self._thread.start()
+    # Started by the first deadline: a run that fails before arming one leaves no thread.
+    self._thread: Optional[threading.Thread] = None
+
+  def _arm(self) -> None:
+    """Wakes the thread up for a new deadline (starting it the first time); holds the lock."""
+    if self._thread is None:
+      self._thread = threading.Thread(target=self._run, name='wgan_dist-watchdog', daemon=True)
+      self._thread.start()
+    self._condition.notify()
 
   def bound(self, kind: str, units: int = 1) -> float:
     """Seconds a call of `kind` over `units` may take."""
@@ -83,7 +90,7 @@ class Watchdog:
     start = self._clock()
     with self._condition:
       self._call = (description, start + bound, bound)
-      self._condition.notify()
+      self._arm()
     try:
       yield
     finally:
@@ -101,17 +108,18 @@ class Watchdog:
         if signum == signal.SIGINT and self._stop[0] == signal.SIGINT:
           # Asked twice: the user does not want to wait for the save.
           self._stop, self._at_once = (signum, self._clock()), True
-          self._condition.notify()
+          self._arm()
         return
       self._stop = (signum, self._clock() + self._grace)
-      self._condition.notify()
+      self._arm()
 
   def close(self) -> None:
     """Disarms everything (the run ended, one way or another)."""
     with self._condition:
       self._closed = True
       self._condition.notify()
-    self._thread.join(timeout=5)
+    if self._thread is not None:
+      self._thread.join(timeout=5)
 
   def _stop_message(self, signum: int, in_flight: Optional[str], at_once: bool) -> str:
     name = signal.Signals(signum).name
@@ -135,9 +143,10 @@ class Watchdog:
           description, _, bound = self._call
           message = (f'stalled: {description} did not return within {bound:g} s '
                      f'(distribution.step_timeout_secs={self._timeout:g}; {SLACK:g}x the '
-                     f'slowest such call so far; {FIRST_CALL_SLACK:g}x for the first): a worker is stuck (e.g. on shared storage) or '
-                     'deadlocked, or the steps are slower than that (then raise it); restart '
-                     'the job to resume from the last checkpoint')
+                     f'slowest such call so far; {FIRST_CALL_SLACK:g}x for the first): a '
+                     'worker is stuck (e.g. on shared storage) or deadlocked, or the steps are '
+                     'slower than that (then raise it); restart the job to resume from the last '
+                     'checkpoint')
           signum = None
           break
         deadlines = [entry[1] for entry in (self._call, self._stop) if entry is not None]
