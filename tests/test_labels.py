@@ -424,3 +424,13 @@ def test_subset_keeps_labels_with_their_examples():
   subset = source.subset(np.array([2, 0]))
   np.testing.assert_array_equal(subset.images.reshape(-1), [2, 0])
   np.testing.assert_array_equal(subset.labels, [1, 3])
+
+
+def test_fewer_class_sub_directories_than_num_classes_warn_naming_the_empty_labels(
+    tiny_config, tmp_path, caplog):
+  true_labels = _labelled_folder(tiny_config, tmp_path)
+  tiny_config.model.num_classes = 7
+  source = sources.load_source(tiny_config)
+  np.testing.assert_array_equal(np.sort(source.labels), np.sort(true_labels))
+  warnings = [r.getMessage() for r in caplog.records if r.levelname == 'WARNING']
+  assert warnings == ['Data: folder has no images of label(s) 5, 6 of model.num_classes=7']
