@@ -3,6 +3,8 @@ has labels carries them, each label stays with its image through the order, the 
 worker slices and a resume, and a source without usable labels fails with one named line."""
 
 import json
+import os
+import subprocess
 import sys
 
 import numpy as np
@@ -10,6 +12,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
+from tests.conftest import REPO_ROOT
 from wgan_dist import distribution
 from wgan_dist import input_pipeline
 from wgan_dist import sources
@@ -434,3 +437,17 @@ def test_fewer_class_sub_directories_than_num_classes_warn_naming_the_empty_labe
   np.testing.assert_array_equal(np.sort(source.labels), np.sort(true_labels))
   warnings = [r.getMessage() for r in caplog.records if r.levelname == 'WARNING']
   assert warnings == ['Data: folder has no images of label(s) 5, 6 of model.num_classes=7']
+
+
+def test_command_line_names_labels_out_of_range_before_any_work(tmp_path):
+  workdir = tmp_path / 'run'
+  env = {**os.environ, 'TF_CPP_MIN_LOG_LEVEL': '3', 'CUDA_VISIBLE_DEVICES': ''}
+  result = subprocess.run(
+      [sys.executable, '-m', 'wgan_dist.main', '--config=configs/mnist.py:tiny',
+       f'--workdir={workdir}', '--config.model.num_classes=4'],
+      cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300, check=False)
+  assert result.returncode == 1, result.stderr[-2000:]
+  assert result.stderr.strip().splitlines()[-1].startswith(
+      "error: data.source='embedded_mnist': 3000 of 5000 labels lie outside [0, 4)")
+  assert 'Traceback' not in result.stderr
+  assert not workdir.exists()
