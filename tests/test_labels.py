@@ -306,13 +306,14 @@ def _tfds_config(config, monkeypatch, fake):
   return config
 
 
-def test_tfds_label_feature_and_names(tiny_config, monkeypatch):
+@pytest.mark.parametrize('names, class_names', [(list('abcde'), tuple('abcde')), (None, None)])
+def test_tfds_label_feature_and_names(tiny_config, monkeypatch, names, class_names):
   images = _RNG.integers(0, 256, (6, 28, 28, 1), np.uint8)
   labels = np.array([4, 0, 1, 2, 3, 4], np.int64)
-  fake = _FakeTfds({'image': images, 'label': labels}, label_names=list('abcde'))
+  fake = _FakeTfds({'image': images, 'label': labels}, label_names=names)
   source = sources.load_source(_tfds_config(tiny_config, monkeypatch, fake))
   np.testing.assert_array_equal(source.labels, labels)
-  assert source.class_names == tuple('abcde')
+  assert source.class_names == class_names
   assert fake.calls[0][1]['with_info'] is True
 
 

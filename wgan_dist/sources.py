@@ -430,8 +430,11 @@ def _load_tfds(name: str, allow_download: bool, num_classes: int
     raise DataError(f"{where} has no 'label' feature (it has {sorted(split)}); "
                     f'{_needs_labels(num_classes)}')
   labels = check_labels(split['label'], len(images), num_classes, f"{where} feature 'label'")
-  names = getattr(getattr(info, 'features', {}).get('label'), 'names', None)
-  return images, labels, tuple(names) if names else None
+  try:  # A ClassLabel feature has names; other label features (e.g. plain integers) do not.
+    names = tuple(info.features['label'].names)
+  except (AttributeError, KeyError, TypeError):
+    names = None
+  return images, labels, names or None
 
 
 def load_source(config: ml_collections.ConfigDict) -> Source:
