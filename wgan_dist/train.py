@@ -9,6 +9,7 @@ Order matters: the config is checked and the strategy created before any other T
 before models are built, and a checkpoint in the workdir is restored before the first step.
 """
 
+import json
 import math
 import os
 import time
@@ -77,6 +78,16 @@ def _restore(state: train_state.TrainState, checkpointer: checkpointing.Checkpoi
       state.ema_generator.set_weights(state.generator.get_weights())
 
 
+def write_class_names(workdir: str, source: sources.Source) -> None:
+  """workdir/class_names.json: the name of each label id, a JSON list (when the source has them),
+  so samples of a class-conditional run can be read without the data."""
+  if source.class_names is None:
+    return
+  tf.io.gfile.makedirs(workdir)
+  with tf.io.gfile.GFile(os.path.join(workdir, 'class_names.json'), 'w') as f:
+    json.dump(list(source.class_names), f, indent=1)
+
+
 def _evaluate(evaluator: evaluator_lib.Evaluator,
               state: train_state.TrainState) -> dict[str, float]:
   """eval/* scalars of the generator (and eval_ema/* of the averaged one), with class shares."""
@@ -121,6 +132,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
       workdir, total_steps=total_steps,
       images_per_step=config.train.n_critic * config.train.global_batch_size, is_chief=is_chief)
   monitor.write_config(config, first_step)
+  if is_chief:
+    write_class_names(workdir, source)
   monitor.write_hparams(config, evaluator_lib.metric_tags(
       evaluator, with_ema=state.ema_generator is not None))
   profiler = actions.Profiler(config.profile_steps, os.path.join(workdir, 'profile'), is_chief)
