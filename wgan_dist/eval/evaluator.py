@@ -299,16 +299,15 @@ class Evaluator:
             [global_batch, self._noise_dim],
             seed=random_keys.key(self._seed, batch_index, 0, random_keys.EVAL_NOISE))
         z = random_keys.replica_slice(noise, per_replica)
-        if num_classes:
-          # Sliced like z, so each example keeps its (z, label) pair on any replica count.
-          labels = random_keys.replica_slice(
-              eval_labels(batch_index, global_batch, num_classes), per_replica)
-          images = generator([z, labels], training=False)
-        else:
-          labels = None
-          images = generator(z, training=False)
-        features, probabilities = self._features(tf.cast(images, tf.float32), training=False)
-        return (features, probabilities) + ((labels,) if num_classes else ())
+        if not num_classes:
+          return self._features(tf.cast(generator(z, training=False), tf.float32),
+                                training=False)
+        # Sliced like z, so each example keeps its (z, label) pair on any replica count.
+        labels = random_keys.replica_slice(
+            eval_labels(batch_index, global_batch, num_classes), per_replica)
+        features, probabilities = self._features(
+            tf.cast(generator([z, labels], training=False), tf.float32), training=False)
+        return features, probabilities, labels
 
       @tf.function
       def generate_and_classify(batch_index):
