@@ -102,6 +102,9 @@ def test_committed_classifier_accuracy_and_real_floor():
   assert figures['held_out_accuracy'] == pytest.approx(0.969, abs=0.003)
   assert figures['real_fid_floor'] == pytest.approx(4.23, abs=0.05)
   assert figures['real_classifier_score'] == pytest.approx(9.44, abs=0.02)
+  # Intra-FID's floor: per digit 100 train-split vs its 100 held-out images (conditional runs).
+  assert figures['floor_per_class'] == 100
+  assert figures['real_intra_fid_floor'] == pytest.approx(14.28, abs=0.05)
 
 
 def test_untrained_quick_generator_is_far_above_the_floor():
