@@ -273,6 +273,9 @@ def critic_model(image: keras.KerasTensor, features: keras.KerasTensor, num_clas
     return keras.Model(image, dense(1, 'score')(features), name=name)
   if conditioning == 'acgan':
     return keras.Model(image, dense(1 + num_classes, 'score_and_logits')(features), name=name)
+  if conditioning != 'projection':  # A value added to schema.CONDITIONINGS but not here.
+    raise ValueError(f"model.conditioning={conditioning!r} has no critic head; implemented: "
+                     "'acgan', 'projection'")
   label = keras.Input((), dtype='int32', name='label')
   psi = dense(1, 'score')(features)
   projection = ClassProjection(num_classes, name='projection')([features, label])
