@@ -34,7 +34,28 @@ from wgan_dist import train_state
 from wgan_dist import trainer as trainer_lib
 from wgan_dist.eval import evaluator as evaluator_lib
 
-NUM_SAMPLES = 16  # The fixed noise vectors of the 4x4 sample grid.
+NUM_SAMPLES = 16  # The fixed noise vectors of the 4x4 sample grid (unconditional models).
+SAMPLES_PER_CLASS = 8  # Columns of a conditional model's grid: one row per class.
+
+
+def fixed_sample_inputs(config: ml_collections.ConfigDict
+                        ) -> tuple[tf.Tensor, Optional[tf.Tensor], int]:
+  """(noise, labels or None, grid rows) of the sample grid, the same at every step.
+
+  Unconditional: 16 noise vectors in a 4x4 grid. Conditional: one row per class, row k all
+  label k, column j the same noise vector in every row (so a column shows one z across the
+  classes).
+  """
+  conditional = config.model.num_classes > 0
+  columns = SAMPLES_PER_CLASS if conditional else NUM_SAMPLES
+  noise = tf.random.stateless_normal(
+      [columns, config.model.noise_dim],
+      seed=random_keys.key(config.seed, 0, 0, random_keys.FIXED_NOISE))
+  if not conditional:
+    return noise, None, 4
+  classes = config.model.num_classes
+  labels = tf.repeat(tf.range(classes, dtype=tf.int32), columns)
+  return tf.tile(noise, [classes, 1]), labels, classes
 
 
 def resolve_num_steps(config: ml_collections.ConfigDict, dataset_size: int) -> int:
@@ -141,11 +162,10 @@ class _Run:
         'sample': actions.Every(config.sample_every_steps, total_steps),
         'evaluate': actions.Every(config.eval_every_steps, total_steps) if evaluator else None,
         'checkpoint': actions.Every(config.checkpoint_every_steps, total_steps)}
-    fixed_noise = tf.random.stateless_normal(
-        [NUM_SAMPLES, config.model.noise_dim],
-        seed=random_keys.key(config.seed, 0, 0, random_keys.FIXED_NOISE))
+    noise, labels, self._sample_rows = fixed_sample_inputs(config)
     generator = self._state.generator
-    self._sample = tf.function(lambda: generator(fixed_noise, training=False))
+    self._sample = tf.function(
+        lambda: generator(noise if labels is None else [noise, labels], training=False))
 
   def actions(self) -> list[actions.Action]:
     """The actions in the order they run when due at the same step."""
@@ -183,7 +203,7 @@ class _Run:
 
   def _write_sample(self, step: int) -> None:
     if self._is_chief:
-      self._monitor.write_samples(step, np.asarray(self._sample()))
+      self._monitor.write_samples(step, np.asarray(self._sample()), self._sample_rows)
 
   def _evaluate(self, step: int) -> None:
     # Every worker evaluates (the gathers are collectives); only the chief's writer writes.
