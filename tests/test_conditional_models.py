@@ -250,6 +250,14 @@ def test_generator_output_depends_on_the_label(architecture):
     for training in (True, False):
       out = images(training)
       np.testing.assert_allclose(out, np.broadcast_to(out[:1], out.shape), atol=1e-6)
+    # Training mode reaches the norms inside the model: their moving statistics moved.
+    norms = [layer.norm for layer in generator.layers
+             if isinstance(layer, model_layers.ConditionalBatchNorm)]
+    assert all(np.abs(norm.moving_variance.numpy() - 1).max() > 0 for norm in norms)
+    before = [norm.moving_variance.numpy() for norm in norms]
+    images(False)
+    for norm, value in zip(norms, before):
+      np.testing.assert_array_equal(norm.moving_variance.numpy(), value)
   _randomise_tables(generator)
   for training in (True, False):
     out = images(training)
