@@ -20,7 +20,7 @@ from wgan_dist import images as images_lib
 from wgan_dist import model_layers
 from wgan_dist import models
 from wgan_dist import restore
-from wgan_dist import sample
+from wgan_dist import sampling
 from wgan_dist import train
 from wgan_dist.eval import classifier as classifier_lib
 from wgan_dist.eval import evaluator as evaluator_lib
@@ -267,7 +267,7 @@ def conditional_workdir(tmp_path_factory):
 
 
 def _generate(workdir, z, labels):
-  return sample.generate(restore.load_generator(workdir).generator, z, labels)
+  return sampling.generate(restore.load_generator(workdir).generator, z, labels)
 
 
 def _assert_png_grid(path, expected_grid):
@@ -291,23 +291,28 @@ def test_class_rows_repeat_the_noise_in_every_row():
 
 def test_sample_inputs_are_fixed_by_the_flags():
   kwargs = {'seed': 3, 'noise_dim': 8, 'num_classes': NUM_CLASSES}
-  z, labels, rows = sample.sample_inputs(**kwargs, label=None, num=None, interpolate=False)
-  # One row per class, sample.DEFAULT_PER_CLASS columns, column j the same noise in every row.
-  columns = sample.DEFAULT_PER_CLASS
+  z, labels, rows = sampling.sample_inputs(**kwargs, label=None, num=None, interpolate=False)
+  # One row per class, sampling.DEFAULT_PER_CLASS columns, column j the same noise in every row.
+  columns = sampling.DEFAULT_PER_CLASS
   assert (z.shape, rows) == ((NUM_CLASSES * columns, 8), NUM_CLASSES)
   np.testing.assert_array_equal(labels, np.repeat(np.arange(NUM_CLASSES), columns))
-  np.testing.assert_array_equal(z, np.tile(sample.noise(3, columns, 8), (NUM_CLASSES, 1)))
-  again, labels_again, _ = sample.sample_inputs(**kwargs, label=None, num=None,
-                                                interpolate=False)
+  np.testing.assert_array_equal(z, np.tile(sampling.noise(3, columns, 8), (NUM_CLASSES, 1)))
+  again, labels_again, _ = sampling.sample_inputs(**kwargs, label=None, num=None,
+                                                  interpolate=False)
   np.testing.assert_array_equal(again, z)
   np.testing.assert_array_equal(labels_again, labels)
-  z, labels, rows = sample.sample_inputs(**kwargs, label=2, num=None, interpolate=False)
-  assert (z.shape, rows) == ((sample.DEFAULT_GRID, 8), 8)
-  np.testing.assert_array_equal(labels, np.full(sample.DEFAULT_GRID, 2))
-  z, labels, rows = sample.sample_inputs(**kwargs, label=None, num=4, interpolate=True)
-  assert (z.shape, rows) == ((NUM_CLASSES * 4, 8), NUM_CLASSES)
-  z, labels, rows = sample.sample_inputs(seed=3, noise_dim=8, num_classes=0, label=None, num=5,
-                                         interpolate=False)
+  z, labels, rows = sampling.sample_inputs(**kwargs, label=2, num=None, interpolate=False)
+  assert (z.shape, rows) == ((sampling.DEFAULT_GRID, 8), 8)
+  np.testing.assert_array_equal(labels, np.full(sampling.DEFAULT_GRID, 2))
+  z, labels, rows = sampling.sample_inputs(**kwargs, label=None, num=4, interpolate=True)
+  assert (z.shape, rows) == ((NUM_CLASSES * 4, 8), NUM_CLASSES)  # A strip per class.
+  np.testing.assert_array_equal(labels, np.repeat(np.arange(NUM_CLASSES), 4))
+  np.testing.assert_array_equal(z[4:8], z[:4])
+  z, labels, rows = sampling.sample_inputs(**kwargs, label=1, num=4, interpolate=True)
+  assert (z.shape, rows) == ((4, 8), 1)
+  np.testing.assert_array_equal(labels, [1, 1, 1, 1])
+  z, labels, rows = sampling.sample_inputs(seed=3, noise_dim=8, num_classes=0, label=None,
+                                           num=5, interpolate=False)
   assert (z.shape, labels, rows) == ((5, 8), None, 2)
 
 
@@ -318,7 +323,7 @@ def test_sample_draws_a_row_per_class_or_one_class(conditional_workdir, tmp_path
   _assert_ok(_run('wgan_dist.sample', f'--workdir={conditional_workdir}', f'--out={one_path}',
                   '--num=6', '--seed=3', '--label=2'))
   # 3 classes x 5 columns of 28 px images with 2 px padding; class 2 alone: 2 rows x 3 columns.
-  z, labels = images_lib.class_rows(sample.noise(3, 5, 8), range(NUM_CLASSES))
+  z, labels = images_lib.class_rows(sampling.noise(3, 5, 8), range(NUM_CLASSES))
   generated = _generate(conditional_workdir, z, labels)
   expected_rows = images_lib.to_grid(generated, rows=NUM_CLASSES)
   assert expected_rows.shape == (NUM_CLASSES * 30 + 2, 5 * 30 + 2, 1)
@@ -328,7 +333,7 @@ def test_sample_draws_a_row_per_class_or_one_class(conditional_workdir, tmp_path
     for b in range(a):
       assert np.abs(generated[5 * a:5 * a + 5] - generated[5 * b:5 * b + 5]).max() > 0.05
   expected_one = images_lib.to_grid(
-      _generate(conditional_workdir, sample.noise(3, 6, 8), np.full(6, 2, np.int32)), rows=2)
+      _generate(conditional_workdir, sampling.noise(3, 6, 8), np.full(6, 2, np.int32)), rows=2)
   assert expected_one.shape == (2 * 30 + 2, 3 * 30 + 2, 1)
   _assert_png_grid(one_path, expected_one)
 
