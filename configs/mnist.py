@@ -59,7 +59,7 @@ def get_config(variant: str = '') -> ml_collections.ConfigDict:
   elif variant == 'tiny':
     config.data.source = 'embedded_mnist'
     default.shrink_for_tests(config, base_filters=4, noise_dim=8)
-  elif variant:
+  elif variant not in ('', 'quick'):
     raise ValueError(
         f"configs/mnist.py: unknown variant {variant!r}; allowed: '' (full), 'quick', "
         "'conditional', 'tiny'")
