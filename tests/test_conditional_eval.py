@@ -348,3 +348,15 @@ def test_conditional_accuracy_counts_argmax_matches():
   assert metrics.conditional_accuracy(probabilities, [1, 2, 3, 0, 1]) == 0.0
   with pytest.raises(ValueError, match=r'labels \[N\]'):
     metrics.conditional_accuracy(probabilities, [0, 1])
+
+
+def test_training_refuses_a_config_the_evaluation_cannot_score_before_any_work(tmp_path):
+  from configs import mnist  # pylint: disable=import-outside-toplevel
+  config = mnist.get_config('tiny')
+  config.model.num_classes = 12  # The embedded digits fit, the MNIST classifier's ten do not.
+  config.eval_every_steps = 2
+  workdir = tmp_path / 'run'
+  with pytest.raises(config_validation.ConfigError,
+                     match='model.num_classes=12 is not allowed with the MNIST evaluation'):
+    train.train_and_evaluate(config, str(workdir))
+  assert not workdir.exists()

@@ -103,6 +103,12 @@ def _evaluate(evaluator: evaluator_lib.Evaluator,
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, float]:
   """Trains (or resumes) WGAN-GP for `config` in `workdir`; returns the last logged means."""
   config_validation.validate(config)
+  # What the evaluator would refuse, refused before any work (it needs the data's backbone,
+  # which config_validation does not know about).
+  evaluation_error = (evaluator_lib.conditional_error(config) if config.eval_every_steps > 0
+                      else None)
+  if evaluation_error:
+    raise config_validation.ConfigError(evaluation_error)
   multi_worker = len(distribution.cluster_tasks()) > 1
   with peers.naming_lost_workers(multi_worker):
     # Creating the strategy waits for every worker to register, inside TensorFlow; bound it.
