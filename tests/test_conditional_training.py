@@ -21,19 +21,22 @@ NUM_STEPS = 3
 CONDITIONINGS = ('acgan', 'projection')
 
 
-def conditional_config(conditioning: str):
+def conditional_config(conditioning: str, architecture: str = 'seed'):
   """The tiny MNIST config, class-conditional (10 digits) with `conditioning`."""
   from configs import mnist  # pylint: disable=import-outside-toplevel
   config = mnist.get_config('tiny')
   config.model.num_classes = 10
   config.model.conditioning = conditioning
+  config.model.architecture = architecture
   return config
 
 
-@pytest.fixture(scope='module', params=CONDITIONINGS)
+# The seed generator joins a label embedding to z; dcgan's has conditional batch norm.
+@pytest.fixture(scope='module', params=[('acgan', 'seed'), ('projection', 'seed'),
+                                        ('acgan', 'dcgan')], ids=lambda p: '-'.join(p))
 def runs(request):
-  config = conditional_config(request.param)
-  return (request.param, helpers.train_steps(config, 1, NUM_STEPS),
+  config = conditional_config(*request.param)
+  return (request.param[0], helpers.train_steps(config, 1, NUM_STEPS),
           helpers.train_steps(config, 2, NUM_STEPS))
 
 
