@@ -22,8 +22,9 @@ Right: `--num` samples (default 64, an 8x8 grid) of the latest checkpoint's EMA 
 it holds one (else the trained generator), from noise keyed by the run's `seed` alone, so the
 grid is not picked, is the same at every rerun, and equals
 `python -m wgan_dist.sample --workdir=W --seed=<the run's seed> [--ema]`. A class-conditional
-generator (model.num_classes = K > 0) gets label i mod K for sample i, laid out K to a row, so
-column k shows class k.
+generator (model.num_classes = K > 0) gets one row per class, as training's and the sample
+command's grids: row k shows class k, column j the same noise in every row, num // K columns
+(`python -m wgan_dist.sample --workdir=W --seed=<seed> --num=<num // K>` draws the same grid).
 
 The PNG is always FIGURE_INCHES x DPI = 1500x800 pixels, whatever it shows. The command prints
 the latest figures in one line and the path written. A run without eval/* tags (evaluation off)
@@ -227,7 +228,7 @@ def draw(series: Series, grid: np.ndarray, *, name: str, step: int, ema: bool, s
          num_classes: int = 0) -> 'figure_lib.Figure':
   """The report (a matplotlib Figure): FID, score, smallest share and Wasserstein panels (2x2;
   2x3 with intra-FID and conditional accuracy for a class-conditional run), the sample grid at
-  right (`num_classes` > 0: a conditional generator's, one class per column). A panel with
+  right (`num_classes` > 0: a conditional generator's, one row per class). A panel with
   nothing logged keeps its place and says so, so the layout never changes within a kind of
   run."""
   # matplotlib is an optional extra, imported where it is used (main checks it first); the
@@ -270,7 +271,7 @@ def draw(series: Series, grid: np.ndarray, *, name: str, step: int, ema: bool, s
   axes.imshow(grid[..., 0] if gray else grid, cmap='gray' if gray else None, vmin=0, vmax=255,
               interpolation='nearest')
   axes.set_axis_off()
-  labels = '; column k: class k' if num_classes else ''
+  labels = '; row k: class k' if num_classes else ''
   axes.set_title(f'samples of the {"EMA generator" if ema else "generator"} at step {step}\n'
                  f'(noise from the run\'s seed {seed}: not selected{labels})')
   # A live run may have evaluated after its latest checkpoint (or saved after evaluating).
@@ -285,27 +286,19 @@ def draw(series: Series, grid: np.ndarray, *, name: str, step: int, ema: bool, s
 
 def sample_grid(restored: 'restore.Restored', num: int) -> np.ndarray:
   """uint8 grid of `num` images of the restored generator, noise keyed by the run's seed; a
-  class-conditional generator's sample i has label i mod K, K to a row (module docstring)."""
+  class-conditional generator's grid has one row per class, num // K columns (module
+  docstring)."""
   # pylint: disable=import-outside-toplevel
-  import tensorflow as tf
   from wgan_dist import images
-  from wgan_dist import random_keys
+  from wgan_dist import sampling
   # pylint: enable=import-outside-toplevel
-  noise = tf.random.stateless_normal(
-      [num, restored.config.model.noise_dim],
-      # sample.py's stream, so the grid is the one `python -m wgan_dist.sample --seed=<run seed>`
-      # draws.
-      seed=random_keys.key(restored.config.seed, 0, 0, random_keys.SAMPLE_NOISE))
-  num_classes = int(restored.config.model.num_classes)
-  if not num_classes:
-    generated = restored.generator(noise, training=False).numpy()
-    return images.to_grid(generated, rows=images.grid_rows(num))
-  labels = tf.constant(np.arange(num) % num_classes, tf.int32)
-  generated = restored.generator([noise, labels], training=False).numpy()
-  rows = -(-num // num_classes)
-  # Blank (black) cells after the last sample keep K columns, so column k is class k.
-  blank = np.full((rows * num_classes - num,) + generated.shape[1:], -1.0, np.float32)
-  return images.to_grid(np.concatenate([generated, blank]), rows=rows)
+  config = restored.config
+  num_classes = int(config.model.num_classes)
+  # The sample command's inputs, so the grid is the one it draws for the run's seed.
+  noise, labels, rows = sampling.sample_inputs(
+      seed=config.seed, noise_dim=config.model.noise_dim, num_classes=num_classes, label=None,
+      num=max(1, num // num_classes) if num_classes else num, interpolate=False)
+  return images.to_grid(sampling.generate(restored.generator, noise, labels), rows=rows)
 
 
 def _no_eval_notice(workdir: str, eval_every_steps: int) -> str:
