@@ -102,11 +102,15 @@ class Monitor:
         tf.summary.scalar(tag, value, step=step)
     self._writer.flush()
     eta = (self._total_steps - step) / steps_per_sec if measured else float('nan')
+    # AC-GAN runs: the auxiliary classifier's cross-entropy on real images and on the fakes.
+    classifier = ''.join(f'  {label} {means[name]:.4f}' for label, name in (
+        ('cls(real)', 'critic_classifier_loss'), ('cls(fake)', 'generator_classifier_loss'))
+                         if name in means)
     logging.info(
-        'step %d/%d | critic %.4f  gp %.4f  W %.4f  gen %.4f | %.2f steps/s  %.0f images/s | '
+        'step %d/%d | critic %.4f  gp %.4f  W %.4f  gen %.4f%s | %.2f steps/s  %.0f images/s | '
         'ETA %s%s', step, self._total_steps, means['critic_loss'], means['gradient_penalty'],
-        means['wasserstein_estimate'], means['generator_loss'], steps_per_sec, images_per_sec,
-        _format_seconds(eta),
+        means['wasserstein_estimate'], means['generator_loss'], classifier, steps_per_sec,
+        images_per_sec, _format_seconds(eta),
         ''.join(f' | {tag.split("/")[-1]} {value:g}' for tag, value in extra_scalars.items()))
     self._sums, self._steps_in_window = {}, 0
     self._timed_steps, self._timed_seconds = 0, 0.0
