@@ -134,3 +134,14 @@ def test_unconditional_generator_loss_is_minus_the_score():
   np.testing.assert_allclose(terms['generator_loss'].numpy(),
                              -(fake.reshape(6, -1).astype(np.float64) @ w.reshape(-1)),
                              rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize('make_critic', [
+    lambda: _projection_linear_critic(np.ones((NUM_CLASSES,) + SHAPE, np.float32)),
+    lambda: _acgan_linear_critic(np.ones(SHAPE, np.float32),
+                                 np.ones((int(np.prod(SHAPE)), NUM_CLASSES), np.float32))],
+    ids=['projection', 'acgan'])
+def test_a_conditional_critic_without_labels_is_a_clear_error(make_critic):
+  real, fake, epsilon, _ = _batch(np.random.default_rng(5))
+  with pytest.raises(ValueError, match='is class-conditional .* it needs the labels'):
+    losses.critic_losses(make_critic(), real, fake, epsilon, gp_lambda=10.0)

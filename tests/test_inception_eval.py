@@ -148,7 +148,8 @@ def test_conditional_generators_keep_the_inception_metrics(weights_path, tmp_pat
   # conditional path must draw the same z (so score the same), give balanced labels on 1 and 2
   # replicas, and log the two Inception tags only (no conditional accuracy, no intra-FID).
   rng = np.random.default_rng(5)
-  np.savez(tmp_path / 'x.npz', x=rng.integers(0, 256, (NUM, 32, 32, 3), dtype=np.uint8))
+  np.savez(tmp_path / 'x.npz', x=rng.integers(0, 256, (NUM, 32, 32, 3), dtype=np.uint8),
+           y=rng.integers(0, 10, NUM))
   config = _config(tmp_path / 'x.npz', weights_path)
   conditional_config = _config(tmp_path / 'x.npz', weights_path, **{'model.num_classes': 10})
   config_validation.validate(conditional_config)

@@ -437,7 +437,8 @@ def test_fewer_class_sub_directories_than_num_classes_warn_naming_the_empty_labe
   source = sources.load_source(tiny_config)
   np.testing.assert_array_equal(np.sort(source.labels), np.sort(true_labels))
   warnings = [r.getMessage() for r in caplog.records if r.levelname == 'WARNING']
-  assert warnings == ['Data: folder has no images of label(s) 5, 6 of model.num_classes=7']
+  assert warnings == ['Data: folder has no images of label(s) 5, 6 of model.num_classes=7; the '
+                      'generator is still trained on them, against no real examples']
 
 
 def test_command_line_names_labels_out_of_range_before_any_work(tmp_path):

@@ -168,7 +168,7 @@ def test_inception_tags_get_their_own_panel_and_no_mnist_references(tmp_path):
 
 
 
-def test_conditional_runs_get_intra_fid_beside_fid_and_a_grid_of_one_class_per_column(tmp_path):
+def test_conditional_runs_get_intra_fid_beside_fid_and_a_grid_of_one_class_per_row(tmp_path):
   # Curves as a class-conditional MNIST run with an EMA logs them, and the grid of a stand-in
   # conditional generator whose every pixel is its label / 10, so each cell shows
   # which label it was generated for; drawn by the report's own functions in a fresh

@@ -32,6 +32,9 @@ def critic_outputs(critic: keras.Model, images: tf.Tensor,
   (its inputs and output width), so every caller handles all three alike.
   """
   takes_label = len(critic.inputs) == 2
+  if labels is None and (takes_label or critic.output.shape[-1] > 1):
+    raise ValueError(f'critic {critic.name!r} is class-conditional (model.num_classes > 0): '
+                     'it needs the labels of the images it scores')
   # Keras refuses a list mixing arrays and tensors: make both tensors.
   inputs = [tf.convert_to_tensor(images), tf.convert_to_tensor(labels)] if takes_label else images
   outputs = tf.cast(critic(inputs, training=True), tf.float32)
@@ -118,8 +121,3 @@ def generator_losses(critic: keras.Model, fake: tf.Tensor, labels: Optional[tf.T
     terms['generator_classifier_loss'] = classifier_loss(logits, labels)
     terms['generator_loss'] += classifier_weight * terms['generator_classifier_loss']
   return terms
-
-
-def generator_loss(critic: keras.Model, fake: tf.Tensor) -> tf.Tensor:
-  """Per-example generator loss −D(G(z)) of an unconditional model, shape [B]."""
-  return generator_losses(critic, fake)['generator_loss']

@@ -492,7 +492,10 @@ def load_source(config: ml_collections.ConfigDict) -> Source:
     counts = np.bincount(labels, minlength=num_classes)
     logging.info('Data: %s, %d images in %d classes (%d to %d images per class)', source.name,
                  source.size, num_classes, counts.min(), counts.max())
-    if not counts.all():  # Allowed (e.g. a held-back class), but the generator never sees it.
-      logging.warning('Data: %s has no images of label(s) %s of model.num_classes=%d',
+    if not counts.all():
+      # Allowed (e.g. a held-back class); the critic never sees a real image of it, yet the
+      # generator step still draws it (its labels are uniform over all classes).
+      logging.warning('Data: %s has no images of label(s) %s of model.num_classes=%d; the '
+                      'generator is still trained on them, against no real examples',
                       source.name, ', '.join(map(str, np.flatnonzero(counts == 0))), num_classes)
   return source

@@ -43,11 +43,6 @@ def metric_names(config: ml_collections.ConfigDict) -> tuple[str, ...]:
   return METRICS + (ACGAN_METRICS if acgan else ())
 
 
-def is_conditional(config: ml_collections.ConfigDict) -> bool:
-  """Whether `config` trains a class-conditional model (its batches carry labels)."""
-  return config.model.num_classes > 0
-
-
 class NonFiniteError(RuntimeError):
   """Training produced NaN or Inf; nothing from that point on was saved."""
 
@@ -155,7 +150,7 @@ def make_critic_step(*, strategy: tf.distribute.Strategy, config: ml_collections
                         if train.jit_compile else critic_loss_and_gradients)
 
   classifier_weight = float(train.acgan_critic_weight)
-  conditional = is_conditional(config)
+  conditional = config.model.num_classes > 0  # Batches carry labels.
 
   def replica_step(batch, step: tf.Tensor, iteration: tf.Tensor) -> dict:
     real, labels = batch if conditional else (batch, None)
@@ -195,7 +190,7 @@ def make_generator_step(*, strategy: tf.distribute.Strategy, config: ml_collecti
   global_batch = config.train.global_batch_size
   num_replicas = strategy.num_replicas_in_sync
   classifier_weight = float(config.train.acgan_generator_weight)
-  conditional = is_conditional(config)
+  conditional = config.model.num_classes > 0  # Batches carry labels.
 
   def replica_step(step: tf.Tensor) -> dict:
     z = _global_noise(config, num_replicas, [config.model.noise_dim], tf.random.stateless_normal,

@@ -24,6 +24,7 @@ from wgan_dist import actions
 from wgan_dist import checkpointing
 from wgan_dist import config_validation
 from wgan_dist import distribution
+from wgan_dist import images
 from wgan_dist import monitoring
 from wgan_dist import peers
 from wgan_dist import random_keys
@@ -54,9 +55,8 @@ def fixed_sample_inputs(config: ml_collections.ConfigDict
       seed=random_keys.key(config.seed, 0, 0, random_keys.FIXED_NOISE))
   if not conditional:
     return noise, None, 4
-  classes = config.model.num_classes
-  labels = tf.repeat(tf.range(classes, dtype=tf.int32), columns)
-  return tf.tile(noise, [classes, 1]), labels, classes
+  noise, labels = images.class_rows(noise.numpy(), range(config.model.num_classes))
+  return tf.constant(noise), tf.constant(labels), config.model.num_classes
 
 
 def resolve_num_steps(config: ml_collections.ConfigDict, dataset_size: int) -> int:

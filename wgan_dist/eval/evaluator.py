@@ -188,13 +188,7 @@ def _inception_reference(config: ml_collections.ConfigDict,
       source = sources.load_source(config)
     chosen = np.sort(np.random.default_rng(REFERENCE_SEED).choice(
         source.size, min(num, source.size), replace=False))
-    # Labels (a conditional source's) stay aligned with the chosen images.
-    labels = getattr(source, 'labels', None)
-    aligned = {'labels': np.asarray(labels)[chosen]} if labels is not None else {}
-    if source.images is not None:
-      subset = dataclasses.replace(source, images=source.images[chosen], **aligned)
-    else:
-      subset = dataclasses.replace(source, files=[source.files[i] for i in chosen], **aligned)
+    subset = source.subset(chosen)  # Labels, when the source has them, stay aligned.
     logging.info('Inception reference: a fixed random %d of the %d training images of %s',
                  subset.size, source.size, source.name)
   if subset.size < num:
