@@ -52,7 +52,10 @@ def pre_norm_names(state) -> set[str]:
   generator = state.generator.name
   names = set()
   for layer in ('project', 'deconv0', 'deconv1', 'deconv2'):
-    names |= {f'{generator}/{layer}/bias', f'{generator}/{layer}_bn/moving_mean'}
+    # Plain batch norm keeps its statistics at <layer>_bn/, conditional batch norm at
+    # <layer>_bn/norm/.
+    names |= {f'{generator}/{layer}/bias', f'{generator}/{layer}_bn/moving_mean',
+              f'{generator}/{layer}_bn/norm/moving_mean'}
   return names
 
 

@@ -66,3 +66,16 @@ def test_command_line_prints_a_table_then_the_json_line_with_the_baseline(tiny_c
   n_critic = tiny_config.train.n_critic
   assert math.isclose(result['flops_per_critic_step'], result['flops_per_critic_update']
                       + result['flops_per_generator_update'] / n_critic)
+
+
+def test_a_conditional_config_benchmarks_with_the_baseline_and_the_input_pipeline(tiny_config):
+  """Labels reach every part of the benchmark: the real loop, the naive eager loop (which
+  generates for the real labels and scores the AC-GAN head) and the input timing."""
+  config = tiny_config.copy_and_resolve_references()
+  config.model.num_classes = 10
+  config.model.conditioning = 'acgan'
+  result = benchmark.run(config, num_steps=1, warmup=0, baseline=True, ceiling_size=128)
+  _check_figures(result, replicas=1)
+  assert result['baseline_critic_steps_per_sec'] > 0
+  assert benchmark.run(config, num_steps=1, warmup=0, input_only=True)[
+      'input_images_per_sec'] > 0

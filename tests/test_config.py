@@ -11,14 +11,37 @@ from wgan_dist import config_validation
 from wgan_dist import train
 
 
-@pytest.mark.parametrize('variant', ['', 'quick', 'tiny'])
+MNIST_VARIANTS = ('', 'quick', 'conditional', 'tiny')
+
+
+@pytest.mark.parametrize('variant', MNIST_VARIANTS)
 def test_shipped_configs_validate(variant):
   config_validation.validate(mnist.get_config(variant))
 
 
+@pytest.mark.parametrize('variant', ['', 'conditional', 'tiny'])
+def test_cifar10_configs_validate(variant):
+  from configs import cifar10  # pylint: disable=import-outside-toplevel
+  config_validation.validate(cifar10.get_config(variant))
+
+
+def test_conditional_variants_are_the_unconditional_ones_with_classes():
+  from configs import cifar10  # pylint: disable=import-outside-toplevel
+  for module, base in ((mnist, 'quick'), (cifar10, '')):
+    conditional, unconditional = module.get_config('conditional'), module.get_config(base)
+    assert conditional.model.num_classes == 10 and unconditional.model.num_classes == 0
+    assert conditional.model.architecture == unconditional.model.architecture
+    assert conditional.train.learning_rate == unconditional.train.learning_rate
+
+
+def test_an_unknown_variant_names_the_allowed_ones():
+  with pytest.raises(ValueError, match="'quick', 'conditional', 'tiny'"):
+    mnist.get_config('quik')
+
+
 def test_variants_only_change_fields_the_schema_defines():
   schema = set(default.get_config().to_dict()['train'])
-  for variant in ('', 'quick', 'tiny'):
+  for variant in MNIST_VARIANTS:
     assert set(mnist.get_config(variant).to_dict()['train']) == schema
 
 

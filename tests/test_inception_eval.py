@@ -156,6 +156,37 @@ def test_reference_is_embedded_one_replica_batch_at_a_time(weights_path, tmp_pat
   assert abs(fid) < 1e-5, fid
 
 
+def test_conditional_generators_keep_the_inception_metrics(weights_path, tmp_path):
+  # A class-conditional wrapper of a generator that leaves the label without effect: the
+  # conditional path must draw the same z (so score the same), give balanced labels on 1 and 2
+  # replicas, and log the two Inception tags only (no conditional accuracy, no intra-FID).
+  rng = np.random.default_rng(5)
+  np.savez(tmp_path / 'x.npz', x=rng.integers(0, 256, (NUM, 32, 32, 3), dtype=np.uint8),
+           y=rng.integers(0, 10, NUM))
+  config = _config(tmp_path / 'x.npz', weights_path)
+  conditional_config = _config(tmp_path / 'x.npz', weights_path, **{'model.num_classes': 10})
+  config_validation.validate(conditional_config)
+  generator = _generator(config)
+  z = keras.Input((config.model.noise_dim,), name='z')
+  label = keras.Input((), dtype='int32', name='label')
+  image = keras.layers.Lambda(
+      lambda inputs: inputs[0] + 0.0 * tf.cast(inputs[1], tf.float32)[:, None, None, None])(
+          [generator(z), label])
+  conditional = keras.Model([z, label], image)
+  plain = evaluator_lib.Evaluator(config, _strategy(), inception_size=SIZE).evaluate(generator)
+  for replicas in (1, 2):
+    evaluator = evaluator_lib.Evaluator(conditional_config, _strategy(replicas),
+                                        inception_size=SIZE)
+    evaluation = evaluator.evaluate(conditional)
+    assert evaluator.scalar_tags == tuple(evaluation.scalars) == (
+        evaluator_lib.INCEPTION_SCALAR_TAGS)
+    assert evaluation.class_histogram is None and evaluation.class_fids is None
+    for tag, value in plain.scalars.items():
+      assert evaluation.scalars[tag] == pytest.approx(value, rel=1e-5), (replicas, tag)
+    np.testing.assert_array_equal(evaluator.labelled_outputs(conditional)[2],
+                                  np.arange(NUM) % 10)
+
+
 def test_reference_is_a_fixed_subset_of_the_training_images(tmp_path):
   images = np.arange(50, dtype=np.uint8)[:, None, None, None] * np.ones((1, 32, 32, 3), np.uint8)
   np.savez(tmp_path / 'x.npz', x=images)

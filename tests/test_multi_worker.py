@@ -122,6 +122,25 @@ def test_two_workers_equal_two_replicas_in_one_process(two_worker_run, tiny_conf
                                atol=1e-6, err_msg=tag)
 
 
+def test_two_conditional_workers_equal_two_replicas_in_one_process(tmp_path, tiny_config):
+  """Labels follow their images into each worker's slice, the generator's labels are the same
+  global draw on every worker, and conditional batch norm (dcgan) syncs across the workers."""
+  flags = ['--config.model.num_classes=10', '--config.model.conditioning=projection',
+           '--config.model.architecture=dcgan']
+  workdir, _, code, logs = _local_cluster(tmp_path, '--config.train.num_steps=2',
+                                          '--config.log_every_steps=1', *flags)
+  assert code == 0, [_tail(log) for log in logs]
+  tiny_config.model.num_classes = 10
+  tiny_config.model.conditioning = 'projection'
+  tiny_config.model.architecture = 'dcgan'
+  history, _, _ = helpers.train_steps(tiny_config, cpu_replicas=2, num_steps=2)
+  for tag in LOSS_TAGS:
+    logged = helpers.event_scalars(str(workdir), f'train/{tag}')
+    np.testing.assert_allclose([logged[step] for step in (1, 2)],
+                               [step_metrics[tag] for step_metrics in history], rtol=1e-5,
+                               atol=1e-6, err_msg=tag)
+
+
 def test_a_profiled_run_keeps_the_workers_in_step(tmp_path):
   """profile_steps ends loop calls at its edges on every worker, not only on the chief (which
   traces): otherwise the workers would call the step with different sizes and deadlock."""

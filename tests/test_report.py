@@ -166,3 +166,63 @@ def test_inception_tags_get_their_own_panel_and_no_mnist_references(tmp_path):
   assert [lines for _, lines, _ in drawn['panels'][:4]] == [1, 1, 0, 1]
   assert drawn['panels'][2][2] == ['no eval/min_class_share logged']
 
+
+
+def test_conditional_runs_get_intra_fid_beside_fid_and_a_grid_of_one_class_per_row(tmp_path):
+  # Curves as a class-conditional MNIST run with an EMA logs them, and the grid of a stand-in
+  # conditional generator whose every pixel is its label / 10, so each cell shows
+  # which label it was generated for; drawn by the report's own functions in a fresh
+  # interpreter (conditional models are built elsewhere).
+  script = textwrap.dedent(f"""
+      import json
+      import keras
+      import numpy as np
+      from configs import mnist
+      from wgan_dist import report
+      from wgan_dist import restore
+      config = mnist.get_config('tiny')
+      config.model.num_classes = 10
+      z = keras.Input((config.model.noise_dim,), name='z')
+      label = keras.Input((), dtype='int32', name='label')
+      image = keras.layers.Lambda(lambda inputs: 0.0 * inputs[0][:, :1, None, None]
+          + keras.ops.cast(inputs[1], 'float32')[:, None, None, None] / 10
+          + keras.ops.zeros((1, 28, 28, 1)))([z, label])
+      restored = restore.Restored(config, keras.Model([z, label], image), 4, 'ckpt-4', True)
+      grid = report.sample_grid(restored, 16)
+      steps = np.array([2, 4])
+      series = {{}}
+      for prefix in ('eval/', 'eval_ema/'):
+        for tag, values in (('fid', [300.0, 200.0]), ('intra_fid', [400.0, 250.0]),
+                            ('classifier_score', [2.0, 3.0]), ('min_class_share', [0.0, 0.02]),
+                            ('conditional_accuracy', [0.1, 0.3])):
+          series[prefix + tag] = (steps, np.array(values))
+      series['train/wasserstein_estimate'] = (steps, np.array([3.0, 2.0]))
+      figure = report.draw(series, grid, name='cond', step=4, ema=True, seed=0, num_classes=10)
+      figure.savefig({str(tmp_path / 'r.png')!r}, dpi=report.DPI)
+      # The cell value of each grid cell: 28-pixel images, 2-pixel padding.
+      cells = grid[2::30, 2::30, 0][:10, :1]
+      print(json.dumps({{'suptitle': figure.get_suptitle(), 'cells': cells.tolist(),
+                        'shape': list(grid.shape),
+                        'panels': [(axes.get_title(), len(axes.lines)) for axes in figure.axes]}}))
+      """)
+  result = subprocess.run([sys.executable, '-c', script], cwd=REPO_ROOT, capture_output=True,
+                          text=True, timeout=300, check=False)
+  _assert_ok(result)
+  _assert_png(tmp_path / 'r.png')
+  drawn = json.loads(result.stdout.strip().splitlines()[-1])
+  assert drawn['suptitle'] == (
+      'cond: generator step 4\nFID 200 (EMA 200)  ·  intra-FID 250 (EMA 250)  ·  '
+      'classifier score 3 (EMA 3)\nsmallest class share 0.02 (EMA 0.02)  ·  '
+      'conditional accuracy 0.3 (EMA 0.3)  ·  W estimate 2')
+  # Each evaluation panel: the generator, the EMA generator and the dashed MNIST reference.
+  assert drawn['panels'] == [
+      ['FID (log scale)', 3], ['intra-FID (log scale)', 3], ['classifier score', 3],
+      ['smallest class share', 3], ['conditional accuracy', 3],
+      ['Wasserstein estimate (training)', 1],
+      ['samples of the EMA generator at step 4\n(noise from the run\'s seed 0: not selected; '
+       'row k: class k)', 0]]
+  # 16 samples for 10 classes: one column of one noise vector, one row per class; row k holds
+  # label k (pixel (k / 10 + 1) * 127.5, up to rounding).
+  assert drawn['shape'] == [10 * 30 + 2, 1 * 30 + 2, 1]
+  cells = np.array(drawn['cells'])[:, 0]
+  np.testing.assert_allclose(cells, (np.arange(10) / 10 + 1) * 127.5, atol=1)

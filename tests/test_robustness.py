@@ -118,10 +118,14 @@ def test_non_finite_training_stops_naming_the_step_and_saves_nothing_broken(tiny
         assert np.all(np.isfinite(value)), (step, name)
 
 
-def test_exact_resume_equals_training_straight_through(tmp_path):
-  """2N steps in one run == N steps, stop, resume, N more: losses, weights, Adam state, EMA."""
+@pytest.mark.parametrize('model_flags', [
+    [], ['--config.model.num_classes=10', '--config.model.conditioning=acgan']],
+    ids=['unconditional', 'conditional'])
+def test_exact_resume_equals_training_straight_through(tmp_path, model_flags):
+  """2N steps in one run == N steps, stop, resume, N more: losses, weights, Adam state, EMA
+  (and, for a conditional model, the labels read and drawn after the resume)."""
   common = ['--config.log_every_steps=1', '--config.checkpoint_every_steps=3',
-            '--config.train.ema_decay=0.9', '--config.train.steps_per_loop=3']
+            '--config.train.ema_decay=0.9', '--config.train.steps_per_loop=3', *model_flags]
   env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2', TF_DETERMINISTIC_OPS='1')
 
   def run(workdir, num_steps):
@@ -135,8 +139,9 @@ def test_exact_resume_equals_training_straight_through(tmp_path):
   run(straight, 6)
   run(resumed, 3)
   run(resumed, 6)
-  for tag in ('train/critic_loss', 'train/gradient_penalty', 'train/generator_loss',
-              'train/critic_grad_norm'):
+  tags = ['train/critic_loss', 'train/gradient_penalty', 'train/generator_loss',
+          'train/critic_grad_norm'] + (['train/critic_classifier_loss'] if model_flags else [])
+  for tag in tags:
     a = helpers.event_scalars(str(straight), tag)
     b = helpers.event_scalars(str(resumed), tag)
     assert sorted(a) == sorted(b) == [1, 2, 3, 4, 5, 6], tag

@@ -176,13 +176,15 @@ def time_train_loop(trainer: trainer_lib.Trainer, num_steps: int, steps_per_loop
   return time.perf_counter() - start
 
 
-def make_naive_eager_step(config: ml_collections.ConfigDict,
-                          images: np.ndarray) -> Callable[[], None]:
+def make_naive_eager_step(config: ml_collections.ConfigDict, images: np.ndarray,
+                          labels: Optional[np.ndarray] = None) -> Callable[[], None]:
   """One generator step the naive way: eager, a Python call per update, numpy batches.
 
   The same architecture, losses and Adam settings as training, on one device without a
   strategy, with every convolution a plain `layers.Conv2D` (identical variables and values):
   what the blog implementation did (less its bugs), the reference the real step is rated against.
+  `labels` (a class-conditional config): the images' labels; the fakes of each critic update are
+  generated for the real batch's labels, the generator's for uniform ones, as in training.
   """
   with model_layers.plain_convolutions():
     generator, critic = models.build_models(config)
@@ -195,18 +197,26 @@ def make_naive_eager_step(config: ml_collections.ConfigDict,
 
   def step() -> None:
     for _ in range(train_config.n_critic):
-      real = images[rng.integers(0, len(images), batch)].astype(np.float32) / scale - 1.0
+      chosen = rng.integers(0, len(images), batch)
+      real = tf.constant(images[chosen].astype(np.float32) / scale - 1.0)
+      real_labels = None if labels is None else tf.constant(labels[chosen], tf.int32)
       z = tf.random.normal([batch, config.model.noise_dim])
       epsilon = tf.random.uniform([batch, 1, 1, 1])
       with tf.GradientTape() as tape:
-        terms = losses.critic_losses(critic, real, generator(z, training=True), epsilon,
-                                     train_config.gp_lambda)
+        terms = losses.critic_losses(
+            critic, real, losses.generate(generator, z, real_labels), epsilon,
+            train_config.gp_lambda, labels=real_labels,
+            classifier_weight=train_config.acgan_critic_weight)
         loss = tf.reduce_mean(terms['critic_loss'])
       critic_optimizer.apply(tape.gradient(loss, critic.trainable_variables),
                              critic.trainable_variables)
     z = tf.random.normal([batch, config.model.noise_dim])
+    fake_labels = (None if labels is None else
+                   tf.constant(rng.integers(0, config.model.num_classes, batch), tf.int32))
     with tf.GradientTape() as tape:
-      loss = tf.reduce_mean(losses.generator_loss(critic, generator(z, training=True)))
+      loss = tf.reduce_mean(losses.generator_losses(
+          critic, losses.generate(generator, z, fake_labels), fake_labels,
+          train_config.acgan_generator_weight)['generator_loss'])
     generator_optimizer.apply(tape.gradient(loss, generator.trainable_variables),
                               generator.trainable_variables)
     float(loss)  # The naive loop prints its losses every step.
@@ -223,7 +233,10 @@ def time_input_pipeline(strategy: tf.distribute.Strategy, config: ml_collections
   def pull(count: tf.Tensor) -> tf.Tensor:
     total = tf.constant(0.0)
     for _ in tf.range(count):
-      for local in strategy.experimental_local_results(next(iterator)):
+      batch = next(iterator)
+      # A class-conditional config's batches are (images, labels).
+      images = batch[0] if isinstance(batch, tuple) else batch
+      for local in strategy.experimental_local_results(images):
         total += local[0, 0, 0, 0]  # Touch every batch so none is skipped.
     return total
 
@@ -303,7 +316,9 @@ def run(config: ml_collections.ConfigDict, *, num_steps: int, warmup: int, basel
   flops = count_step_flops(reference, n_critic)
   time_train_loop(trainer, warmup, train_config.steps_per_loop)
   if baseline:
-    naive_step = make_naive_eager_step(config, _in_memory_images(source))
+    naive_step = make_naive_eager_step(
+        config, _in_memory_images(source),
+        source.labels if config.model.num_classes > 0 else None)
     for _ in range(warmup):
       naive_step()
     # Alternating one generator step of each, so a change of load hits both alike.

@@ -9,6 +9,10 @@ Shapes 64 → 32 → 16 → 8 → 4.
 
 As in the paper's code every weight starts uniform with standard deviation 0.02 (tflib
 `set_weights_stdev(0.02)`), biases at zero.
+
+Class-conditional (num_classes = K > 0): the generator takes [z, label] and its 4 batch norms
+are class-conditional (model_layers.ConditionalBatchNorm); the critic ends in
+model_layers.critic_model's 'acgan' or 'projection' head on the flattened 4×4×8b features.
 """
 
 import math
@@ -29,13 +33,16 @@ def _init() -> keras.initializers.Initializer:
   return keras.initializers.RandomUniform(-limit, limit)
 
 
-def make_generator(noise_dim: int, b: int) -> keras.Model:
-  """The 64×64 DCGAN generator at width b; output 64×64×3 in [-1, 1]."""
-  def bn(name):
-    # Synchronized: statistics over the global batch, independent of the replica count.
-    return layers.BatchNormalization(synchronized=True, name=name)
+def make_generator(noise_dim: int, b: int, num_classes: int = 0) -> keras.Model:
+  """The 64×64 DCGAN generator at width b; output 64×64×3 in [-1, 1].
 
-  z = keras.Input((noise_dim,), name='z')
+  num_classes > 0: inputs [z, label] and class-conditional batch norm."""
+  def bn(name):
+    # Synchronized: statistics over the global batch, independent of the replica count;
+    # class-conditional when there is a label.
+    return lambda x: model_layers.generator_batch_norm(x, label, num_classes, name)
+
+  inputs, z, label = model_layers.generator_inputs(noise_dim, num_classes)
   x = layers.Dense(4 * 4 * 8 * b, kernel_initializer=_init(), name='project')(z)
   x = layers.Reshape((4, 4, 8 * b))(x)
   x = bn('project_bn')(x)
@@ -48,11 +55,13 @@ def make_generator(noise_dim: int, b: int) -> keras.Model:
   x = layers.Conv2DTranspose(CHANNELS, 5, strides=2, padding='same', kernel_initializer=_init(),
                              name='to_image')(x)
   image = layers.Activation('tanh', dtype='float32', name='tanh')(x)
-  return keras.Model(z, image, name='dcgan64_generator')
+  return keras.Model(inputs, image, name='dcgan64_generator')
 
 
-def make_critic(image_shape: tuple, b: int, norm: str) -> keras.Model:
-  """The 64×64 DCGAN critic at width b; one float32 score per image."""
+def make_critic(image_shape: tuple, b: int, norm: str, num_classes: int = 0,
+                conditioning: str = 'acgan') -> keras.Model:
+  """The 64×64 DCGAN critic at width b; one float32 score per image (with num_classes > 0 the
+  `conditioning` head of model_layers.critic_model)."""
   image = keras.Input(image_shape, name='image')
   x = layers.Conv2D(b, 5, strides=2, padding='same', kernel_initializer=_init(),
                     name='conv0')(image)
@@ -63,5 +72,5 @@ def make_critic(image_shape: tuple, b: int, norm: str) -> keras.Model:
     x = model_layers.critic_norm_layer(norm, f'conv{i}_norm')(x)
     x = layers.LeakyReLU(model_layers.LEAKY_SLOPE)(x)
   x = layers.Flatten()(x)
-  score = layers.Dense(1, dtype='float32', kernel_initializer=_init(), name='score')(x)
-  return keras.Model(image, score, name='dcgan64_critic')
+  return model_layers.critic_model(image, x, num_classes, conditioning, name='dcgan64_critic',
+                                   kernel_initializer=_init())

@@ -1,6 +1,7 @@
 """Command line: Fréchet distance and classifier score (with the class histogram) of a workdir's
-latest checkpoint, against the held-out real MNIST images; or, for other data, Inception FID and
-Inception Score from local InceptionV3 weights (wgan_dist/eval/evaluator.py).
+latest checkpoint, against the held-out real MNIST images (a class-conditional run also gets
+eval/conditional_accuracy, eval/intra_fid and each class's FID); or, for other data, Inception
+FID and Inception Score from local InceptionV3 weights (wgan_dist/eval/evaluator.py).
 
   python -m wgan_dist.evaluate --workdir=runs/mnist [--num=1000] [--ema]
   python -m wgan_dist.evaluate --workdir=runs/cifar10 \
@@ -48,8 +49,13 @@ def main(argv: list[str]) -> None:
   except (restore.RestoreError, evaluator_lib.UnsupportedEvaluation) as error:
     restore.exit_with_error(error)
   num = _NUM.value if _NUM.value is not None else config.num_eval_samples
-  if num < 2:
-    raise app.UsageError(f'--num={num}: at least 2')
+  # Intra-FID fits a covariance to each class's samples: at least two per class.
+  least = 2 * max(1, int(config.model.num_classes))
+  if num < least:
+    restore.exit_with_error(ValueError(
+        f'--num={num} is not allowed' + (f' for model.num_classes={config.model.num_classes}'
+                                         if config.model.num_classes else '') +
+        f'; allowed: >= {least}'))
   try:
     evaluator = evaluator_lib.Evaluator(config, strategy)
   except (config_validation.ConfigError, sources.DataError) as error:  # Bad weights file, data.
@@ -64,6 +70,10 @@ def main(argv: list[str]) -> None:
   if histogram is not None:  # MNIST only: no class shares over 1000 ImageNet classes.
     print('class shares: ' + '  '.join(f'{k}: {share:.3f}' for k, share in enumerate(histogram)))
     report['eval/class_histogram'] = [float(v) for v in histogram]
+  if evaluation.class_fids is not None:  # Class-conditional MNIST runs.
+    print('class FIDs: ' + '  '.join(f'{k}: {fid:.2f}' for k, fid in
+                                     enumerate(evaluation.class_fids)))
+    report['eval/class_fids'] = [float(v) for v in evaluation.class_fids]
   print(json.dumps({**report, 'step': restored.step, 'num_samples': num,
                     'num_real': evaluator.num_real,
                     'ema': restored.ema, 'checkpoint': restored.checkpoint}))

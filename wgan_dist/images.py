@@ -1,6 +1,8 @@
-"""Turns generator output in [-1, 1] into a uint8 image grid and PNG files."""
+"""Turns generator output in [-1, 1] into a uint8 image grid and PNG files, and lays out the
+inputs of a grid with one row per class."""
 
 import math
+from typing import Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -24,6 +26,18 @@ def to_grid(images: np.ndarray, rows: int, padding: int = 2) -> np.ndarray:
     left = padding + (index % cols) * (width + padding)
     grid[top:top + height, left:left + width] = pixels[index]
   return grid
+
+
+def class_rows(noise: np.ndarray, classes: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+  """Generator inputs of a grid with one row per class, in `to_grid`'s row-major order.
+
+  `noise` [C, D] is repeated in every row (column j shows noise[j] in each class), row r is
+  labelled classes[r]. Returns (noise [R·C, D], labels int32 [R·C]); draw the images with
+  `to_grid(images, rows=len(classes))`.
+  """
+  noise = np.asarray(noise)
+  labels = np.repeat(np.asarray(classes, np.int32), len(noise))
+  return np.tile(noise, (len(classes), 1)), labels
 
 
 def write_png(path: str, image: np.ndarray) -> None:

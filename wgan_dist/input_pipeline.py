@@ -5,6 +5,10 @@ batch (drop_remainder), in an order that is a pure function of (seed, position) 
 continues exactly where it stopped; `make_dataset` is one input pipeline's stream. Files are
 decoded here (other channel counts converted: grayscale replicated to RGB, alpha dropped, colour
 to luminance for data.channels=1); pixels come out float32 in [-1, 1] at data.image_size.
+
+With model.num_classes > 0 every element is `(images, labels)`, labels int32 [batch]: each label
+is gathered with the same example index as its image, so labels follow their images through the
+order, the shards and a resume. With 0 the elements are the images alone.
 """
 
 from typing import Optional
@@ -76,7 +80,8 @@ def example_indices(num_examples: int, seed: int, positions: tf.data.Dataset) ->
 def make_dataset(source: sources.Source, config: ml_collections.ConfigDict, batch_size: int,
                  input_context: Optional[tf.distribute.InputContext] = None,
                  first_batch: int = 0) -> tf.data.Dataset:
-  """An endless, shuffled stream of [batch_size, H, W, C] float32 batches in [-1, 1].
+  """An endless, shuffled stream of [batch_size, H, W, C] float32 batches in [-1, 1] (with
+  model.num_classes > 0: of (those batches, their int32 [batch_size] labels)).
 
   The stream is cut into global batches of train.global_batch_size examples, starting at global
   batch `first_batch`; with several input pipelines (one per worker), pipeline p keeps the
@@ -85,6 +90,10 @@ def make_dataset(source: sources.Source, config: ml_collections.ConfigDict, batc
   replicas are spread over workers.
   """
   data = config.data
+  with_labels = config.model.num_classes > 0
+  if with_labels and source.labels is None:
+    raise ValueError(f'model.num_classes={config.model.num_classes} but source '
+                     f'{source.name!r} carries no labels (load it with sources.load_source)')
   global_batch = config.train.global_batch_size
   pipelines = input_context.num_input_pipelines if input_context else 1
   pipeline = input_context.input_pipeline_id if input_context else 0
@@ -97,12 +106,18 @@ def make_dataset(source: sources.Source, config: ml_collections.ConfigDict, batc
 
   positions = tf.data.Dataset.range(np.iinfo(np.int64).max // 2).map(position)
   indices = example_indices(source.size, config.seed, positions)
+  labels = tf.constant(source.labels) if with_labels else None
+
+  def with_label(images: tf.Tensor, index: tf.Tensor):
+    """The images, and with labels their labels: one index for both, so they stay paired."""
+    return (images, tf.gather(labels, index)) if with_labels else images
+
   if source.files is not None:
     files = tf.constant(source.files)
     # Files differ in size: decode and resize one at a time, then batch.
     dataset = indices.map(
-        lambda i: _to_model_range(_decode_file(tf.gather(files, i), data.channels),
-                                  data.image_size, data.center_crop),
+        lambda i: with_label(_to_model_range(_decode_file(tf.gather(files, i), data.channels),
+                                             data.image_size, data.center_crop), i),
         num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     dataset = dataset.batch(batch_size, drop_remainder=True)
   else:
@@ -110,7 +125,8 @@ def make_dataset(source: sources.Source, config: ml_collections.ConfigDict, batc
     # In-memory arrays: gather and convert a whole batch at once.
     dataset = indices.batch(batch_size, drop_remainder=True)
     dataset = dataset.map(
-        lambda i: _to_model_range(tf.gather(images, i), data.image_size, data.center_crop),
+        lambda i: with_label(_to_model_range(tf.gather(images, i), data.image_size,
+                                             data.center_crop), i),
         num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
   return dataset.prefetch(tf.data.AUTOTUNE)
 
@@ -118,7 +134,8 @@ def make_dataset(source: sources.Source, config: ml_collections.ConfigDict, batc
 def make_distributed_dataset(strategy: tf.distribute.Strategy, config: ml_collections.ConfigDict,
                              source: sources.Source, first_step: int = 0
                              ) -> tf.distribute.DistributedDataset:
-  """Each replica receives global_batch_size / replicas examples per batch.
+  """Each replica receives global_batch_size / replicas examples per batch (with their labels
+  when model.num_classes > 0, as make_dataset).
 
   One input pipeline per worker; consecutive per-replica batches of a pipeline go to its local
   replicas 0, 1, ... in turn, so replica r's batch is slice r of what a single replica would see

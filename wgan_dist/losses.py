@@ -18,7 +18,8 @@ _NORM_EPSILON = 1e-12
 def generate(generator: keras.Model, z: tf.Tensor,
              labels: Optional[tf.Tensor] = None) -> tf.Tensor:
   """G(z), or G(z, y) for a class-conditional generator (labels int32 [B]); training mode."""
-  return generator(z if labels is None else [z, labels], training=True)
+  inputs = z if labels is None else [tf.convert_to_tensor(z), tf.convert_to_tensor(labels)]
+  return generator(inputs, training=True)
 
 
 def critic_outputs(critic: keras.Model, images: tf.Tensor,
@@ -31,8 +32,12 @@ def critic_outputs(critic: keras.Model, images: tf.Tensor,
   (its inputs and output width), so every caller handles all three alike.
   """
   takes_label = len(critic.inputs) == 2
-  outputs = tf.cast(critic([images, labels] if takes_label else images, training=True),
-                    tf.float32)
+  if labels is None and (takes_label or critic.output.shape[-1] > 1):
+    raise ValueError(f'critic {critic.name!r} is class-conditional (model.num_classes > 0): '
+                     'it needs the labels of the images it scores')
+  # Keras refuses a list mixing arrays and tensors: make both tensors.
+  inputs = [tf.convert_to_tensor(images), tf.convert_to_tensor(labels)] if takes_label else images
+  outputs = tf.cast(critic(inputs, training=True), tf.float32)
   logits = outputs[:, 1:] if outputs.shape[-1] > 1 else None
   return outputs[:, 0], logits
 
@@ -46,7 +51,8 @@ def interpolate(real: tf.Tensor, fake: tf.Tensor, epsilon: tf.Tensor) -> tf.Tens
 
 
 def gradient_penalty(critic: keras.Model, real: tf.Tensor, fake: tf.Tensor,
-                     epsilon: tf.Tensor, inner_scale: float = 1.0) -> tf.Tensor:
+                     epsilon: tf.Tensor, inner_scale: float = 1.0,
+                     labels: Optional[tf.Tensor] = None) -> tf.Tensor:
   """Per-example penalties (‖∇x̂ critic(x̂)‖₂ − 1)², shape [B].
 
   x̂ = epsilon·real + (1 − epsilon)·fake with epsilon of shape [B, 1, 1, 1]; the norm runs over
@@ -57,12 +63,16 @@ def gradient_penalty(critic: keras.Model, real: tf.Tensor, fake: tf.Tensor,
   `inner_scale` (1 unless the critic computes in float16) multiplies the critic's float32 output
   before the inner backward pass and is divided out of the gradient in float32, so small
   gradients survive float16; it is fixed, never the optimizer's dynamic loss scale.
+
+  `labels` (class-conditional models): real and fake of example i share label y_i, so x̂_i
+  interpolates within a class and the gradient is that of the score D(·, y_i) (for an AC-GAN
+  critic, of the score column only, as in the paper's code).
   """
   x_hat = interpolate(real, fake, epsilon)
   with tf.GradientTape() as tape:
     tape.watch(x_hat)
     # Summing inside the tape: the gradient of Σ_i D(x̂_i) w.r.t. x̂_i is ∇D(x̂_i).
-    total_score = tf.reduce_sum(tf.cast(critic(x_hat, training=True), tf.float32))
+    total_score = tf.reduce_sum(critic_outputs(critic, x_hat, labels)[0])
     total_score *= inner_scale
   grads = tape.gradient(total_score, x_hat)
   grads = tf.reshape(tf.cast(grads, tf.float32), [tf.shape(grads)[0], -1]) / inner_scale
@@ -70,20 +80,44 @@ def gradient_penalty(critic: keras.Model, real: tf.Tensor, fake: tf.Tensor,
   return tf.square(norms - 1.0)
 
 
+def classifier_loss(logits: tf.Tensor, labels: tf.Tensor) -> tf.Tensor:
+  """Per-example cross-entropy of an AC-GAN critic's class logits against `labels`, [B]."""
+  return tf.nn.sparse_softmax_cross_entropy_with_logits(labels=tf.cast(labels, tf.int32),
+                                                         logits=logits)
+
+
 def critic_losses(critic: keras.Model, real: tf.Tensor, fake: tf.Tensor, epsilon: tf.Tensor,
-                  gp_lambda: float, inner_scale: float = 1.0) -> dict[str, tf.Tensor]:
-  """Per-example critic terms: L(i) = D(x̃) − D(x) + λ·gp(i), and its parts, each [B]."""
-  real_scores = tf.cast(critic(real, training=True), tf.float32)[:, 0]
-  fake_scores = tf.cast(critic(fake, training=True), tf.float32)[:, 0]
-  penalty = gradient_penalty(critic, real, fake, epsilon, inner_scale)
+                  gp_lambda: float, inner_scale: float = 1.0, labels: Optional[tf.Tensor] = None,
+                  classifier_weight: float = 0.0) -> dict[str, tf.Tensor]:
+  """Per-example critic terms: L(i) = D(x̃) − D(x) + λ·gp(i), and its parts, each [B].
+
+  Class-conditional: `labels` [B] are the real images' labels, which the fakes were generated
+  for. An AC-GAN critic (one with class logits) adds `classifier_weight`·CE(logits(x), y) on the
+  real images, as the paper's code does (term 'critic_classifier_loss').
+  """
+  real_scores, real_logits = critic_outputs(critic, real, labels)
+  fake_scores, _ = critic_outputs(critic, fake, labels)
+  penalty = gradient_penalty(critic, real, fake, epsilon, inner_scale, labels)
   wasserstein = real_scores - fake_scores
-  return {
+  terms = {
       'critic_loss': -wasserstein + gp_lambda * penalty,
       'gradient_penalty': penalty,
       'wasserstein_estimate': wasserstein,
   }
+  if real_logits is not None:
+    terms['critic_classifier_loss'] = classifier_loss(real_logits, labels)
+    terms['critic_loss'] += classifier_weight * terms['critic_classifier_loss']
+  return terms
 
 
-def generator_loss(critic: keras.Model, fake: tf.Tensor) -> tf.Tensor:
-  """Per-example generator loss −D(G(z)), shape [B]."""
-  return -tf.cast(critic(fake, training=True), tf.float32)[:, 0]
+def generator_losses(critic: keras.Model, fake: tf.Tensor, labels: Optional[tf.Tensor] = None,
+                     classifier_weight: float = 0.0) -> dict[str, tf.Tensor]:
+  """Per-example generator terms, each [B]: 'generator_loss' −D(G(z)) (−D(G(z, y), y) for a
+  conditional model), plus `classifier_weight`·CE(logits(G(z, y)), y) for an AC-GAN critic
+  (term 'generator_classifier_loss')."""
+  scores, logits = critic_outputs(critic, fake, labels)
+  terms = {'generator_loss': -scores}
+  if logits is not None:
+    terms['generator_classifier_loss'] = classifier_loss(logits, labels)
+    terms['generator_loss'] += classifier_weight * terms['generator_classifier_loss']
+  return terms

@@ -1,5 +1,12 @@
 """Layers the architectures share: the critic's per-example layer norm, the patch-matmul
-convolution, and the critic normalisation a config names.
+convolution, the critic normalisation a config names, and the class-conditional parts (the
+generator's inputs and batch norm, the critic's output head).
+
+Class-conditional models (`model.num_classes` = K > 0) take labels as int32 [B] inputs named
+'label', values in [0, K). The generator's batch norm becomes `ConditionalBatchNorm`
+(per-class scale and offset); the critic ends in `critic_model`'s head: 'acgan' one Dense with
+1 + K float32 outputs (score, then the auxiliary classifier's logits), 'projection' (Miyato &
+Koyama 2018) D(x, y) = psi(phi(x)) + <embed(y), phi(x)>, a float32 [B, 1].
 
 Kept apart from models.py (which picks an architecture) so that every architecture module,
 resnet.py and dcgan64.py included, imports these without importing the registry of
@@ -7,7 +14,7 @@ architectures: the import graph has no cycle.
 """
 
 import contextlib
-from typing import Iterator
+from typing import Iterator, Optional
 
 import keras
 import numpy as np
@@ -149,3 +156,131 @@ def critic_norm_layer(kind: str, name: str) -> layers.Layer:
   if kind == 'layer':
     return PerExampleLayerNorm(name=name)
   return layers.Identity(name=name)
+
+
+@keras.saving.register_keras_serializable(package='wgan_dist')
+class ConditionalBatchNorm(layers.Layer):
+  """Class-conditional batch norm (de Vries et al. 2017; the paper's tflib `cond_batchnorm`).
+
+  Inputs [x, labels] (labels int32 [B]); output gamma[y]·x̂ + beta[y], where x̂ is x batch-
+  normalised per channel (the last axis) without its own scale or offset, and gamma, beta are
+  [num_classes, channels] tables initialised to 1 and 0 (so an untrained layer is plain batch
+  norm, the same for every class). The statistics are synchronized: over the global batch in
+  training, so results do not depend on the replica count; moving averages in inference, with
+  Keras's BatchNormalization momentum and epsilon like the unconditional generators.
+  The per-class affine is formed in float32 (the tables are read unconverted).
+  """
+
+  def __init__(self, num_classes: int, momentum: float = 0.99, epsilon: float = 1e-3, **kwargs):
+    super().__init__(**kwargs)
+    self.num_classes = num_classes
+    self.momentum = momentum
+    self.epsilon = epsilon
+    # center/scale off: the per-class tables below are the only affine.
+    self.norm = layers.BatchNormalization(synchronized=True, center=False, scale=False,
+                                          momentum=momentum, epsilon=epsilon, name='norm')
+
+  def build(self, input_shape):
+    x_shape, _ = input_shape
+    channels = x_shape[-1]
+    self.norm.build(x_shape)
+    # autocast=False: the affine is formed in float32 under every policy.
+    self.gamma = self.add_weight(shape=(self.num_classes, channels), initializer='ones',
+                                 name='gamma', autocast=False)
+    self.beta = self.add_weight(shape=(self.num_classes, channels), initializer='zeros',
+                                name='beta', autocast=False)
+
+  def call(self, inputs, training=None):
+    x, labels = inputs
+    x_hat = ops.cast(self.norm(x, training=training), 'float32')
+    labels = ops.cast(labels, 'int32')
+    # [B, C] rows of the tables, broadcast over the spatial axes of x.
+    shape = [-1] + [1] * (len(x.shape) - 2) + [x.shape[-1]]
+    gamma = ops.reshape(ops.take(ops.cast(self.gamma, 'float32'), labels, axis=0), shape)
+    beta = ops.reshape(ops.take(ops.cast(self.beta, 'float32'), labels, axis=0), shape)
+    return ops.cast(gamma * x_hat + beta, self.compute_dtype)
+
+  def compute_output_shape(self, input_shape):
+    return input_shape[0]
+
+  def get_config(self):
+    return {**super().get_config(), 'num_classes': self.num_classes, 'momentum': self.momentum,
+            'epsilon': self.epsilon}
+
+
+@keras.saving.register_keras_serializable(package='wgan_dist')
+class ClassProjection(layers.Layer):
+  """<embed(y), phi> per example, float32 [B, 1]: the projection critic's class term.
+
+  Inputs [phi (float [B, D]), labels (int32 [B])]; embed is a [num_classes, D] table (Glorot
+  uniform, as the projection discriminator's reference code initialises it). Each output row
+  reads only its own example's phi and label.
+  """
+
+  def __init__(self, num_classes: int, **kwargs):
+    super().__init__(**kwargs)
+    self.num_classes = num_classes
+
+  def build(self, input_shape):
+    features_shape, _ = input_shape
+    self.embed = self.add_weight(shape=(self.num_classes, features_shape[-1]),
+                                 initializer='glorot_uniform', name='embed', autocast=False)
+
+  def call(self, inputs):
+    features, labels = inputs
+    rows = ops.take(ops.cast(self.embed, 'float32'), ops.cast(labels, 'int32'), axis=0)
+    return ops.sum(rows * ops.cast(features, 'float32'), axis=-1, keepdims=True)
+
+  def compute_output_shape(self, input_shape):
+    return (input_shape[0][0], 1)
+
+  def get_config(self):
+    return {**super().get_config(), 'num_classes': self.num_classes}
+
+
+def generator_inputs(noise_dim: int, num_classes: int) -> tuple:
+  """(model inputs, z, label): z itself and None when unconditional (the model keeps its single
+  input), else [z, label] with label an int32 [B] input."""
+  z = keras.Input((noise_dim,), name='z')
+  if num_classes == 0:
+    return z, z, None
+  label = keras.Input((), dtype='int32', name='label')
+  return [z, label], z, label
+
+
+def generator_batch_norm(x: keras.KerasTensor, label: Optional[keras.KerasTensor],
+                         num_classes: int, name: str) -> keras.KerasTensor:
+  """Synchronized batch norm of x; class-conditional (`ConditionalBatchNorm`) given a label."""
+  if label is None:
+    # Synchronized: statistics over the global batch, so results do not depend on the
+    # replica count (per-replica statistics would change with it).
+    return layers.BatchNormalization(synchronized=True, name=name)(x)
+  return ConditionalBatchNorm(num_classes, name=name)([x, label])
+
+
+def critic_model(image: keras.KerasTensor, features: keras.KerasTensor, num_classes: int,
+                 conditioning: str, name: str,
+                 kernel_initializer='glorot_uniform') -> keras.Model:
+  """The critic from its image input and trunk features phi (the vector its last Dense reads).
+
+  Unconditional: Dense(1) 'score', image -> [B, 1]. 'acgan': Dense(1 + K) 'score_and_logits',
+  image -> [B, 1 + K] (column 0 the Wasserstein score, then the class logits). 'projection':
+  [image, label] -> psi(phi) + <embed(y), phi>, [B, 1], psi the Dense(1) 'score'. The output
+  layers are float32 whatever the policy.
+  """
+  def dense(units, dense_name):
+    return layers.Dense(units, dtype='float32', kernel_initializer=kernel_initializer,
+                        name=dense_name)
+
+  if num_classes == 0:
+    return keras.Model(image, dense(1, 'score')(features), name=name)
+  if conditioning == 'acgan':
+    return keras.Model(image, dense(1 + num_classes, 'score_and_logits')(features), name=name)
+  if conditioning != 'projection':  # A value added to schema.CONDITIONINGS but not here.
+    raise ValueError(f"model.conditioning={conditioning!r} has no critic head; implemented: "
+                     "'acgan', 'projection'")
+  label = keras.Input((), dtype='int32', name='label')
+  psi = dense(1, 'score')(features)
+  projection = ClassProjection(num_classes, name='projection')([features, label])
+  score = layers.Add(dtype='float32', name='score_plus_projection')([psi, projection])
+  return keras.Model([image, label], score, name=name)

@@ -10,6 +10,16 @@ are in wgan_dist/model_layers.py.
 
 Both networks end in a float32 layer so that losses and the gradient penalty are formed in
 float32 whatever the compute dtype of the layers in between.
+
+Class-conditional models (`model.num_classes` = K > 0; labels int32 [B] in [0, K)): the
+generator takes [z, label]. 'dcgan', 'resnet' and 'dcgan64' put class-conditional batch norm
+(model_layers.ConditionalBatchNorm) where their unconditional generator has batch norm; the
+unconditional 'dcgan' generator has none, so its conditional one adds it after the projection
+and after each hidden transposed convolution, before the ReLU (as the paper's conditional
+code normalises). 'seed' keeps its batch norm and joins a learned class embedding of
+SEED_LABEL_EMBEDDING_DIM to z before its first Dense. The critic ends in
+`model_layers.critic_model`'s head: 'acgan' image -> [B, 1 + K] (score, then class logits),
+'projection' [image, label] -> [B, 1]. Critics have no batch norm, conditional or not.
 """
 
 from typing import Callable
@@ -25,15 +35,26 @@ from wgan_dist import model_layers
 from wgan_dist import resnet
 from wgan_dist.model_layers import LEAKY_SLOPE
 
-def _seed_generator(noise_dim: int, b: int) -> keras.Model:
+# The conditional seed generator's class embedding, joined to z: 50, as in the widely copied
+# Keras conditional-GAN examples of the blog lineage the seed models come from; any size >= K - 1
+# lets every class get its own direction, and 50 covers the data sets here (K <= 10) with room.
+SEED_LABEL_EMBEDDING_DIM = 50
+
+
+def _seed_generator(noise_dim: int, b: int, num_classes: int = 0) -> keras.Model:
   # Dense(12544) -> BN -> Reshape(7,7,256) -> ConvT x4 with BN+ReLU -> tanh.
   # Synchronized batch norm: statistics over the global batch, so results do not depend on
   # the replica count.
   def bn(name):
     return layers.BatchNormalization(synchronized=True, name=name)
 
-  z = keras.Input((noise_dim,), name='z')
-  x = layers.Dense(7 * 7 * 4 * b, name='project')(z)
+  inputs, z, label = model_layers.generator_inputs(noise_dim, num_classes)
+  x = z
+  if label is not None:
+    embedding = layers.Embedding(num_classes, SEED_LABEL_EMBEDDING_DIM,
+                                 name='label_embedding')(label)
+    x = layers.Concatenate(name='z_and_label')([z, embedding])
+  x = layers.Dense(7 * 7 * 4 * b, name='project')(x)
   x = bn('project_bn')(x)
   x = layers.Reshape((7, 7, 4 * b))(x)
   for i, (filters, stride) in enumerate([(4 * b, 2), (2 * b, 1), (b, 2)]):
@@ -42,10 +63,11 @@ def _seed_generator(noise_dim: int, b: int) -> keras.Model:
     x = layers.ReLU()(x)
   x = layers.Conv2DTranspose(1, 3, strides=1, padding='same', name='to_image')(x)
   image = layers.Activation('tanh', dtype='float32', name='tanh')(x)
-  return keras.Model(z, image, name='seed_generator')
+  return keras.Model(inputs, image, name='seed_generator')
 
 
-def _seed_critic(image_shape: tuple, b: int, norm: str) -> keras.Model:
+def _seed_critic(image_shape: tuple, b: int, norm: str, num_classes: int = 0,
+                 conditioning: str = 'acgan') -> keras.Model:
   # Shapes 28 -> 13 -> 6 -> 3 -> 2 -> 2x2x1 -> 4 -> 1.
   image = keras.Input(image_shape, name='image')
   x = layers.Conv2D(2 * b, 3, strides=2, padding='valid', name='conv0')(image)
@@ -62,26 +84,42 @@ def _seed_critic(image_shape: tuple, b: int, norm: str) -> keras.Model:
     x = layers.LeakyReLU(LEAKY_SLOPE)(x)
   x = layers.Conv2D(1, 4, strides=1, padding='same', name='conv_out')(x)
   x = layers.Flatten()(x)
-  score = layers.Dense(1, dtype='float32', name='score')(x)
-  return keras.Model(image, score, name='seed_critic')
+  return model_layers.critic_model(image, x, num_classes, conditioning, name='seed_critic')
 
 
-def _dcgan_generator(noise_dim: int, b: int) -> keras.Model:
-  # The paper's MNIST generator; no batch norm in its WGAN-GP mode.
-  z = keras.Input((noise_dim,), name='z')
-  x = layers.Dense(4 * 4 * 4 * b, activation='relu', name='project')(z)
+def _dcgan_generator(noise_dim: int, b: int, num_classes: int = 0) -> keras.Model:
+  # The paper's MNIST generator; no batch norm in its WGAN-GP mode. Conditional: CBN before
+  # each ReLU, the projection's over its 4·4·4b features (the paper's Batchnorm over axis [0]
+  # of the Linear output), the deconvolutions' per channel, before the 8x8 -> 7x7 crop as in
+  # the paper's order (normalise, ReLU, then crop).
+  inputs, z, label = model_layers.generator_inputs(noise_dim, num_classes)
+
+  def relu(x, name):
+    if label is not None:
+      x = model_layers.generator_batch_norm(x, label, num_classes, f'{name}_bn')
+    return layers.ReLU(name=f'{name}_relu')(x)
+
+  activation = None if label is not None else 'relu'  # Unconditional: as it always was.
+  x = layers.Dense(4 * 4 * 4 * b, activation=activation, name='project')(z)
+  if label is not None:
+    x = relu(x, 'project')
   x = layers.Reshape((4, 4, 4 * b))(x)
-  x = layers.Conv2DTranspose(2 * b, 5, strides=2, padding='same', activation='relu',
+  x = layers.Conv2DTranspose(2 * b, 5, strides=2, padding='same', activation=activation,
                              name='deconv0')(x)
+  if label is not None:
+    x = relu(x, 'deconv0')
   x = layers.Cropping2D(((0, 1), (0, 1)))(x)  # 8x8 -> 7x7, as the paper's [:7, :7].
-  x = layers.Conv2DTranspose(b, 5, strides=2, padding='same', activation='relu',
+  x = layers.Conv2DTranspose(b, 5, strides=2, padding='same', activation=activation,
                              name='deconv1')(x)
+  if label is not None:
+    x = relu(x, 'deconv1')
   x = layers.Conv2DTranspose(1, 5, strides=2, padding='same', name='to_image')(x)
   image = layers.Activation('tanh', dtype='float32', name='tanh')(x)
-  return keras.Model(z, image, name='dcgan_generator')
+  return keras.Model(inputs, image, name='dcgan_generator')
 
 
-def _dcgan_critic(image_shape: tuple, b: int, norm: str) -> keras.Model:
+def _dcgan_critic(image_shape: tuple, b: int, norm: str, num_classes: int = 0,
+                  conditioning: str = 'acgan') -> keras.Model:
   image = keras.Input(image_shape, name='image')
   x = layers.Conv2D(b, 5, strides=2, padding='same', name='conv0')(image)
   x = layers.LeakyReLU(LEAKY_SLOPE)(x)
@@ -90,12 +128,12 @@ def _dcgan_critic(image_shape: tuple, b: int, norm: str) -> keras.Model:
     x = model_layers.critic_norm_layer(norm, f'conv{i}_norm')(x)
     x = layers.LeakyReLU(LEAKY_SLOPE)(x)
   x = layers.Flatten()(x)
-  score = layers.Dense(1, dtype='float32', name='score')(x)
-  return keras.Model(image, score, name='dcgan_critic')
+  return model_layers.critic_model(image, x, num_classes, conditioning, name='dcgan_critic')
 
 
-# model.architecture -> (make_generator(noise_dim, b), make_critic(image_shape, b, norm)); the
-# names are schema.ARCHITECTURES.
+# model.architecture -> (make_generator(noise_dim, b, num_classes),
+# make_critic(image_shape, b, norm, num_classes, conditioning)); the names are
+# schema.ARCHITECTURES.
 BUILDERS: dict[str, tuple[Callable, Callable]] = {
     'seed': (_seed_generator, _seed_critic),
     'dcgan': (_dcgan_generator, _dcgan_critic),
@@ -106,15 +144,16 @@ BUILDERS: dict[str, tuple[Callable, Callable]] = {
 
 def build_models(config: ml_collections.ConfigDict) -> tuple[keras.Model, keras.Model]:
   """(generator, critic) for a validated `config.model` and `config.data`; call under a
-  strategy scope."""
+  strategy scope. Class-conditional when `model.num_classes` > 0 (module docstring)."""
   model = config.model
   make_generator, make_critic = BUILDERS[model.architecture]
   image_shape = (config.data.image_size, config.data.image_size, config.data.channels)
-  generator = make_generator(model.noise_dim, model.base_filters)
+  generator = make_generator(model.noise_dim, model.base_filters, model.num_classes)
   # model.conv_impl: training resolves 'auto' once for the job (devices.py); elsewhere (tools,
   # tests) by the devices this process sees.
   conv_impl = devices.resolve_conv_impl(model.conv_impl,
                                         len(tf.config.get_visible_devices('GPU')))
   with model_layers.conv_formulation(conv_impl):
-    critic = make_critic(image_shape, model.base_filters, model.critic_norm)
+    critic = make_critic(image_shape, model.base_filters, model.critic_norm, model.num_classes,
+                         model.conditioning)
   return generator, critic

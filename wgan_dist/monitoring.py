@@ -23,7 +23,8 @@ class Monitor:
   """Writes TensorBoard events under `workdir/train` and sample grids under `workdir/samples`.
 
   Scalars: train/<metric> (critic_loss, generator_loss, gradient_penalty, wasserstein_estimate,
-  critic_grad_norm, generator_grad_norm), perf/steps_per_sec, perf/images_per_sec, and what the
+  critic_grad_norm, generator_grad_norm; with AC-GAN conditioning also critic_classifier_loss
+  and generator_classifier_loss), perf/steps_per_sec, perf/images_per_sec, and what the
   caller adds (learning rates, loss scales, eval/*); image `samples`; text `config`.
   """
 
@@ -101,11 +102,15 @@ class Monitor:
         tf.summary.scalar(tag, value, step=step)
     self._writer.flush()
     eta = (self._total_steps - step) / steps_per_sec if measured else float('nan')
+    # AC-GAN runs: the auxiliary classifier's cross-entropy on real images and on the fakes.
+    classifier = ''.join(f'  {label} {means[name]:.4f}' for label, name in (
+        ('cls(real)', 'critic_classifier_loss'), ('cls(fake)', 'generator_classifier_loss'))
+                         if name in means)
     logging.info(
-        'step %d/%d | critic %.4f  gp %.4f  W %.4f  gen %.4f | %.2f steps/s  %.0f images/s | '
+        'step %d/%d | critic %.4f  gp %.4f  W %.4f  gen %.4f%s | %.2f steps/s  %.0f images/s | '
         'ETA %s%s', step, self._total_steps, means['critic_loss'], means['gradient_penalty'],
-        means['wasserstein_estimate'], means['generator_loss'], steps_per_sec, images_per_sec,
-        _format_seconds(eta),
+        means['wasserstein_estimate'], means['generator_loss'], classifier, steps_per_sec,
+        images_per_sec, _format_seconds(eta),
         ''.join(f' | {tag.split("/")[-1]} {value:g}' for tag, value in extra_scalars.items()))
     self._sums, self._steps_in_window = {}, 0
     self._timed_steps, self._timed_seconds = 0, 0.0
@@ -118,11 +123,12 @@ class Monitor:
         tf.summary.scalar(tag, value, step=step)
     self._writer.flush()
 
-  def write_samples(self, step: int, samples: np.ndarray) -> Optional[str]:
-    """Writes the 4x4 grid as `samples/step_NNNNNN.png` and TensorBoard image `samples`."""
+  def write_samples(self, step: int, samples: np.ndarray, rows: int = 4) -> Optional[str]:
+    """Writes the grid (`rows` rows: 4x4 unconditional, one row per class for a conditional
+    model) as `samples/step_NNNNNN.png` and TensorBoard image `samples`."""
     if not self._is_chief:
       return None
-    grid = images.to_grid(samples, rows=4)
+    grid = images.to_grid(samples, rows=rows)
     path = os.path.join(self._workdir, 'samples', f'step_{step:06d}.png')
     tf.io.gfile.makedirs(os.path.dirname(path))
     images.write_png(path, grid)

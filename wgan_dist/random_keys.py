@@ -10,12 +10,13 @@ draws are a few thousand numbers, negligible next to the step.
 import tensorflow as tf
 
 # Purposes: one stream per kind of draw. Every id lives here so that two kinds of draw can
-# never share a stream; a new kind takes a new number. Training's streams (1-4) are keyed by
+# never share a stream; a new kind takes a new number. Training's streams (1-5) are keyed by
 # (generator step, critic iteration); the tools' streams sit far from them.
 CRITIC_NOISE = 1  # z of each critic update.
 EPSILON = 2  # The penalty's interpolation weight per example.
 GENERATOR_NOISE = 3  # z of each generator update.
-FIXED_NOISE = 4  # The 16 noise vectors of the sample grid (step 0, iteration 0).
+FIXED_NOISE = 4  # The noise vectors of the sample grid (step 0, iteration 0).
+GENERATOR_LABELS = 5  # Class labels of each generator update (class-conditional models).
 EVAL_NOISE = 101  # Evaluation noise, keyed by (seed, batch index): the same in every evaluation.
 SAMPLE_NOISE = 102  # `python -m wgan_dist.sample`, keyed by its --seed alone.
 

@@ -12,11 +12,19 @@ Left, against generator step, from the run's TensorBoard events (workdir/train):
 the raw generator's when the run kept an EMA. MNIST runs also show the real-data references of
 docs/evaluation.md as dashed lines: FID 4.23 between two real 1,000-image splits (the floor), and
 classifier score 9.44 / smallest class share 0.091 of the 1,000 held-out real digits.
+A class-conditional MNIST run (it logged `eval/intra_fid` or `eval/conditional_accuracy`) gets
+two more panels, so six in a 2x3 block: `eval/intra_fid` (log scale) beside `eval/fid`, with
+its floor 14.28 (two real 100-image samples per digit), and `eval/conditional_accuracy`, with
+the classifier's accuracy on the held-out real digits, 0.969, which a generator that obeys its
+labels with real-looking digits reaches.
 
 Right: `--num` samples (default 64, an 8x8 grid) of the latest checkpoint's EMA generator when
 it holds one (else the trained generator), from noise keyed by the run's `seed` alone, so the
 grid is not picked, is the same at every rerun, and equals
-`python -m wgan_dist.sample --workdir=W --seed=<the run's seed> [--ema]`.
+`python -m wgan_dist.sample --workdir=W --seed=<the run's seed> [--ema]`. A class-conditional
+generator (model.num_classes = K > 0) gets one row per class, as training's and the sample
+command's grids: row k shows class k, column j the same noise in every row, num // K columns
+(`python -m wgan_dist.sample --workdir=W --seed=<seed> --num=<num // K>` draws the same grid).
 
 The PNG is always FIGURE_INCHES x DPI = 1500x800 pixels, whatever it shows. The command prints
 the latest figures in one line and the path written. A run without eval/* tags (evaluation off)
@@ -61,19 +69,31 @@ DPI = 100
 REAL_FID_FLOOR = 4.23
 REAL_CLASSIFIER_SCORE = 9.44
 REAL_MIN_CLASS_SHARE = 0.091
+# Class-conditional runs: per digit, 100 train-split vs the 100 held-out images (intra-FID's
+# floor); the classifier's held-out accuracy (what an obedient, realistic generator scores).
+REAL_INTRA_FID_FLOOR = 14.28
+REAL_CONDITIONAL_ACCURACY = 0.969
 
 WASSERSTEIN_TAG = 'train/wasserstein_estimate'
 FID_TAG = 'eval/fid'
 CLASSIFIER_SCORE_TAG = 'eval/classifier_score'  # MNIST runs (the project's classifier).
 INCEPTION_SCORE_TAG = 'eval/inception_score'  # Other data, with InceptionV3 weights.
 MIN_SHARE_TAG = 'eval/min_class_share'  # MNIST runs only.
-EVAL_TAGS = (FID_TAG, CLASSIFIER_SCORE_TAG, INCEPTION_SCORE_TAG, MIN_SHARE_TAG)
+INTRA_FID_TAG = 'eval/intra_fid'  # Class-conditional MNIST runs only.
+CONDITIONAL_ACCURACY_TAG = 'eval/conditional_accuracy'  # Class-conditional MNIST runs only.
+CONDITIONAL_TAGS = (INTRA_FID_TAG, CONDITIONAL_ACCURACY_TAG)
+EVAL_TAGS = (FID_TAG, INTRA_FID_TAG, CLASSIFIER_SCORE_TAG, INCEPTION_SCORE_TAG, MIN_SHARE_TAG,
+             CONDITIONAL_ACCURACY_TAG)
 TITLES = {FID_TAG: 'FID', CLASSIFIER_SCORE_TAG: 'classifier score',
-          INCEPTION_SCORE_TAG: 'Inception score', MIN_SHARE_TAG: 'smallest class share'}
+          INCEPTION_SCORE_TAG: 'Inception score', MIN_SHARE_TAG: 'smallest class share',
+          INTRA_FID_TAG: 'intra-FID',
+          CONDITIONAL_ACCURACY_TAG: 'conditional accuracy'}
 # The MNIST classifier's real-data references; Inception FID and score have none here.
 REFERENCES = {FID_TAG: (REAL_FID_FLOOR, 'real vs real (floor)'),
               CLASSIFIER_SCORE_TAG: (REAL_CLASSIFIER_SCORE, 'real held-out digits'),
-              MIN_SHARE_TAG: (REAL_MIN_CLASS_SHARE, 'real held-out digits')}
+              MIN_SHARE_TAG: (REAL_MIN_CLASS_SHARE, 'real held-out digits'),
+              INTRA_FID_TAG: (REAL_INTRA_FID_FLOOR, 'real vs real, 100 per class (floor)'),
+              CONDITIONAL_ACCURACY_TAG: (REAL_CONDITIONAL_ACCURACY, 'real held-out digits')}
 
 
 def ema_tag(tag: str) -> str:
@@ -164,7 +184,9 @@ def _title_figures(series: Series) -> str:
       parts.append(text)
   if WASSERSTEIN_TAG in series:
     parts.append(f'W estimate {_format(series[WASSERSTEIN_TAG][1][-1])}')
-  return '  ·  '.join(parts)
+  # A conditional run's six figures take two lines to fit the page's width.
+  lines = [parts] if len(parts) <= 4 else [parts[:3], parts[3:]]
+  return '\n'.join('  ·  '.join(line) for line in lines)
 
 
 def _plot_curves(axes, title: str, curves: list[tuple[str, np.ndarray, np.ndarray]],
@@ -202,42 +224,56 @@ def _plot_curves(axes, title: str, curves: list[tuple[str, np.ndarray, np.ndarra
   axes.legend(fontsize='small')
 
 
-def draw(series: Series, grid: np.ndarray, *, name: str, step: int, ema: bool,
-         seed: int) -> 'figure_lib.Figure':
-  """The report (a matplotlib Figure): FID, score, smallest share and Wasserstein panels (2x2),
-  the sample grid at right. A panel with nothing logged keeps its place and says so, so the
-  layout never changes."""
+def draw(series: Series, grid: np.ndarray, *, name: str, step: int, ema: bool, seed: int,
+         num_classes: int = 0) -> 'figure_lib.Figure':
+  """The report (a matplotlib Figure): FID, score, smallest share and Wasserstein panels (2x2;
+  2x3 with intra-FID and conditional accuracy for a class-conditional run), the sample grid at
+  right (`num_classes` > 0: a conditional generator's, one row per class). A panel with
+  nothing logged keeps its place and says so, so the layout never changes within a kind of
+  run."""
   # matplotlib is an optional extra, imported where it is used (main checks it first); the
   # Figure class needs no pyplot and no backend state.
   from matplotlib import figure as figure_lib  # pylint: disable=import-outside-toplevel
   figure = figure_lib.Figure(figsize=FIGURE_INCHES, dpi=DPI, layout='constrained')
-  cells = figure.add_gridspec(2, 3, width_ratios=(1, 1, 1.9))
   last_step = max([step] + [int(steps[-1]) for steps, _ in series.values()])
   # The references are the MNIST classifier's: only for runs it scored.
   mnist = CLASSIFIER_SCORE_TAG in series
   score_tag = INCEPTION_SCORE_TAG if INCEPTION_SCORE_TAG in series else CLASSIFIER_SCORE_TAG
   evaluated = any(tag.startswith('eval') for tag in series)
-  for cell, tag in zip((cells[0, 0], cells[0, 1], cells[1, 0]),
-                       (FID_TAG, score_tag, MIN_SHARE_TAG)):
+  conditional = any(tag in series or ema_tag(tag) in series for tag in CONDITIONAL_TAGS)
+  # Panels in reading order, None = the Wasserstein estimate; intra-FID sits beside FID.
+  if conditional:
+    cells = figure.add_gridspec(2, 4, width_ratios=(1, 1, 1, 1.9))
+    panels = (FID_TAG, INTRA_FID_TAG, score_tag, MIN_SHARE_TAG, CONDITIONAL_ACCURACY_TAG, None)
+  else:
+    cells = figure.add_gridspec(2, 3, width_ratios=(1, 1, 1.9))
+    panels = (FID_TAG, score_tag, MIN_SHARE_TAG, None)
+  columns = len(panels) // 2
+  for index, tag in enumerate(panels):
+    axes = figure.add_subplot(cells[index // columns, index % columns])
+    if tag is None:
+      _plot_curves(axes, 'Wasserstein estimate (training)',
+                   [('mean D(x) - mean D(G(z))', *series[WASSERSTEIN_TAG])]
+                   if WASSERSTEIN_TAG in series else [], last_step,
+                   empty=f'no {WASSERSTEIN_TAG} logged')
+      continue
     curves = [(label, *series[name_])
               for label, name_ in (('generator', tag), ('EMA generator', ema_tag(tag)))
               if name_ in series]
     # E.g. the Inception evaluation of non-MNIST data has no class shares.
-    _plot_curves(figure.add_subplot(cell), TITLES[tag], curves, last_step,
+    _plot_curves(axes, TITLES[tag], curves, last_step,
                  empty=f'no {tag} logged' if evaluated else 'no evaluation logged',
-                 log_scale=tag == FID_TAG, reference=REFERENCES.get(tag) if mnist else None)
-  _plot_curves(figure.add_subplot(cells[1, 1]), 'Wasserstein estimate (training)',
-               [('mean D(x) - mean D(G(z))', *series[WASSERSTEIN_TAG])]
-               if WASSERSTEIN_TAG in series else [], last_step,
-               empty=f'no {WASSERSTEIN_TAG} logged')
+                 log_scale=tag in (FID_TAG, INTRA_FID_TAG),
+                 reference=REFERENCES.get(tag) if mnist else None)
 
-  axes = figure.add_subplot(cells[:, 2])
+  axes = figure.add_subplot(cells[:, columns])
   gray = grid.shape[-1] == 1
   axes.imshow(grid[..., 0] if gray else grid, cmap='gray' if gray else None, vmin=0, vmax=255,
               interpolation='nearest')
   axes.set_axis_off()
+  labels = '; row k: class k' if num_classes else ''
   axes.set_title(f'samples of the {"EMA generator" if ema else "generator"} at step {step}\n'
-                 f'(noise from the run\'s seed {seed}: not selected)')
+                 f'(noise from the run\'s seed {seed}: not selected{labels})')
   # A live run may have evaluated after its latest checkpoint (or saved after evaluating).
   eval_steps = {int(steps[-1]) for tag, (steps, _) in series.items() if tag.startswith('eval')}
   title = f'{name}: generator step {step}'
@@ -249,19 +285,20 @@ def draw(series: Series, grid: np.ndarray, *, name: str, step: int, ema: bool,
 
 
 def sample_grid(restored: 'restore.Restored', num: int) -> np.ndarray:
-  """uint8 grid of `num` images of the restored generator, noise keyed by the run's seed."""
+  """uint8 grid of `num` images of the restored generator, noise keyed by the run's seed; a
+  class-conditional generator's grid has one row per class, num // K columns (module
+  docstring)."""
   # pylint: disable=import-outside-toplevel
-  import tensorflow as tf
   from wgan_dist import images
-  from wgan_dist import random_keys
+  from wgan_dist import sampling
   # pylint: enable=import-outside-toplevel
-  noise = tf.random.stateless_normal(
-      [num, restored.config.model.noise_dim],
-      # sample.py's stream, so the grid is the one `python -m wgan_dist.sample --seed=<run seed>`
-      # draws.
-      seed=random_keys.key(restored.config.seed, 0, 0, random_keys.SAMPLE_NOISE))
-  generated = restored.generator(noise, training=False).numpy()
-  return images.to_grid(generated, rows=images.grid_rows(num))
+  config = restored.config
+  num_classes = int(config.model.num_classes)
+  # The sample command's inputs, so the grid is the one it draws for the run's seed.
+  noise, labels, rows = sampling.sample_inputs(
+      seed=config.seed, noise_dim=config.model.noise_dim, num_classes=num_classes, label=None,
+      num=max(1, num // num_classes) if num_classes else num, interpolate=False)
+  return images.to_grid(sampling.generate(restored.generator, noise, labels), rows=rows)
 
 
 def _no_eval_notice(workdir: str, eval_every_steps: int) -> str:
@@ -306,7 +343,8 @@ def main(argv: list[str]) -> None:
     print(_no_eval_notice(workdir, config.eval_every_steps), file=sys.stderr)
   grid = sample_grid(restored, _NUM.value)
   figure = draw(series, grid, name=os.path.basename(os.path.normpath(workdir)),
-                step=restored.step, ema=restored.ema, seed=config.seed)
+                step=restored.step, ema=restored.ema, seed=config.seed,
+                num_classes=config.model.num_classes)
   out = _OUT.value or os.path.join(workdir, 'report.png')
   if os.path.dirname(out):
     tf.io.gfile.makedirs(os.path.dirname(out))

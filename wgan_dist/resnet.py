@@ -17,6 +17,11 @@ tflib: convolutions inside the blocks use its `he_init` (uniform, variance 4 / (
 fan_out)), shortcuts, the output convolution and the dense layers Glorot uniform.
 Differences from the paper's code that do not change the architecture: Keras's batch-norm
 momentum and epsilon; synchronized batch norm (statistics over the global batch).
+
+Class-conditional (num_classes = K > 0, as the paper's CONDITIONAL runs): the generator takes
+[z, label] and each of its 7 batch norms is class-conditional (model_layers.ConditionalBatchNorm,
+the paper's cond_batchnorm); the critic ends in model_layers.critic_model's 'acgan' or
+'projection' head on the pooled features.
 """
 
 import keras
@@ -39,37 +44,35 @@ def _conv(filters: int, kernel: int, name: str, he: bool = True) -> layers.Conv2
                        kernel_initializer=_he_init() if he else 'glorot_uniform')
 
 
-def _batch_norm(name: str) -> layers.BatchNormalization:
-  # Synchronized: statistics over the global batch, so results do not depend on the replica
-  # count (per-replica statistics would change with it).
-  return layers.BatchNormalization(synchronized=True, name=name)
-
-
-def _up_block(x, filters: int, name: str):
+def _up_block(x, filters: int, name: str, label, num_classes: int):
+  # model_layers.generator_batch_norm: synchronized (statistics over the global batch), and
+  # class-conditional when there is a label.
   shortcut = layers.UpSampling2D(2, name=f'{name}_shortcut_up')(x)
   shortcut = _conv(filters, 1, f'{name}_shortcut', he=False)(shortcut)
-  y = _batch_norm(f'{name}_bn1')(x)
+  y = model_layers.generator_batch_norm(x, label, num_classes, f'{name}_bn1')
   y = layers.ReLU()(y)
   y = layers.UpSampling2D(2, name=f'{name}_up')(y)
   y = _conv(filters, 3, f'{name}_conv1')(y)
-  y = _batch_norm(f'{name}_bn2')(y)
+  y = model_layers.generator_batch_norm(y, label, num_classes, f'{name}_bn2')
   y = layers.ReLU()(y)
   y = _conv(filters, 3, f'{name}_conv2')(y)
   return layers.Add(name=f'{name}_add')([shortcut, y])
 
 
-def make_generator(noise_dim: int, b: int) -> keras.Model:
-  """The paper's CIFAR-10 ResNet generator at width b; output 32×32×3 in [-1, 1]."""
-  z = keras.Input((noise_dim,), name='z')
+def make_generator(noise_dim: int, b: int, num_classes: int = 0) -> keras.Model:
+  """The paper's CIFAR-10 ResNet generator at width b; output 32×32×3 in [-1, 1].
+
+  num_classes > 0: inputs [z, label] and class-conditional batch norm."""
+  inputs, z, label = model_layers.generator_inputs(noise_dim, num_classes)
   x = layers.Dense(_START_SIZE * _START_SIZE * b, name='project')(z)
   x = layers.Reshape((_START_SIZE, _START_SIZE, b))(x)
   for i in range(3):
-    x = _up_block(x, b, f'block{i + 1}')
-  x = _batch_norm('out_bn')(x)
+    x = _up_block(x, b, f'block{i + 1}', label, num_classes)
+  x = model_layers.generator_batch_norm(x, label, num_classes, 'out_bn')
   x = layers.ReLU()(x)
   x = _conv(CHANNELS, 3, 'to_image', he=False)(x)
   image = layers.Activation('tanh', dtype='float32', name='tanh')(x)
-  return keras.Model(z, image, name='resnet_generator')
+  return keras.Model(inputs, image, name='resnet_generator')
 
 
 def _critic_block(x, filters: int, name: str, norm: str, down: bool):
@@ -89,8 +92,10 @@ def _critic_block(x, filters: int, name: str, norm: str, down: bool):
   return layers.Add(name=f'{name}_add')([shortcut, y])
 
 
-def make_critic(image_shape: tuple, b: int, norm: str) -> keras.Model:
-  """The paper's CIFAR-10 ResNet critic at width b; one float32 score per image."""
+def make_critic(image_shape: tuple, b: int, norm: str, num_classes: int = 0,
+                conditioning: str = 'acgan') -> keras.Model:
+  """The paper's CIFAR-10 ResNet critic at width b; one float32 score per image (with
+  num_classes > 0 the `conditioning` head of model_layers.critic_model)."""
   image = keras.Input(image_shape, name='image')
   # The optimised first block: no pre-activation on the image itself.
   shortcut = layers.AveragePooling2D(2, name='block1_shortcut_pool')(image)
@@ -105,5 +110,4 @@ def make_critic(image_shape: tuple, b: int, norm: str) -> keras.Model:
   x = _critic_block(x, b, 'block4', norm, down=False)
   x = layers.ReLU()(x)
   x = layers.GlobalAveragePooling2D(name='mean')(x)
-  score = layers.Dense(1, dtype='float32', name='score')(x)
-  return keras.Model(image, score, name='resnet_critic')
+  return model_layers.critic_model(image, x, num_classes, conditioning, name='resnet_critic')

@@ -18,6 +18,13 @@ What load_source checks:
   (arrays are not converted); pixels must be uint8, another integer type within [0, 255] (read
   as uint8), or finite floats in [0, 1]; anything else (e.g. floats in [0, 255] or [-1, 1]) is
   an error giving the dtype and the range found.
+- Labels, only when model.num_classes > 0 (an unconditional run reads none and accepts every
+  folder layout it always has): 'embedded_mnist', 'mnist', 'fashion_mnist' and 'cifar10' carry
+  their labels and class names; 'folder' needs one sub-directory per class (sorted names -> ids
+  0, 1, ...; images directly in data.path are an error); 'npz' needs a 'y' or 'labels' integer
+  array of one label per image (class names unknown: None); 'tfds' its 'label' feature. A source
+  without labels, labels outside [0, num_classes), non-integer labels, a label count that differs
+  from the image count, or more class sub-directories than num_classes is an error.
 - Only sources that can download ('mnist', 'fashion_mnist', 'cifar10', 'tfds') touch the network,
   and only with data.allow_download.
 
@@ -53,16 +60,46 @@ class DataError(ValueError):
   """A data source that cannot be used; the message names the field, path or value."""
 
 
+# Class names of the sources that have them, in label order.
+MNIST_CLASS_NAMES = tuple(str(digit) for digit in range(10))
+FASHION_MNIST_CLASS_NAMES = ('T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat', 'Sandal',
+                             'Shirt', 'Sneaker', 'Bag', 'Ankle boot')
+CIFAR10_CLASS_NAMES = ('airplane', 'automobile', 'bird', 'cat', 'deer', 'dog', 'frog', 'horse',
+                       'ship', 'truck')
+_CLASS_NAMES = {'embedded_mnist': MNIST_CLASS_NAMES, 'mnist': MNIST_CLASS_NAMES,
+                'fashion_mnist': FASHION_MNIST_CLASS_NAMES, 'cifar10': CIFAR10_CLASS_NAMES}
+
+
 @dataclasses.dataclass(frozen=True)
 class Source:
-  """Either in-memory images (uint8 or float, [N, H, W, C]) or a list of image files."""
+  """Either in-memory images (uint8 or float, [N, H, W, C]) or a list of image files.
+
+  labels: int32 [N], labels[i] the class of images[i] / files[i]; None for an unconditional run
+  (model.num_classes = 0). class_names: the name of each label id, when known.
+  """
   name: str
   images: Optional[np.ndarray] = None
   files: Optional[list[str]] = None
+  labels: Optional[np.ndarray] = None
+  class_names: Optional[tuple[str, ...]] = None
+
+  def __post_init__(self):
+    # A label per example, or the pipeline would pair images with the wrong labels.
+    if self.labels is not None and (self.labels.shape != (self.size,)
+                                    or self.labels.dtype != np.int32):
+      raise ValueError(f'Source {self.name!r}: labels must be int32 [{self.size}] (one per '
+                       f'image), got {self.labels.dtype} {self.labels.shape}')
 
   @property
   def size(self) -> int:
     return len(self.images) if self.images is not None else len(self.files)
+
+  def subset(self, indices: np.ndarray) -> 'Source':
+    """The examples at `indices`, with their labels."""
+    return dataclasses.replace(
+        self, images=None if self.images is None else self.images[indices],
+        files=None if self.files is None else [self.files[i] for i in indices],
+        labels=None if self.labels is None else self.labels[indices])
 
 
 def embedded_mnist_path() -> str:
@@ -89,8 +126,10 @@ _KERAS_CACHE_NAMES = {'mnist': ('mnist.npz',), 'fashion_mnist': ('fashion-mnist'
                       'cifar10': ('cifar-10-batches-py-target', 'cifar-10-batches-py')}
 
 
-def _keras_dataset(name: str, loader: Callable, allow_download: bool) -> Optional[np.ndarray]:
-  """Train images of a keras.datasets set, or None when neither cached nor downloadable."""
+def _keras_dataset(name: str, loader: Callable, allow_download: bool
+                   ) -> Optional[tuple[np.ndarray, np.ndarray]]:
+  """(train images, train labels [N]) of a keras.datasets set, or None when neither cached nor
+  downloadable."""
   cache_dir = os.path.join(os.environ.get('KERAS_HOME', os.path.expanduser('~/.keras')),
                            'datasets')
   cached = any(os.path.exists(os.path.join(cache_dir, entry))
@@ -100,13 +139,14 @@ def _keras_dataset(name: str, loader: Callable, allow_download: bool) -> Optiona
   previous_timeout = socket.getdefaulttimeout()
   socket.setdefaulttimeout(_DOWNLOAD_TIMEOUT_S)  # An offline machine must not hang here.
   try:
-    (images, _), _ = loader()
+    (images, labels), _ = loader()
   except Exception as error:  # pylint: disable=broad-except
     logging.info('keras.datasets %s unavailable: %s', name, error)
     return None
   finally:
     socket.setdefaulttimeout(previous_timeout)
-  return images if images.ndim == 4 else images[..., None]
+  # CIFAR-10's labels are [N, 1].
+  return images if images.ndim == 4 else images[..., None], labels.reshape(-1)
 
 
 def _list_image_files(path: str) -> list[str]:
@@ -121,6 +161,73 @@ def _list_image_files(path: str) -> list[str]:
     raise DataError(f"data.path={path!r} (data.source='folder') holds no image files; "
                     f'allowed extensions: {IMAGE_EXTENSIONS}')
   return files
+
+
+def _needs_labels(num_classes: int) -> str:
+  return (f'model.num_classes={num_classes} needs a label per image; allowed: a labelled '
+          'source, or model.num_classes=0 (unconditional)')
+
+
+def _folder_classes(path: str, files: list[str], num_classes: int) -> tuple[str, ...]:
+  """The sorted names of the class sub-directories of data.path (the top-level directories that
+  hold image files): a file's class is the first directory of its path under data.path."""
+  relative = [os.path.relpath(file, path).split(os.sep) for file in files]
+  in_root = [parts[0] for parts in relative if len(parts) == 1]
+  classes = tuple(sorted({parts[0] for parts in relative if len(parts) > 1}))
+  where = f"data.path={path!r} (data.source='folder')"
+  if not classes:
+    raise DataError(f'{where} has images but no class sub-directories; '
+                    f'{_needs_labels(num_classes)} (a folder: one sub-directory of images per '
+                    'class)')
+  if in_root:
+    raise DataError(
+        f'{where} has {len(in_root)} image file(s) directly in it ({", ".join(in_root[:3])}'
+        f'{", ..." if len(in_root) > 3 else ""}) besides its {len(classes)} class '
+        f'sub-directories; with model.num_classes={num_classes} every image must be in a class '
+        'sub-directory')
+  if len(classes) > num_classes:
+    raise DataError(
+        f'{where} has {len(classes)} class sub-directories ({", ".join(classes[:5])}'
+        f'{", ..." if len(classes) > 5 else ""}) but model.num_classes={num_classes}; allowed: '
+        f'at most num_classes class sub-directories (set model.num_classes={len(classes)})')
+  return classes
+
+
+def _folder_labels(path: str, files: list[str], classes: tuple[str, ...]) -> np.ndarray:
+  ids = {name: label for label, name in enumerate(classes)}
+  return np.array([ids[os.path.relpath(file, path).split(os.sep)[0]] for file in files],
+                  np.int32)
+
+
+def check_labels(labels: np.ndarray, num_examples: int, num_classes: int,
+                 where: str) -> np.ndarray:
+  """`labels` as int32 [num_examples] in [0, num_classes); DataError naming `where` otherwise.
+
+  [N, 1] (CIFAR-10's layout) is accepted as [N]; labels must have an integer dtype.
+  """
+  labels = np.asarray(labels)
+  if labels.ndim == 2 and labels.shape[1] == 1:
+    labels = labels[:, 0]
+  if labels.ndim != 1:
+    hint = (' (one-hot? store labels.argmax(1))' if labels.ndim == 2 else '')
+    raise DataError(f'{where}: labels of shape {labels.shape}; allowed: one integer label per '
+                    f'image, shape [{num_examples}]{hint}')
+  if len(labels) != num_examples:
+    raise DataError(f'{where}: {len(labels)} labels for {num_examples} images; allowed: one '
+                    'label per image, in the same order')
+  if labels.dtype.kind not in 'iu':
+    raise DataError(f'{where}: labels of dtype {labels.dtype}; allowed: integers in '
+                    f'[0, {num_classes}) (an integer dtype, e.g. int32)')
+  outside = (labels < 0) | (labels >= num_classes)
+  if outside.any():
+    values, counts = np.unique(labels[outside], return_counts=True)
+    found = ', '.join(f'{value} ({count}x)' for value, count in zip(values[:5], counts[:5]))
+    found += ', ...' if len(values) > 5 else ''
+    fix = (f'; set model.num_classes={labels.max() + 1}' if labels.min() >= 0 else '')
+    raise DataError(f'{where}: {int(outside.sum())} of {num_examples} labels lie outside '
+                    f'[0, {num_classes}) (model.num_classes={num_classes}): {found}; allowed: '
+                    f'0..{num_classes - 1}{fix}')
+  return labels.astype(np.int32)
 
 
 def _probe_file(index: tf.Tensor, path: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
@@ -212,34 +319,49 @@ def _check_image_files(files: list[str], data: ml_collections.ConfigDict) -> lis
   return [path for index, path in enumerate(files) if index in decoded]
 
 
-def _load_npz(path: str) -> np.ndarray:
+def _load_npz(path: str, num_classes: int) -> tuple[np.ndarray, Optional[np.ndarray]]:
+  """(images, labels) of an .npz or .npy; labels read only when num_classes > 0 (else None)."""
   if not path or not os.path.isfile(path):
     raise DataError(f"data.path={path!r} (data.source='npz') is not an existing .npz file")
+  where = f"data.path={path!r} (data.source='npz')"
+  labels = None
   try:
     loaded = np.load(path)  # allow_pickle=False: an .npz cannot run code.
   except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
-    raise DataError(f"data.path={path!r} (data.source='npz') does not read as .npz or .npy: "
-                    f'{error}') from error
+    raise DataError(f'{where} does not read as .npz or .npy: {error}') from error
   if isinstance(loaded, np.ndarray):  # A plain .npy file.
+    if num_classes > 0:
+      raise DataError(f"{where} is a plain .npy array, with no 'y' or 'labels' array; "
+                      f'{_needs_labels(num_classes)} (an .npz with x and y)')
     images = loaded
   else:
     with loaded as archive:
+      def read(key: str) -> np.ndarray:
+        try:
+          return archive[key]
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
+          raise DataError(f'data.path={path!r}: array {key!r} does not read: {error}') from error
+
       for key in ('x', 'images', 'x_train', 'arr_0'):
         if key in archive:
-          try:
-            images = archive[key]
-          except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
-            raise DataError(f'data.path={path!r}: array {key!r} does not read: {error}') from error
+          images = read(key)
           break
       else:
         raise DataError(f'data.path={path!r} holds arrays {list(archive.keys())}; expected one '
                         "named 'x', 'images', 'x_train' or 'arr_0'")
+      if num_classes > 0:
+        label_key = next((key for key in ('y', 'labels') if key in archive), None)
+        if label_key is None:
+          raise DataError(f"{where} has no 'y' or 'labels' array (it holds "
+                          f'{list(archive.keys())}); {_needs_labels(num_classes)}')
+        labels = check_labels(read(label_key), len(images), num_classes,
+                              f'{where} array {label_key!r}')
   if images.ndim == 3:
     images = images[..., None]
   if images.ndim != 4 or len(images) == 0:
     raise DataError(f'data.path={path!r}: images must be a non-empty [N, H, W] or '
                     f'[N, H, W, C] array, got shape {images.shape}')
-  return images
+  return images, labels
 
 
 def check_pixels(images: np.ndarray, where: str) -> np.ndarray:
@@ -272,68 +394,108 @@ def check_pixels(images: np.ndarray, where: str) -> np.ndarray:
   return images
 
 
-def _load_tfds(name: str, allow_download: bool) -> np.ndarray:
-  """The 'image' feature of a TFDS data set's train split, in one call."""
+def _load_tfds(name: str, allow_download: bool, num_classes: int
+               ) -> tuple[np.ndarray, Optional[np.ndarray], Optional[tuple[str, ...]]]:
+  """(images, labels, class names) of a TFDS data set's train split, in one call: the 'image'
+  feature, and with num_classes > 0 the 'label' feature and its names (else None, None)."""
   try:
     import tensorflow_datasets as tfds  # pylint: disable=import-outside-toplevel
   except ImportError as error:
     raise DataError("data.source='tfds' needs the tensorflow-datasets package") from error
   if not name:
     raise DataError("data.source='tfds' needs data.path: a TFDS dataset name")
+  where = f"data.path={name!r} (data.source='tfds')"
   try:
     # batch_size=-1: the whole split as one batch of arrays, not a stream stacked image by image.
     # download=False: only a data set already prepared in the TFDS data directory.
-    split = tfds.as_numpy(tfds.load(name, split='train', batch_size=-1,
-                                    download=allow_download))
+    # with_info (conditional runs only): the label feature's class names.
+    extra = {'with_info': True} if num_classes > 0 else {}
+    loaded = tfds.load(name, split='train', batch_size=-1, download=allow_download, **extra)
+    split, info = loaded if num_classes > 0 else (loaded, None)
+    split = tfds.as_numpy(split)
   except Exception as error:  # pylint: disable=broad-except  # tfds has many error types.
     offline = '' if allow_download else (' (data.allow_download=False: only a data set already '
                                          'prepared in the TFDS data directory is used)')
-    raise DataError(f"data.path={name!r} (data.source='tfds') does not load{offline}: "
+    raise DataError(f'{where} does not load{offline}: '
                     # First line only: tfds messages can run to many lines.
                     f'{type(error).__name__}: {(str(error).strip().splitlines() or [""])[0]}'
                     ) from error
   if not isinstance(split, dict) or 'image' not in split:
     features = sorted(split) if isinstance(split, dict) else type(split).__name__
-    raise DataError(f"data.path={name!r} (data.source='tfds') has no 'image' feature; it has "
-                    f'{features}')
-  return np.asarray(split['image'])
+    raise DataError(f"{where} has no 'image' feature; it has {features}")
+  images = np.asarray(split['image'])
+  if num_classes == 0:
+    return images, None, None
+  if 'label' not in split:
+    raise DataError(f"{where} has no 'label' feature (it has {sorted(split)}); "
+                    f'{_needs_labels(num_classes)}')
+  labels = check_labels(split['label'], len(images), num_classes, f"{where} feature 'label'")
+  try:  # A ClassLabel feature has names; other label features (e.g. plain integers) do not.
+    names = tuple(info.features['label'].names)
+  except (AttributeError, KeyError, TypeError):
+    names = None
+  return images, labels, names or None
 
 
 def load_source(config: ml_collections.ConfigDict) -> Source:
-  """Finds and checks the images of a validated config; raises DataError naming what is wrong."""
+  """Finds and checks the images (and, with model.num_classes > 0, the labels) of a validated
+  config; raises DataError naming what is wrong."""
   data = config.data
   name = data.source
-  if name == 'embedded_mnist':
-    source = Source(name, images=load_embedded_mnist()[0])
-  elif name == 'mnist':
-    images = _keras_dataset('mnist', tf.keras.datasets.mnist.load_data, data.allow_download)
-    if images is None:
+  num_classes = config.model.num_classes
+  labels = class_names = None
+  if name in ('embedded_mnist', 'mnist', 'fashion_mnist', 'cifar10'):
+    loaded = None
+    if name != 'embedded_mnist':
+      loader = getattr(tf.keras.datasets, name).load_data
+      loaded = _keras_dataset(name, loader, data.allow_download)
+    if loaded is None and name == 'mnist':
       logging.warning('Full MNIST is not cached and could not be downloaded; training on the '
                       "embedded 5,000-image MNIST sample instead (data.source='embedded_mnist').")
-      source = Source('embedded_mnist', images=load_embedded_mnist()[0])
-    else:
-      source = Source(name, images=images)
-  elif name in ('fashion_mnist', 'cifar10'):
-    loader = getattr(tf.keras.datasets, name).load_data
-    images = _keras_dataset(name, loader, data.allow_download)
-    if images is None:
+      name = 'embedded_mnist'
+    if loaded is None and name != 'embedded_mnist':
       raise DataError(f'data.source={name!r}: the data set is not cached under ~/.keras/datasets '
                       'and could not be downloaded')
-    source = Source(name, images=images)
+    images, labels = loaded if loaded is not None else load_embedded_mnist()
+    class_names = _CLASS_NAMES[name]
   elif name == 'folder':
-    source = Source(name, files=_check_image_files(_list_image_files(data.path), data))
+    files = _list_image_files(data.path)
+    classes = _folder_classes(data.path, files, num_classes) if num_classes > 0 else None
+    files = _check_image_files(files, data)  # After the layout check: decoding is work.
+    if classes is not None:
+      labels, class_names = _folder_labels(data.path, files, classes), classes
+      logging.info('Classes of data.path=%r (sub-directory -> label): %s', data.path,
+                   ', '.join(f'{folder} -> {label}' for label, folder in enumerate(classes)))
   elif name == 'npz':
-    source = Source(name, images=_load_npz(data.path))
+    images, labels = _load_npz(data.path, num_classes)
   elif name == 'tfds':
-    source = Source(name, images=_load_tfds(data.path, data.allow_download))
+    images, labels, class_names = _load_tfds(data.path, data.allow_download, num_classes)
 
-  if source.images is not None:
-    where = (f'data.path={data.path!r} (data.source={name!r})' if name in ('npz', 'tfds')
-             else f'data.source={name!r}')
-    if source.images.shape[-1] != data.channels:
-      raise DataError(f'{where} has {source.images.shape[-1]} channel(s) but '
+  where = (f'data.path={data.path!r} (data.source={name!r})' if name in ('npz', 'tfds')
+           else f'data.source={name!r}')
+  if num_classes == 0:  # Unconditional: labels are neither checked nor carried.
+    labels = class_names = None
+  elif name in _CLASS_NAMES:  # Known data sets: check the range (num_classes may be too small).
+    labels = check_labels(labels, len(images), num_classes, where)
+  if name == 'folder':
+    source = Source(name, files=files, labels=labels, class_names=class_names)
+  else:
+    if images.shape[-1] != data.channels:
+      raise DataError(f'{where} has {images.shape[-1]} channel(s) but '
                       f'data.channels={data.channels}; allowed: arrays with data.channels '
                       'channels (arrays are not converted)')
-    source = dataclasses.replace(source, images=check_pixels(source.images, where))
-  logging.info('Data: %s, %d images', source.name, source.size)
+    source = Source(name, images=check_pixels(images, where), labels=labels,
+                    class_names=class_names)
+  if labels is None:
+    logging.info('Data: %s, %d images', source.name, source.size)
+  else:
+    counts = np.bincount(labels, minlength=num_classes)
+    logging.info('Data: %s, %d images in %d classes (%d to %d images per class)', source.name,
+                 source.size, num_classes, counts.min(), counts.max())
+    if not counts.all():
+      # Allowed (e.g. a held-back class); the critic never sees a real image of it, yet the
+      # generator step still draws it (its labels are uniform over all classes).
+      logging.warning('Data: %s has no images of label(s) %s of model.num_classes=%d; the '
+                      'generator is still trained on them, against no real examples',
+                      source.name, ', '.join(map(str, np.flatnonzero(counts == 0))), num_classes)
   return source

@@ -29,9 +29,18 @@ from wgan_dist import random_keys
 CRITIC_METRICS = ('critic_loss', 'gradient_penalty', 'wasserstein_estimate', 'critic_grad_norm')
 GENERATOR_METRICS = ('generator_loss', 'generator_grad_norm')
 METRICS = CRITIC_METRICS + GENERATOR_METRICS
+# AC-GAN conditioning also measures its auxiliary classifier's cross-entropy: on real images in
+# the critic update, on the generator's fakes in the generator update.
+ACGAN_METRICS = ('critic_classifier_loss', 'generator_classifier_loss')
 # Also in each step's result: 1.0 when the loss scale skipped the update, else 0.0.
 SKIPPED = 'skipped'
 _SUM = tf.distribute.ReduceOp.SUM
+
+
+def metric_names(config: ml_collections.ConfigDict) -> tuple[str, ...]:
+  """The metrics the steps of `config` return (SKIPPED aside), in logging order."""
+  acgan = config.model.num_classes > 0 and config.model.conditioning == 'acgan'
+  return METRICS + (ACGAN_METRICS if acgan else ())
 
 
 class NonFiniteError(RuntimeError):
@@ -60,14 +69,17 @@ def all_finite(values: list[tf.Tensor]) -> tf.Tensor:
 
 def critic_loss_and_gradients(*, critic: keras.Model, real: tf.Tensor, fake: tf.Tensor,
                               epsilon: tf.Tensor, gp_lambda: float, global_batch: int,
-                              inner_scale: float,
-                              loss_scale: Optional[tf.Tensor]) -> tuple[dict, list]:
+                              inner_scale: float, loss_scale: Optional[tf.Tensor],
+                              labels: Optional[tf.Tensor] = None,
+                              classifier_weight: float = 0.0) -> tuple[dict, list]:
   """Per-example critic terms and this replica's gradient of loss_scale·(its loss share).
 
   The penalty inside is computed at the fixed `inner_scale`, independent of `loss_scale`.
+  `labels` and `classifier_weight`: losses.critic_losses.
   """
   with tf.GradientTape() as tape:
-    terms = losses.critic_losses(critic, real, fake, epsilon, gp_lambda, inner_scale)
+    terms = losses.critic_losses(critic, real, fake, epsilon, gp_lambda, inner_scale, labels,
+                                 classifier_weight)
     loss = tf.nn.compute_average_loss(terms['critic_loss'], global_batch_size=global_batch)
     scaled_loss = _scaled(loss, loss_scale)
   return terms, tape.gradient(scaled_loss, critic.trainable_variables)
@@ -102,6 +114,15 @@ def _global_noise(config: ml_collections.ConfigDict, num_replicas: int, shape: l
                                    global_batch // num_replicas)
 
 
+def _global_labels(config: ml_collections.ConfigDict, num_replicas: int,
+                   key: tf.Tensor) -> tf.Tensor:
+  """This replica's slice of a global batch of uniform labels in [0, num_classes)."""
+  return _global_noise(
+      config, num_replicas, [],
+      lambda shape, seed: tf.random.stateless_uniform(
+          shape, seed=seed, minval=0, maxval=config.model.num_classes, dtype=tf.int32), key)
+
+
 def _reduce(strategy: tf.distribute.Strategy, per_replica: dict) -> dict[str, tf.Tensor]:
   return {name: strategy.reduce(_SUM, value, axis=None) for name, value in per_replica.items()}
 
@@ -109,13 +130,15 @@ def _reduce(strategy: tf.distribute.Strategy, per_replica: dict) -> dict[str, tf
 def make_critic_step(*, strategy: tf.distribute.Strategy, config: ml_collections.ConfigDict,
                      generator: keras.Model, critic: keras.Model,
                      critic_optimizer: keras.optimizers.Optimizer) -> Callable:
-  """`critic_step(real, step, iteration) -> metrics`: one critic update on every replica.
+  """`critic_step(batch, step, iteration) -> metrics`: one critic update on every replica.
 
-  `real` is one distributed global batch of real images; `step` (generator steps done) and
-  `iteration` (the critic update within the step, 0..n_critic-1) key the noise z and ε. Returns
-  the global-batch means of CRITIC_METRICS (the gradient norm of the applied, summed gradient)
-  and SKIPPED. Changes only the critic's variables and its optimizer (and the generator's batch
-  norm statistics, as the generator runs in training mode).
+  `batch` is one distributed global batch of real images, or of (images, labels) for a
+  class-conditional config, whose fakes are then generated for the real batch's labels (so the
+  penalty's x̂ interpolates within a class); `step` (generator steps done) and `iteration` (the
+  critic update within the step, 0..n_critic-1) key the noise z and ε. Returns the global-batch
+  means of CRITIC_METRICS (the gradient norm of the applied, summed gradient), the AC-GAN
+  classifier's loss when there is one, and SKIPPED. Changes only the critic's variables and its
+  optimizer (and the generator's batch norm statistics, as the generator runs in training mode).
   """
   train = config.train
   num_replicas = strategy.num_replicas_in_sync
@@ -126,16 +149,21 @@ def make_critic_step(*, strategy: tf.distribute.Strategy, config: ml_collections
   loss_and_gradients = (tf.function(critic_loss_and_gradients, jit_compile=True)
                         if train.jit_compile else critic_loss_and_gradients)
 
-  def replica_step(real: tf.Tensor, step: tf.Tensor, iteration: tf.Tensor) -> dict:
+  classifier_weight = float(train.acgan_critic_weight)
+  conditional = config.model.num_classes > 0  # Batches carry labels.
+
+  def replica_step(batch, step: tf.Tensor, iteration: tf.Tensor) -> dict:
+    real, labels = batch if conditional else (batch, None)
     z = _global_noise(config, num_replicas, [config.model.noise_dim], tf.random.stateless_normal,
                       random_keys.key(config.seed, step, iteration, random_keys.CRITIC_NOISE))
     epsilon = _global_noise(config, num_replicas, [1, 1, 1], tf.random.stateless_uniform,
                             random_keys.key(config.seed, step, iteration, random_keys.EPSILON))
-    fake = generator(z, training=True)
+    fake = losses.generate(generator, z, labels)
     terms, grads = loss_and_gradients(
         critic=critic, real=real, fake=fake, epsilon=epsilon, gp_lambda=gp_lambda,
         global_batch=train.global_batch_size, inner_scale=inner_scale,
-        loss_scale=precision.loss_scale(critic_optimizer))
+        loss_scale=precision.loss_scale(critic_optimizer), labels=labels,
+        classifier_weight=classifier_weight)
     update = _apply_summed(critic_optimizer, grads, critic.trainable_variables, num_replicas)
     metrics = {name: tf.nn.compute_average_loss(values, global_batch_size=train.global_batch_size)
                for name, values in terms.items()}
@@ -143,8 +171,8 @@ def make_critic_step(*, strategy: tf.distribute.Strategy, config: ml_collections
     metrics[SKIPPED] = update[SKIPPED]
     return metrics
 
-  def critic_step(real, step: tf.Tensor, iteration: tf.Tensor) -> dict[str, tf.Tensor]:
-    return _reduce(strategy, strategy.run(replica_step, args=(real, step, iteration)))
+  def critic_step(batch, step: tf.Tensor, iteration: tf.Tensor) -> dict[str, tf.Tensor]:
+    return _reduce(strategy, strategy.run(replica_step, args=(batch, step, iteration)))
 
   return critic_step
 
@@ -154,24 +182,35 @@ def make_generator_step(*, strategy: tf.distribute.Strategy, config: ml_collecti
                         generator_optimizer: keras.optimizers.Optimizer) -> Callable:
   """`generator_step(step) -> metrics`: one generator update on every replica.
 
-  `step` (generator steps done) keys the noise. Returns the global-batch means of
-  GENERATOR_METRICS and SKIPPED. Changes only the generator's variables and its optimizer.
+  `step` (generator steps done) keys the noise and, for a class-conditional config, the labels
+  the fakes are generated for (uniform over the classes). Returns the global-batch means of
+  GENERATOR_METRICS, the AC-GAN classifier's loss on the fakes when there is one, and SKIPPED.
+  Changes only the generator's variables and its optimizer.
   """
   global_batch = config.train.global_batch_size
   num_replicas = strategy.num_replicas_in_sync
+  classifier_weight = float(config.train.acgan_generator_weight)
+  conditional = config.model.num_classes > 0  # Batches carry labels.
 
   def replica_step(step: tf.Tensor) -> dict:
     z = _global_noise(config, num_replicas, [config.model.noise_dim], tf.random.stateless_normal,
                       random_keys.key(config.seed, step, 0, random_keys.GENERATOR_NOISE))
+    labels = (_global_labels(config, num_replicas,
+                             random_keys.key(config.seed, step, 0, random_keys.GENERATOR_LABELS))
+              if conditional else None)
     with tf.GradientTape() as tape:
-      loss = tf.nn.compute_average_loss(losses.generator_loss(critic, generator(z, training=True)),
-                                        global_batch_size=global_batch)
+      terms = losses.generator_losses(critic, losses.generate(generator, z, labels), labels,
+                                      classifier_weight)
+      loss = tf.nn.compute_average_loss(terms['generator_loss'], global_batch_size=global_batch)
       scaled_loss = _scaled(loss, precision.loss_scale(generator_optimizer))
     grads = tape.gradient(scaled_loss, generator.trainable_variables)
     update = _apply_summed(generator_optimizer, grads, generator.trainable_variables,
                            num_replicas)
-    return {'generator_loss': loss, 'generator_grad_norm': update['grad_norm'],
-            SKIPPED: update[SKIPPED]}
+    metrics = {name: tf.nn.compute_average_loss(values, global_batch_size=global_batch)
+               for name, values in terms.items()}
+    metrics['generator_grad_norm'] = update['grad_norm']
+    metrics[SKIPPED] = update[SKIPPED]
+    return metrics
 
   def generator_step(step: tf.Tensor) -> dict[str, tf.Tensor]:
     return _reduce(strategy, strategy.run(replica_step, args=(step,)))

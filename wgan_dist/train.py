@@ -10,6 +10,7 @@ before models are built, and a checkpoint in the workdir is restored before the 
 """
 
 import dataclasses
+import json
 import math
 import os
 import time
@@ -25,6 +26,7 @@ from wgan_dist import checkpointing
 from wgan_dist import config_validation
 from wgan_dist import devices
 from wgan_dist import distribution
+from wgan_dist import images
 from wgan_dist import monitoring
 from wgan_dist import peers
 from wgan_dist import random_keys
@@ -37,7 +39,27 @@ from wgan_dist import trainer as trainer_lib
 from wgan_dist import watchdog as watchdog_lib
 from wgan_dist.eval import evaluator as evaluator_lib
 
-NUM_SAMPLES = 16  # The fixed noise vectors of the 4x4 sample grid.
+NUM_SAMPLES = 16  # The fixed noise vectors of the 4x4 sample grid (unconditional models).
+SAMPLES_PER_CLASS = 8  # Columns of a conditional model's grid: one row per class.
+
+
+def fixed_sample_inputs(config: ml_collections.ConfigDict
+                        ) -> tuple[tf.Tensor, Optional[tf.Tensor], int]:
+  """(noise, labels or None, grid rows) of the sample grid, the same at every step.
+
+  Unconditional: 16 noise vectors in a 4x4 grid. Conditional: one row per class, row k all
+  label k, column j the same noise vector in every row (so a column shows one z across the
+  classes).
+  """
+  conditional = config.model.num_classes > 0
+  columns = SAMPLES_PER_CLASS if conditional else NUM_SAMPLES
+  noise = tf.random.stateless_normal(
+      [columns, config.model.noise_dim],
+      seed=random_keys.key(config.seed, 0, 0, random_keys.FIXED_NOISE))
+  if not conditional:
+    return noise, None, 4
+  noise, labels = images.class_rows(noise.numpy(), range(config.model.num_classes))
+  return tf.constant(noise), tf.constant(labels), config.model.num_classes
 
 
 def resolve_num_steps(config: ml_collections.ConfigDict, dataset_size: int) -> int:
@@ -59,6 +81,16 @@ def _restore(state: train_state.TrainState, checkpointer: checkpointing.Checkpoi
       state.ema_generator.set_weights(state.generator.get_weights())
 
 
+def write_class_names(workdir: str, source: sources.Source) -> None:
+  """workdir/class_names.json: the name of each label id, a JSON list (when the source has them),
+  so samples of a class-conditional run can be read without the data."""
+  if source.class_names is None:
+    return
+  tf.io.gfile.makedirs(workdir)
+  with tf.io.gfile.GFile(os.path.join(workdir, 'class_names.json'), 'w') as f:
+    json.dump(list(source.class_names), f, indent=1)
+
+
 def _evaluate(evaluator: evaluator_lib.Evaluator,
               state: train_state.TrainState) -> dict[str, float]:
   """eval/* scalars of the generator (and eval_ema/* of the averaged one), with class shares."""
@@ -74,6 +106,12 @@ def _evaluate(evaluator: evaluator_lib.Evaluator,
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, float]:
   """Trains (or resumes) WGAN-GP for `config` in `workdir`; returns the last logged means."""
   config_validation.validate(config)
+  # What the evaluator would refuse, refused before any work (it needs the data's backbone,
+  # which config_validation does not know about).
+  evaluation_error = (evaluator_lib.conditional_error(config) if config.eval_every_steps > 0
+                      else None)
+  if evaluation_error:
+    raise config_validation.ConfigError(evaluation_error)
   # The device-dependent 'auto' choices, made once: the strategy, the models and config.json
   # see the same values.
   config = devices.resolve(config, distribution.strategy_kind(config, devices.num_gpus()))
@@ -113,6 +151,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
       workdir, total_steps=total_steps,
       images_per_step=config.train.n_critic * config.train.global_batch_size, is_chief=is_chief)
   monitor.write_config(config, first_step)
+  if is_chief:
+    write_class_names(workdir, source)
   monitor.write_hparams(config, evaluator_lib.metric_tags(
       evaluator, with_ema=state.ema_generator is not None))
   profiler = actions.Profiler(config.profile_steps, os.path.join(workdir, 'profile'), is_chief)
@@ -157,11 +197,10 @@ class _Run:
         'sample': actions.Every(config.sample_every_steps, total_steps),
         'evaluate': actions.Every(config.eval_every_steps, total_steps) if evaluator else None,
         'checkpoint': actions.Every(config.checkpoint_every_steps, total_steps)}
-    fixed_noise = tf.random.stateless_normal(
-        [NUM_SAMPLES, config.model.noise_dim],
-        seed=random_keys.key(config.seed, 0, 0, random_keys.FIXED_NOISE))
+    noise, labels, self._sample_rows = fixed_sample_inputs(config)
     generator = self._state.generator
-    self._sample = tf.function(lambda: generator(fixed_noise, training=False))
+    self._sample = tf.function(
+        lambda: generator(noise if labels is None else [noise, labels], training=False))
 
   def _watched(self, name: str, run: Callable[[int], None]) -> Callable[[int], None]:
     def watched(step: int) -> None:
@@ -211,7 +250,7 @@ class _Run:
 
   def _write_sample(self, step: int) -> None:
     if self._is_chief:
-      self._monitor.write_samples(step, np.asarray(self._sample()))
+      self._monitor.write_samples(step, np.asarray(self._sample()), self._sample_rows)
 
   def _evaluate(self, step: int) -> None:
     # Every worker evaluates (the gathers are collectives); only the chief's writer writes.

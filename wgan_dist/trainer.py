@@ -2,7 +2,8 @@
 loop; `train(num_steps)` runs up to that many steps in one tf.function call and returns their
 mean metrics and, apart from them, the loop's status.
 
-One generator step is n_critic critic steps (each on a fresh real batch) and one generator step
+One generator step is n_critic critic steps (each on a fresh real batch, with its labels for a
+class-conditional model) and one generator step
 (steps.py), then the EMA update and the step counter. Several steps per call keep the host out of
 the way; the loop stops early after a step with a non-finite loss or gradient norm so that the
 caller can fail before anything is saved.
@@ -46,6 +47,7 @@ class Trainer:
     self._n_critic = config.train.n_critic
     self._ema_decay = config.train.ema_decay
     self._ema_warmup = config.train.ema_warmup
+    self.metric_names = steps.metric_names(config)
     self.critic_step = steps.make_critic_step(
         strategy=strategy, config=config, generator=state.generator, critic=state.critic,
         critic_optimizer=state.critic_optimizer)
@@ -71,7 +73,7 @@ class Trainer:
   def _one_step(self, iterator, step: tf.Tensor) -> tuple[dict[str, tf.Tensor], tf.Tensor]:
     """One generator step (n_critic critic updates first); returns its metrics and how many of
     its updates the loss scale skipped."""
-    metrics = {name: tf.constant(0.0) for name in steps.METRICS}
+    metrics = {name: tf.constant(0.0) for name in self.metric_names}
     skipped = tf.constant(0.0)
     for iteration in tf.range(self._n_critic):
       critic = self.critic_step(next(iterator), step, iteration)
@@ -92,13 +94,13 @@ class Trainer:
     return metrics, skipped
 
   def _loop(self, iterator, num_steps: tf.Tensor):
-    totals = {name: tf.constant(0.0) for name in steps.METRICS}
+    totals = {name: tf.constant(0.0) for name in self.metric_names}
     steps_run = tf.constant(0, tf.int32)
     nonfinite_step = tf.constant(-1, tf.int64)
     for _ in tf.range(num_steps):
       step = self.state.step.read_value()
       metrics, skipped = self._one_step(iterator, step)
-      totals = {name: totals[name] + metrics[name] for name in steps.METRICS}
+      totals = {name: totals[name] + metrics[name] for name in self.metric_names}
       steps_run += 1
       # A non-finite value in a step whose updates were all applied means the weights are no
       # longer finite: stop here. (A step the loss scale skipped changed nothing.)

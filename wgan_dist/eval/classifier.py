@@ -34,6 +34,9 @@ TRAIN_PER_CLASS = 400
 _SPLIT_SHUFFLE_SEED = 0
 # Images per side of the real-vs-real Fréchet distance (the default num_eval_samples).
 FLOOR_SAMPLES = 1000
+# Images per class and side of the real-vs-real intra-FID: the embedded split's held-out images
+# of a digit, which is all the conditional evaluation has per class.
+FLOOR_PER_CLASS = 100
 
 
 def build_classifier() -> keras.Model:
@@ -114,9 +117,18 @@ def full_mnist_split() -> Optional[Split]:
                  archive['x_test'][..., None], archive['y_test'].astype(np.int64), 'mnist')
 
 
+def first_per_class(labels: np.ndarray, per_class: int) -> np.ndarray:
+  """Indices of the first `per_class` rows of each class 0..NUM_CLASSES-1, in order."""
+  labels = np.asarray(labels)
+  return np.sort(np.concatenate([np.flatnonzero(labels == k)[:per_class]
+                                 for k in range(NUM_CLASSES)]))
+
+
 def held_out_report(model: keras.Model, split: Split) -> dict:
   """Held-out accuracy, and the real-vs-real Fréchet distance (FLOOR_SAMPLES train-split vs
-  FLOOR_SAMPLES held-out images), classifier score and smallest class share of real images."""
+  FLOOR_SAMPLES held-out images), classifier score and smallest class share of real images;
+  and the real-vs-real intra-FID (per digit, its first FLOOR_PER_CLASS train-split images vs
+  its first FLOOR_PER_CLASS held-out ones; the mean over digits)."""
   features_of = feature_model(model)
 
   def outputs(images):
@@ -126,6 +138,11 @@ def held_out_report(model: keras.Model, split: Split) -> dict:
   accuracy = float(np.mean(np.argmax(held_probabilities, axis=1) == split.held_out_labels))
   # The splits are shuffled (class-mixed), so their first FLOOR_SAMPLES are fair samples.
   train_features, _ = outputs(split.train_images[:FLOOR_SAMPLES])
+  train_rows = first_per_class(split.train_labels, FLOOR_PER_CLASS)
+  held_rows = first_per_class(split.held_out_labels, FLOOR_PER_CLASS)
+  intra_floor = metrics.intra_frechet_distance(
+      outputs(split.train_images[train_rows])[0], split.train_labels[train_rows],
+      held_features[held_rows], split.held_out_labels[held_rows], NUM_CLASSES)
   held_features = held_features[:FLOOR_SAMPLES]
   held_probabilities = held_probabilities[:FLOOR_SAMPLES]
   return {
@@ -138,4 +155,6 @@ def held_out_report(model: keras.Model, split: Split) -> dict:
       'real_min_class_share': metrics.min_class_share(
           metrics.class_histogram(held_probabilities)),
       'floor_samples': len(held_features),
+      'real_intra_fid_floor': intra_floor,
+      'floor_per_class': FLOOR_PER_CLASS,
   }

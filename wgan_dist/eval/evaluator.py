@@ -3,9 +3,12 @@
     evaluator = Evaluator(config, strategy)        # real features computed once, here
     evaluation = evaluator.evaluate(generator)      # everything it measured:
     evaluation.scalars                              #  MNIST {'eval/fid', 'eval/classifier_score',
-                                                    #  'eval/min_class_share'}; Inception
+                                                    #  'eval/min_class_share'} (conditional:
+                                                    #  + 'eval/conditional_accuracy',
+                                                    #  'eval/intra_fid'); Inception
                                                     #  {'eval/fid', 'eval/inception_score'}
     evaluation.class_histogram                      #  MNIST class shares [10]; Inception None
+    evaluation.class_fids                           #  conditional MNIST: FID per class [10]
     evaluation.all_scalars()                        #  scalars + eval/class_share_<k>
 
 Two backbones (`backbone_name`), chosen by the data:
@@ -31,6 +34,32 @@ order. So the images, and the metrics, are the same for any replica count, and e
 of a run sees the same noise (changes between evaluations are the generator's, not the draw's).
 Under MultiWorkerMirroredStrategy the gather is a collective: every worker must call `evaluate`
 (only the chief should write the results).
+
+Class-conditional generators (model.num_classes = K > 0; Keras models with inputs [z, label]):
+global example i of an evaluation asks for label i mod K, with the same z as above. So the
+labels are balanced (classes differ by at most one sample when num_samples is not a multiple
+of K), every evaluation sees the same (z, label) pairs, and they do not depend on the replica
+count. The MNIST backbone then also logs
+- 'eval/conditional_accuracy': the share of samples the digit classifier assigns to the label
+  they were generated for. A generator that obeys its labels perfectly with real-looking digits
+  scores about the classifier's own held-out accuracy (0.969), not 1.
+- 'eval/intra_fid': the mean over the 10 digits of the Fréchet distance between that digit's
+  samples (num_samples / 10 of them, 100 by default) and that digit's 100 held-out real images
+  (all the embedded split holds). From 100 images per side a 64x64 covariance is poorly
+  estimated, and the estimate is biased upwards by roughly O(1/n) in the per-class count n: two
+  real 100-image samples of one digit (100 train-split vs the 100 held-out images) score 14.3
+  on average over the digits (from 7.2 to 35.7 by digit; 13.5 to 14.3 over four disjoint
+  train-split samples): that is intra-FID's floor (`classifier.held_out_report`,
+  'real_intra_fid_floor'), against 4.23 for the unconditional FID of 1,000 vs 1,000 images
+  (which itself scores 36 on 100 vs 100 mixed digits). So intra-FID is not comparable with FID;
+  compare it with its floor, and only between evaluations with the same num_eval_samples.
+  The per-class distances are `Evaluation.class_fids`.
+The MNIST evaluation needs K = 10 (the classifier's digits) and num_eval_samples >= 2K (a
+covariance per class), checked when the Evaluator is built. The Inception backbone generates
+conditional samples the same way and keeps its two metrics: no conditional accuracy (ImageNet's
+classes are not the data's) and no intra-FID: it would need the reference images' labels (the
+Inception reference is an unlabelled, unbalanced subset today), and with ~100 images per class
+against 2048 features it would be dominated by that small-sample bias.
 """
 
 import dataclasses
@@ -56,6 +85,8 @@ from wgan_dist.eval import metrics
 
 MNIST_SOURCES = ('mnist', 'embedded_mnist')
 SCALAR_TAGS = ('eval/fid', 'eval/classifier_score', 'eval/min_class_share')
+# Added to SCALAR_TAGS for a class-conditional generator (MNIST backbone).
+CONDITIONAL_SCALAR_TAGS = ('eval/conditional_accuracy', 'eval/intra_fid')
 INCEPTION_SCALAR_TAGS = ('eval/fid', 'eval/inception_score')
 # Seed of the fixed subset of training images that is the Inception reference.
 REFERENCE_SEED = 0
@@ -71,6 +102,8 @@ class Evaluation:
   scalars: dict[str, float]  # The evaluator's scalar_tags, in that order.
   class_histogram: Optional[np.ndarray]  # MNIST: each class's share of the samples [10]; else None.
   num_samples: int
+  # Conditional MNIST: the Fréchet distance of each class [10] (their mean is eval/intra_fid).
+  class_fids: Optional[np.ndarray] = None
 
   def all_scalars(self) -> dict[str, float]:
     """`scalars` and, with a histogram, eval/class_share_<k> (TensorBoard's eval/* tags)."""
@@ -98,6 +131,30 @@ def unsupported_reason(config: ml_collections.ConfigDict) -> Optional[str]:
   return (f'{got} needs the Inception evaluation: set --config.eval_inception_weights='
           f'/path/{inception_lib.WEIGHTS_FILE} (get it {inception_lib.GET_WEIGHTS}); without '
           f'it only MNIST is scored (data.source in {MNIST_SOURCES}, 28x28x1 images)')
+
+
+def conditional_error(config: ml_collections.ConfigDict) -> Optional[str]:
+  """Why a class-conditional `config` cannot be evaluated (module docstring), or None."""
+  num_classes = int(config.model.num_classes)
+  if not num_classes or backbone_name(config) != 'mnist':
+    return None
+  if num_classes != classifier_lib.NUM_CLASSES:
+    return (f'model.num_classes={num_classes} is not allowed with the MNIST evaluation; '
+            f'allowed: 0 (unconditional) or {classifier_lib.NUM_CLASSES} (its classifier\'s '
+            'digits)')
+  if config.num_eval_samples < 2 * num_classes:
+    return (f'num_eval_samples={config.num_eval_samples} is not allowed with '
+            f'model.num_classes={num_classes}; allowed: >= {2 * num_classes} (intra-FID fits a '
+            'covariance to each class\'s samples)')
+  return None
+
+
+def eval_labels(batch_index: tf.Tensor, global_batch: int, num_classes: int) -> tf.Tensor:
+  """int32 [global_batch]: the labels of one evaluation batch, global example i asking for
+  i mod num_classes (module docstring)."""
+  first = tf.cast(batch_index, tf.int64) * global_batch
+  return tf.cast(tf.math.floormod(first + tf.range(global_batch, dtype=tf.int64), num_classes),
+                 tf.int32)
 
 
 def _cifar10_test_images() -> Optional[np.ndarray]:
@@ -131,10 +188,7 @@ def _inception_reference(config: ml_collections.ConfigDict,
       source = sources.load_source(config)
     chosen = np.sort(np.random.default_rng(REFERENCE_SEED).choice(
         source.size, min(num, source.size), replace=False))
-    if source.images is not None:
-      subset = dataclasses.replace(source, images=source.images[chosen])
-    else:
-      subset = dataclasses.replace(source, files=[source.files[i] for i in chosen])
+    subset = source.subset(chosen)  # Labels, when the source has them, stay aligned.
     logging.info('Inception reference: a fixed random %d of the %d training images of %s',
                  subset.size, source.size, source.name)
   if subset.size < num:
@@ -142,7 +196,11 @@ def _inception_reference(config: ml_collections.ConfigDict,
                     subset.size, num)
   # The training pipeline's preprocessing (crop, resize, [-1, 1]); its first epoch is a
   # permutation of the subset, so one batch of subset.size images holds each image once.
-  return next(iter(input_pipeline.make_dataset(subset, config, batch_size=subset.size))).numpy()
+  # Images only: the unconditional pipeline (a conditional one would add labels).
+  unlabelled = config.copy_and_resolve_references()
+  unlabelled.model.num_classes = 0
+  return next(iter(input_pipeline.make_dataset(subset, unlabelled,
+                                               batch_size=subset.size))).numpy()
 
 
 def reference_images(config: ml_collections.ConfigDict,
@@ -199,9 +257,18 @@ class Evaluator:
     self._per_replica = self._global_batch // strategy.num_replicas_in_sync
     self.num_samples = int(config.num_eval_samples)
     self.backbone = backbone_name(config)
+    self.num_classes = int(config.model.num_classes)
+    error = conditional_error(config)
+    if error:  # Before the backbone and the real features, the costly part.
+      raise config_validation.ConfigError(error)
     with strategy.scope(), precision.policy_scope('float32'):
       self._features = _backbone(config, inception_size)
     self.scalar_tags = INCEPTION_SCALAR_TAGS if self.backbone == 'inception' else SCALAR_TAGS
+    # Intra-FID needs the real images' classes: MNIST's held-out labels, in reference order.
+    self._intra_fid = bool(self.num_classes) and self.backbone == 'mnist'
+    if self._intra_fid:
+      self.scalar_tags += CONDITIONAL_SCALAR_TAGS
+      self._real_labels = classifier_lib.embedded_split().held_out_labels
     real = reference_images(config, source)
     # InceptionV3's activations at 299x299 take ~30 MB per image, and these chunks all run on
     # one device (the first GPU): one replica's batch at a time, the load each GPU carries in
@@ -222,44 +289,64 @@ class Evaluator:
     entry = self._functions.get(id(generator))
     if entry is None:
       strategy, per_replica = self._strategy, self._per_replica
+      global_batch, num_classes = self._global_batch, self.num_classes
 
       def replica_fn(batch_index):
         noise = tf.random.stateless_normal(
-            [self._global_batch, self._noise_dim],
+            [global_batch, self._noise_dim],
             seed=random_keys.key(self._seed, batch_index, 0, random_keys.EVAL_NOISE))
-        images = generator(random_keys.replica_slice(noise, per_replica), training=False)
-        features, probabilities = self._features(tf.cast(images, tf.float32), training=False)
-        return features, probabilities
+        z = random_keys.replica_slice(noise, per_replica)
+        if not num_classes:
+          return self._features(tf.cast(generator(z, training=False), tf.float32),
+                                training=False)
+        # Sliced like z, so each example keeps its (z, label) pair on any replica count.
+        labels = random_keys.replica_slice(
+            eval_labels(batch_index, global_batch, num_classes), per_replica)
+        features, probabilities = self._features(
+            tf.cast(generator([z, labels], training=False), tf.float32), training=False)
+        return features, probabilities, labels
 
       @tf.function
       def generate_and_classify(batch_index):
-        features, probabilities = strategy.run(replica_fn, args=(batch_index,))
-        return (strategy.gather(features, axis=0), strategy.gather(probabilities, axis=0))
+        # Features, probabilities and, for a conditional generator, the labels it was given.
+        outputs = strategy.run(replica_fn, args=(batch_index,))
+        return tuple(strategy.gather(value, axis=0) for value in outputs)
 
       entry = self._functions[id(generator)] = (generator, generate_and_classify)
     return entry[1]
 
-  def outputs(self, generator: keras.Model,
-              num_samples: Optional[int] = None) -> tuple[np.ndarray, np.ndarray]:
-    """(features, class probabilities) of the first N evaluation samples: MNIST [N, 64] and
-    [N, 10], Inception [N, 2048] and [N, 1000]."""
+  def labelled_outputs(self, generator: keras.Model, num_samples: Optional[int] = None
+                       ) -> tuple[np.ndarray, np.ndarray, Optional[np.ndarray]]:
+    """(features, class probabilities, labels) of the first N evaluation samples: MNIST [N, 64]
+    and [N, 10], Inception [N, 2048] and [N, 1000]; the int32 labels [N] the generator was
+    given (conditional), else None."""
     num = int(num_samples or self.num_samples)
     if num < 2:
       raise ValueError(f'num_samples={num}: a covariance needs at least 2 samples')
+    if self._intra_fid and num < 2 * self.num_classes:
+      raise ValueError(f'num_samples={num}: intra-FID needs at least 2 samples per class, '
+                       f'>= {2 * self.num_classes}')
     function = self._function_for(generator)
-    batches = [function(tf.constant(index, tf.int64))
+    batches = [[value.numpy() for value in function(tf.constant(index, tf.int64))]
                for index in range(math.ceil(num / self._global_batch))]
-    features = np.concatenate([batch[0].numpy() for batch in batches])[:num]
-    probabilities = np.concatenate([batch[1].numpy() for batch in batches])[:num]
+    columns = [np.concatenate(parts)[:num] for parts in zip(*batches)]
+    return columns[0], columns[1], (columns[2] if self.num_classes else None)
+
+  def outputs(self, generator: keras.Model,
+              num_samples: Optional[int] = None) -> tuple[np.ndarray, np.ndarray]:
+    """(features, class probabilities) of `labelled_outputs`."""
+    features, probabilities, _ = self.labelled_outputs(generator, num_samples)
     return features, probabilities
 
   def evaluate(self, generator: keras.Model, num_samples: Optional[int] = None) -> Evaluation:
     """Scores `num_samples` (default config.num_eval_samples) images of `generator`.
 
     MNIST: scalars {'eval/fid', 'eval/classifier_score', 'eval/min_class_share'} and the class
-    histogram ([10], sums to 1); Inception: {'eval/fid', 'eval/inception_score'}, no histogram.
+    histogram ([10], sums to 1); a conditional generator adds 'eval/conditional_accuracy' and
+    'eval/intra_fid' (and the per-class distances, class_fids). Inception: {'eval/fid',
+    'eval/inception_score'}, no histogram.
     """
-    features, probabilities = self.outputs(generator, num_samples)
+    features, probabilities, labels = self.labelled_outputs(generator, num_samples)
     num = len(features)
     if self.backbone == 'inception':
       # 2048 features: from the samples when fewer than 2048 (metrics module docstring).
@@ -271,8 +358,15 @@ class Evaluator:
     if self.backbone == 'inception':
       return Evaluation({'eval/fid': fid, 'eval/inception_score': score}, None, num)
     histogram = metrics.class_histogram(probabilities)
-    return Evaluation({'eval/fid': fid, 'eval/classifier_score': score,
-                       'eval/min_class_share': metrics.min_class_share(histogram)}, histogram, num)
+    scalars = {'eval/fid': fid, 'eval/classifier_score': score,
+               'eval/min_class_share': metrics.min_class_share(histogram)}
+    class_fids = None
+    if self._intra_fid:
+      class_fids = metrics.class_frechet_distances(features, labels, self._real_features,
+                                                   self._real_labels, self.num_classes)
+      scalars['eval/conditional_accuracy'] = metrics.conditional_accuracy(probabilities, labels)
+      scalars['eval/intra_fid'] = float(np.mean(class_fids))
+    return Evaluation(scalars, histogram, num, class_fids)
 
 
 def metric_tags(evaluator: Optional[Evaluator], with_ema: bool) -> list[str]:
@@ -288,7 +382,8 @@ def make_evaluator(config: ml_collections.ConfigDict, strategy: tf.distribute.St
                    source: Optional[sources.Source] = None) -> Optional[Evaluator]:
   """An Evaluator, or None (with a warning naming why) when the data have no backbone.
 
-  A bad eval_inception_weights file raises inception.InceptionWeightsError (a ConfigError).
+  A bad eval_inception_weights file raises inception.InceptionWeightsError (a ConfigError), a
+  conditional config the MNIST evaluation cannot score a ConfigError (`conditional_error`).
   """
   reason = unsupported_reason(config)
   if reason:

@@ -14,6 +14,14 @@
   classes for confident predictions spread evenly over all classes.
 `class_histogram` / `min_class_share`: the share of samples whose most likely class is each
   digit (mode coverage), and the smallest share.
+Class-conditional generators (samples asked for a label each):
+`conditional_accuracy`: the share of samples whose most likely class is the label they were
+  generated for.
+`class_frechet_distances` / `intra_frechet_distance`: the Fréchet distance between each class's
+  generated and real features, and its mean over the classes (intra-FID, Miyato & Koyama 2018).
+  Each class's Gaussians come from that class's samples alone, so far fewer samples per fit than
+  the unconditional distance has: the estimate is biased upwards, roughly by O(1/n) in the
+  per-class sample count n (the evaluator's docstring gives the MNIST floor).
 """
 
 import numpy as np
@@ -107,3 +115,39 @@ def class_histogram(probabilities: np.ndarray) -> np.ndarray:
 def min_class_share(histogram: np.ndarray) -> float:
   """The rarest class's share: 0 when a class (mode) is missing, 1/K when perfectly even."""
   return float(np.min(histogram))
+
+
+def conditional_accuracy(probabilities: np.ndarray, labels: np.ndarray) -> float:
+  """Share of samples whose most probable class is their requested label (probabilities
+  [N, K'], labels int [N])."""
+  p, labels = np.asarray(probabilities), np.asarray(labels)
+  if p.ndim != 2 or labels.shape != (len(p),) or len(p) == 0:
+    raise ValueError(f'probabilities [N >= 1, K] and labels [N] needed, got shapes {p.shape} '
+                     f'and {labels.shape}')
+  return float(np.mean(np.argmax(p, axis=1) == labels))
+
+
+def class_frechet_distances(features1: np.ndarray, labels1: np.ndarray, features2: np.ndarray,
+                            labels2: np.ndarray, num_classes: int) -> np.ndarray:
+  """Fréchet distance [K] (float64) between the features of each class k in set 1 (rows with
+  labels1 == k) and in set 2; every class needs at least 2 rows on each side."""
+  features1, features2 = np.asarray(features1, np.float64), np.asarray(features2, np.float64)
+  labels1, labels2 = np.asarray(labels1), np.asarray(labels2)
+  if labels1.shape != (len(features1),) or labels2.shape != (len(features2),):
+    raise ValueError(f'one label per feature row needed: features {features1.shape}, labels '
+                     f'{labels1.shape}; features {features2.shape}, labels {labels2.shape}')
+  distances = np.zeros(num_classes, np.float64)
+  for k in range(num_classes):
+    rows1, rows2 = features1[labels1 == k], features2[labels2 == k]
+    if min(len(rows1), len(rows2)) < 2:
+      raise ValueError(f'class {k} has {len(rows1)} and {len(rows2)} samples; a covariance '
+                       'needs at least 2 on each side')
+    distances[k] = frechet_distance_of_features(rows1, rows2)
+  return distances
+
+
+def intra_frechet_distance(features1: np.ndarray, labels1: np.ndarray, features2: np.ndarray,
+                           labels2: np.ndarray, num_classes: int) -> float:
+  """Intra-FID: the mean over classes of `class_frechet_distances`."""
+  return float(np.mean(class_frechet_distances(features1, labels1, features2, labels2,
+                                               num_classes)))

@@ -12,7 +12,8 @@ and dropout, with TensorFlow's op determinism on.
 
 Reports the held-out accuracy and the Fréchet-distance floor: the distance between the features
 of 1,000 train-split images and 1,000 held-out images, i.e. what two real samples of an
-evaluation's size score. The last line is JSON.
+evaluation's size score; and the intra-FID floor: per digit, 100 train-split vs 100 held-out
+images (what a class-conditional evaluation compares per class), averaged. The last line is JSON.
 """
 
 import json
@@ -88,6 +89,8 @@ def main(argv: list[str]) -> None:
   print(f'Held-out accuracy: {figures["held_out_accuracy"]:.4f}')
   print(f'Real-vs-real Frechet distance ({figures["floor_samples"]} vs '
         f'{figures["floor_samples"]}): {figures["real_fid_floor"]:.4f}')
+  print(f'Real-vs-real intra-FID ({figures["floor_per_class"]} vs {figures["floor_per_class"]} '
+        f'per digit): {figures["real_intra_fid_floor"]:.4f}')
   print(json.dumps(figures, sort_keys=True))
 
 

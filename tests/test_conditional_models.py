@@ -1,0 +1,367 @@
+"""Class-conditional models (model.num_classes > 0): parameter counts from the layer formulas,
+class-conditional batch norm against a float64 computation (on 1 and on 2 replicas), the
+projection and AC-GAN heads against their weights by hand, label dependence, per-example
+critics, and float32 outputs under mixed precision. Tiny widths throughout.
+"""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from configs import celeba64
+from configs import cifar10
+from configs import mnist
+from wgan_dist import distribution
+from wgan_dist import model_layers
+from wgan_dist import models
+from wgan_dist import precision
+from wgan_dist import schema
+
+NUM_CLASSES = 3
+# model.architecture -> the config module whose 'tiny' variant fits its image shape.
+CONFIG_MODULES = {'seed': mnist, 'dcgan': mnist, 'resnet': cifar10, 'dcgan64': celeba64}
+# Keras BatchNormalization's defaults, which ConditionalBatchNorm keeps.
+BN_EPSILON = 1e-3
+BN_MOMENTUM = 0.99
+
+
+def _config(architecture: str, num_classes: int = NUM_CLASSES, conditioning: str = 'acgan'):
+  config = CONFIG_MODULES[architecture].get_config('tiny')
+  config.model.architecture = architecture
+  config.model.num_classes = num_classes
+  config.model.conditioning = conditioning
+  return config
+
+
+# Parameter counts from the layer formulas. Batch norm holds 4 weights per channel (scale,
+# offset, moving mean, moving variance); class-conditional batch norm the 2 moving statistics
+# per channel plus a scale and an offset row per class; layer norm 2 per channel.
+def _conv(kernel: int, cin: int, cout: int) -> int:
+  return kernel * kernel * cin * cout + cout  # Conv2DTranspose has the same count.
+
+
+def _dense(nin: int, nout: int) -> int:
+  return nin * nout + nout
+
+
+def _bn(channels: int) -> int:
+  return 4 * channels
+
+
+def _cbn(channels: int, k: int) -> int:
+  return 2 * channels + 2 * k * channels
+
+
+def _generator_params(architecture: str, noise: int, b: int, k: int) -> int:
+  norm = _bn if k == 0 else (lambda c: _cbn(c, k))
+  if architecture == 'seed':  # Plain batch norm; the label enters as an embedding joined to z.
+    embedding = models.SEED_LABEL_EMBEDDING_DIM if k else 0
+    params = k * embedding + _dense(noise + embedding, 7 * 7 * 4 * b) + _bn(7 * 7 * 4 * b)
+    for cin, cout in [(4 * b, 4 * b), (4 * b, 2 * b), (2 * b, b)]:
+      params += _conv(3, cin, cout) + _bn(cout)
+    return params + _conv(3, b, 1)
+  if architecture == 'dcgan':  # No batch norm unless conditional.
+    extra = norm if k else (lambda c: 0)
+    return (_dense(noise, 4 * 4 * 4 * b) + extra(4 * 4 * 4 * b) + _conv(5, 4 * b, 2 * b)
+            + extra(2 * b) + _conv(5, 2 * b, b) + extra(b) + _conv(5, b, 1))
+  if architecture == 'resnet':
+    up_block = _conv(1, b, b) + norm(b) + _conv(3, b, b) + norm(b) + _conv(3, b, b)
+    return _dense(noise, 4 * 4 * b) + 3 * up_block + norm(b) + _conv(3, b, 3)
+  params = _dense(noise, 4 * 4 * 8 * b) + norm(8 * b)  # dcgan64
+  for cin, cout in [(8 * b, 4 * b), (4 * b, 2 * b), (2 * b, b)]:
+    params += _conv(5, cin, cout) + norm(cout)
+  return params + _conv(5, b, 3)
+
+
+def _critic_trunk(architecture: str, b: int, norm_weights: int) -> tuple[int, int]:
+  """(parameters before the head, size of the features phi the head reads)."""
+  if architecture == 'seed':
+    params = _conv(3, 1, 2 * b) + _conv(4, 16 * b, 1)
+    for kernel, cin, cout in [(3, 2 * b, 4 * b), (4, 4 * b, 8 * b), (4, 8 * b, 16 * b)]:
+      params += _conv(kernel, cin, cout) + norm_weights * cout
+    return params, 2 * 2 * 1
+  if architecture == 'dcgan':
+    params = _conv(5, 1, b)
+    for cin, cout in [(b, 2 * b), (2 * b, 4 * b)]:
+      params += _conv(5, cin, cout) + norm_weights * cout
+    return params, 4 * 4 * 4 * b
+  if architecture == 'resnet':
+    norms = 2 * norm_weights * b
+    first = _conv(1, 3, b) + _conv(3, 3, b) + _conv(3, b, b)
+    down = _conv(1, b, b) + 2 * _conv(3, b, b) + norms
+    return first + down + 2 * (2 * _conv(3, b, b) + norms), b
+  params = _conv(5, 3, b)  # dcgan64
+  for cin, cout in [(b, 2 * b), (2 * b, 4 * b), (4 * b, 8 * b)]:
+    params += _conv(5, cin, cout) + norm_weights * cout
+  return params, 4 * 4 * 8 * b
+
+
+def _head(features: int, k: int, conditioning: str) -> int:
+  if k == 0:
+    return _dense(features, 1)
+  if conditioning == 'acgan':
+    return _dense(features, 1 + k)
+  return _dense(features, 1) + k * features  # psi, and the embedding table.
+
+
+def test_formulas_give_the_seed_models_known_counts():
+  # The formulas against the README's seed counts (batch norm in the blog's critic: 4 each).
+  assert _generator_params('seed', 100, 64, 0) == 2_278_401
+  trunk, features = _critic_trunk('seed', 64, 4)
+  assert trunk + _head(features, 0, 'acgan') == 10_807_302
+
+
+@pytest.mark.parametrize('architecture', schema.ARCHITECTURES)
+@pytest.mark.parametrize('k, conditioning', [(0, 'acgan')] + [
+    (NUM_CLASSES, name) for name in schema.CONDITIONINGS])
+def test_parameter_counts_and_interfaces(architecture, k, conditioning):
+  config = _config(architecture, k, conditioning)
+  generator, critic = models.build_models(config)
+  b, noise = config.model.base_filters, config.model.noise_dim
+  norm_weights = 2 if config.model.critic_norm == 'layer' else 0
+  assert generator.count_params() == _generator_params(architecture, noise, b, k)
+  trunk, features = _critic_trunk(architecture, b, norm_weights)
+  assert critic.count_params() == trunk + _head(features, k, conditioning)
+
+  size, channels = config.data.image_size, config.data.channels
+  assert generator.output_shape == (None, size, size, channels)
+  takes_label = k > 0
+  assert [t.name for t in generator.inputs] == (['z', 'label'] if takes_label else ['z'])
+  critic_takes_label = takes_label and conditioning == 'projection'
+  assert [t.name for t in critic.inputs] == (['image', 'label'] if critic_takes_label
+                                            else ['image'])
+  for model in (generator, critic):
+    for tensor in model.inputs:
+      assert tensor.dtype == ('int32' if tensor.name == 'label' else 'float32')
+  outputs = 1 + k if conditioning == 'acgan' else 1
+  assert critic.output_shape == (None, outputs)
+  # Critics stay free of batch norm of either kind.
+  assert not any(isinstance(layer, (keras.layers.BatchNormalization,
+                                    model_layers.ConditionalBatchNorm))
+                 for layer in critic.layers)
+  conditional_norms = sum(isinstance(layer, model_layers.ConditionalBatchNorm)
+                          for layer in generator.layers)
+  expected = {'seed': 0, 'dcgan': 3, 'resnet': 7, 'dcgan64': 4}[architecture]
+  assert conditional_norms == (expected if k else 0)
+
+
+def _cbn_reference(x, labels, gamma, beta, mean, variance):
+  x_hat = (x - mean) / np.sqrt(variance + BN_EPSILON)
+  shape = (-1,) + (1,) * (x.ndim - 2) + (x.shape[-1],)
+  return gamma[labels].reshape(shape) * x_hat + beta[labels].reshape(shape)
+
+
+def _cbn_case(shape, seed=0):
+  rng = np.random.default_rng(seed)
+  x = (rng.standard_normal(shape) * 2 + 0.5).astype(np.float32)
+  labels = rng.integers(0, NUM_CLASSES, shape[0]).astype(np.int32)
+  labels[:NUM_CLASSES] = np.arange(NUM_CLASSES)  # Every class present.
+  gamma = rng.uniform(0.5, 2.0, (NUM_CLASSES, shape[-1])).astype(np.float32)
+  beta = rng.standard_normal((NUM_CLASSES, shape[-1])).astype(np.float32)
+  return x, labels, gamma, beta
+
+
+def _set_tables(layer, gamma, beta):
+  layer.gamma.assign(gamma)
+  layer.beta.assign(beta)
+
+
+@pytest.mark.parametrize('shape', [(8, 3, 3, 5), (8, 7)])
+def test_conditional_batch_norm_is_gamma_y_times_x_hat_plus_beta_y(shape):
+  x, labels, gamma, beta = _cbn_case(shape)
+  layer = model_layers.ConditionalBatchNorm(NUM_CLASSES)
+  out = layer([tf.constant(x), tf.constant(labels)], training=True).numpy()
+  # Fresh tables (1 and 0): plain batch norm, the same for every class.
+  axes = tuple(range(x.ndim - 1))
+  x64 = x.astype(np.float64)
+  mean, variance = x64.mean(axis=axes), x64.var(axis=axes)  # Biased, over the batch.
+  np.testing.assert_allclose(out, (x64 - mean) / np.sqrt(variance + BN_EPSILON), rtol=1e-4,
+                             atol=1e-5)
+
+  _set_tables(layer, gamma, beta)
+  out = layer([tf.constant(x), tf.constant(labels)], training=True).numpy()
+  np.testing.assert_allclose(out, _cbn_reference(x64, labels, gamma, beta, mean, variance),
+                             rtol=1e-4, atol=1e-5)
+  # Inference: the moving statistics, after two training calls on the same batch.
+  moving_mean = mean * (1 - BN_MOMENTUM**2)
+  moving_variance = BN_MOMENTUM**2 + variance * (1 - BN_MOMENTUM**2)
+  out = layer([tf.constant(x), tf.constant(labels)], training=False).numpy()
+  np.testing.assert_allclose(
+      out, _cbn_reference(x64, labels, gamma, beta, moving_mean, moving_variance), rtol=1e-4,
+      atol=1e-5)
+
+
+def test_conditional_batch_norm_statistics_span_the_global_batch_on_two_replicas():
+  config = mnist.get_config('tiny')
+  config.distribution.strategy, config.distribution.cpu_replicas = 'mirrored', 2
+  strategy = distribution.create_strategy(config)
+  assert strategy.num_replicas_in_sync == 2
+  x, labels, gamma, beta = _cbn_case((8, 3, 3, 5), seed=1)
+  x[4:] += 3.0  # Replica 1's half differs in mean: per-replica statistics would show.
+  with strategy.scope():
+    layer = model_layers.ConditionalBatchNorm(NUM_CLASSES)
+    layer.build([x.shape, labels.shape])
+    _set_tables(layer, gamma, beta)
+
+  def shard(array):
+    return strategy.experimental_distribute_values_from_function(
+        lambda context: tf.constant(array[4 * context.replica_id_in_sync_group:][:4]))
+
+  @tf.function
+  def run(x_shards, label_shards):
+    return strategy.run(lambda a, b: layer([a, b], training=True), args=(x_shards, label_shards))
+
+  out = np.concatenate([t.numpy() for t in strategy.experimental_local_results(
+      run(shard(x), shard(labels)))])
+  x64 = x.astype(np.float64)
+  mean, variance = x64.mean(axis=(0, 1, 2)), x64.var(axis=(0, 1, 2))
+  np.testing.assert_allclose(out, _cbn_reference(x64, labels, gamma, beta, mean, variance),
+                             rtol=1e-4, atol=1e-5)
+  np.testing.assert_allclose(layer.norm.moving_mean.numpy(), mean * (1 - BN_MOMENTUM),
+                             rtol=1e-4, atol=1e-6)
+
+
+def _noise(config, n: int, seed: int = 0) -> np.ndarray:
+  return np.random.default_rng(seed).standard_normal((n, config.model.noise_dim)).astype(
+      np.float32)
+
+
+def _randomise_tables(generator, seed=0):
+  rng = np.random.default_rng(seed)
+  for layer in generator.layers:
+    if isinstance(layer, model_layers.ConditionalBatchNorm):
+      shape = layer.gamma.shape
+      _set_tables(layer, 1 + 0.5 * rng.standard_normal(shape), 0.5 * rng.standard_normal(shape))
+
+
+@pytest.mark.parametrize('architecture', schema.ARCHITECTURES)
+def test_generator_output_depends_on_the_label(architecture):
+  config = _config(architecture)
+  generator, _ = models.build_models(config)
+  z = tf.constant(np.repeat(_noise(config, 1), NUM_CLASSES, axis=0))  # One z, every class.
+  labels = tf.constant(np.arange(NUM_CLASSES, dtype=np.int32))
+
+  def images(training):
+    return generator([z, labels], training=training).numpy()
+
+  if architecture != 'seed':
+    # The label enters only through the batch norm's tables, which start equal for every class.
+    for training in (True, False):
+      out = images(training)
+      np.testing.assert_allclose(out, np.broadcast_to(out[:1], out.shape), atol=1e-6)
+    # Training mode reaches the norms inside the model: their moving statistics moved.
+    norms = [layer.norm for layer in generator.layers
+             if isinstance(layer, model_layers.ConditionalBatchNorm)]
+    assert all(np.abs(norm.moving_variance.numpy() - 1).max() > 0 for norm in norms)
+    before = [norm.moving_variance.numpy() for norm in norms]
+    images(False)
+    for norm, value in zip(norms, before):
+      np.testing.assert_array_equal(norm.moving_variance.numpy(), value)
+  _randomise_tables(generator)
+  for training in (True, False):
+    out = images(training)
+    for a in range(NUM_CLASSES):
+      for b in range(a):
+        assert np.abs(out[a] - out[b]).max() > 1e-3, (training, a, b)
+  # In inference mode each example's image is its own (z, label)'s, whatever the batch holds.
+  z_many, labels_many = _noise(config, 5, seed=1), np.array([2, 0, 1, 1, 0], np.int32)
+  batch = generator([tf.constant(z_many), tf.constant(labels_many)], training=False).numpy()
+  for i in range(5):
+    alone = generator([tf.constant(z_many[i:i + 1]), tf.constant(labels_many[i:i + 1])],
+                      training=False).numpy()
+    np.testing.assert_allclose(alone, batch[i:i + 1], rtol=1e-4, atol=1e-5)
+
+
+def _images_and_labels(config, n: int = 5):
+  rng = np.random.default_rng(2)
+  size, channels = config.data.image_size, config.data.channels
+  images = rng.uniform(-1, 1, (n, size, size, channels)).astype(np.float32)
+  labels = np.array([0, 1, 2, 2, 1][:n], np.int32)
+  return images, labels
+
+
+def _features(critic, images) -> np.ndarray:
+  """phi: the vector the critic's last Dense reads, in float64."""
+  dense = critic.get_layer('score' if 'score' in [l.name for l in critic.layers]
+                           else 'score_and_logits')
+  trunk = keras.Model(critic.inputs[0], dense.input)
+  return trunk(tf.constant(images)).numpy().astype(np.float64)
+
+
+@pytest.mark.parametrize('architecture', schema.ARCHITECTURES)
+def test_projection_is_psi_of_phi_plus_embed_y_dot_phi(architecture):
+  config = _config(architecture, conditioning='projection')
+  _, critic = models.build_models(config)
+  images, labels = _images_and_labels(config)
+  out = critic([tf.constant(images), tf.constant(labels)]).numpy()
+  assert out.dtype == np.float32 and out.shape == (5, 1)
+  phi = _features(critic, images)
+  kernel, bias = (w.astype(np.float64) for w in critic.get_layer('score').get_weights())
+  (embed,) = critic.get_layer('projection').get_weights()
+  assert embed.shape == (NUM_CLASSES, phi.shape[1])
+  expected = phi @ kernel + bias + np.sum(embed[labels].astype(np.float64) * phi, axis=1,
+                                          keepdims=True)
+  np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-5)
+  # The label moves the score by <embed(y') - embed(y), phi>, nothing else.
+  other = (labels + 1) % NUM_CLASSES
+  moved = critic([tf.constant(images), tf.constant(other)]).numpy()
+  np.testing.assert_allclose(moved - out, np.sum((embed[other] - embed[labels]) * phi, axis=1,
+                                                 keepdims=True), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize('architecture', schema.ARCHITECTURES)
+def test_acgan_critic_gives_the_score_then_the_class_logits(architecture):
+  config = _config(architecture, conditioning='acgan')
+  _, critic = models.build_models(config)
+  images, _ = _images_and_labels(config)
+  out = critic(tf.constant(images)).numpy()
+  assert out.dtype == np.float32 and out.shape == (5, 1 + NUM_CLASSES)
+  kernel, bias = (w.astype(np.float64)
+                  for w in critic.get_layer('score_and_logits').get_weights())
+  np.testing.assert_allclose(out, _features(critic, images) @ kernel + bias, rtol=1e-5,
+                             atol=1e-5)
+
+
+@pytest.mark.parametrize('architecture', schema.ARCHITECTURES)
+@pytest.mark.parametrize('conditioning', schema.CONDITIONINGS)
+def test_conditional_critic_scores_each_example_alone(architecture, conditioning):
+  # The per-example gradient penalty assumes D(x_i, y_i) depends on example i only.
+  config = _config(architecture, conditioning=conditioning)
+  _, critic = models.build_models(config)
+  images, labels = _images_and_labels(config)
+
+  def call(i, j):
+    image = tf.constant(images[i:j])
+    return critic([image, tf.constant(labels[i:j])] if conditioning == 'projection'
+                  else image, training=True).numpy()
+
+  scores = call(0, 5)
+  for i in range(5):
+    np.testing.assert_allclose(call(i, i + 1), scores[i:i + 1], rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize('architecture', schema.ARCHITECTURES)
+@pytest.mark.parametrize('conditioning', schema.CONDITIONINGS)
+def test_mixed_float16_builds_with_float32_outputs(architecture, conditioning):
+  config = _config(architecture, conditioning=conditioning)
+  keras.utils.set_random_seed(0)
+  generator32, _ = models.build_models(config)
+  with precision.policy_scope('mixed_float16'):
+    generator, critic = models.build_models(config)
+  generator.set_weights(generator32.get_weights())
+  assert generator.get_layer('project').compute_dtype == 'float16'  # Really mixed.
+  for model in (generator, critic):
+    for tensor in model.inputs:
+      assert tensor.dtype == ('int32' if tensor.name == 'label' else 'float32')
+  _randomise_tables(generator)
+  _randomise_tables(generator32)
+  z, labels = tf.constant(_noise(config, 4)), tf.constant(np.array([0, 1, 2, 1], np.int32))
+  images = generator([z, labels], training=True)
+  assert images.dtype == tf.float32
+  # Same weights, float16 arithmetic: within a few float16 roundings of the float32 images.
+  np.testing.assert_allclose(images.numpy(), generator32([z, labels], training=True).numpy(),
+                             atol=2e-2)
+  scores = critic([images, labels] if conditioning == 'projection' else images, training=True)
+  assert scores.dtype == tf.float32
+  assert scores.shape == (4, 1 + NUM_CLASSES if conditioning == 'acgan' else 1)
