@@ -7,7 +7,9 @@ tests do. Both updates run whole inside `strategy.run` (the penalty's inner tape
 applying gradients outside the replica context fails). Per-example losses are averaged over the
 *global* batch with `tf.nn.compute_average_loss`, the gradients summed across replicas once, and
 the returned values reduced with SUM, so neither the learning rate nor λ depends on the replica
-count.
+count. Each function's `per_replica` attribute runs the same update but returns every replica's
+share of the values unreduced (a PerReplica dict): the trainer's loop keeps them on the devices
+and reduces once per call (trainer.py).
 
 Under mixed_float16 the optimizers are LossScaleOptimizers: the loss is scaled once for the
 outer gradient, the summed (still scaled) gradients go to `apply`, which unscales them or skips
@@ -171,9 +173,13 @@ def make_critic_step(*, strategy: tf.distribute.Strategy, config: ml_collections
     metrics[SKIPPED] = update[SKIPPED]
     return metrics
 
-  def critic_step(batch, step: tf.Tensor, iteration: tf.Tensor) -> dict[str, tf.Tensor]:
-    return _reduce(strategy, strategy.run(replica_step, args=(batch, step, iteration)))
+  def per_replica(batch, step: tf.Tensor, iteration: tf.Tensor) -> dict:
+    return strategy.run(replica_step, args=(batch, step, iteration))
 
+  def critic_step(batch, step: tf.Tensor, iteration: tf.Tensor) -> dict[str, tf.Tensor]:
+    return _reduce(strategy, per_replica(batch, step, iteration))
+
+  critic_step.per_replica = per_replica
   return critic_step
 
 
@@ -212,7 +218,11 @@ def make_generator_step(*, strategy: tf.distribute.Strategy, config: ml_collecti
     metrics[SKIPPED] = update[SKIPPED]
     return metrics
 
-  def generator_step(step: tf.Tensor) -> dict[str, tf.Tensor]:
-    return _reduce(strategy, strategy.run(replica_step, args=(step,)))
+  def per_replica(step: tf.Tensor) -> dict:
+    return strategy.run(replica_step, args=(step,))
 
+  def generator_step(step: tf.Tensor) -> dict[str, tf.Tensor]:
+    return _reduce(strategy, per_replica(step))
+
+  generator_step.per_replica = per_replica
   return generator_step

@@ -1,12 +1,15 @@
 """`Trainer`: runs generator steps. It owns the train state, the input iterator and the compiled
-loop; `train(num_steps)` runs up to that many steps in one tf.function call and returns their
+loop; `train(num_steps)` runs that many steps in one tf.function call and returns their
 mean metrics and, apart from them, the loop's status.
 
 One generator step is n_critic critic steps (each on a fresh real batch, with its labels for a
 class-conditional model) and one generator step
 (steps.py), then the EMA update and the step counter. Several steps per call keep the host out of
-the way; the loop stops early after a step with a non-finite loss or gradient norm so that the
-caller can fail before anything is saved.
+the way, and so do the metrics: each replica accumulates its share of them on its own device, and
+they are gathered once, after the call's last step (no decision inside the loop waits for the
+devices). The call reports the first step with a non-finite loss or gradient norm, so that the
+caller can fail before anything is saved; the steps after it in the same call run on broken
+weights that are never saved.
 """
 
 import dataclasses
@@ -22,10 +25,15 @@ from wgan_dist import steps
 from wgan_dist import train_state
 
 
+# "No non-finite step", as an offset in the call: beyond any call's length, and exact as a
+# float32 (2^24), the type it is gathered in.
+_NO_STEP = 2**24
+
+
 @dataclasses.dataclass(frozen=True)
 class LoopStatus:
   """What one `Trainer.train` call did, besides its metrics."""
-  steps_run: int
+  steps_run: int  # Every step asked for: the loop no longer ends early.
   # The first generator step (1-based: the step counter after it) whose loss or gradient norm
   # was not finite, with all its updates applied; None when every step was finite. (A step the
   # loss scale skipped changed nothing and does not count.)
@@ -56,57 +64,91 @@ class Trainer:
         generator_optimizer=state.generator_optimizer)
     self.iterator = iter(input_pipeline.make_distributed_dataset(
         strategy, config, source, first_step=int(state.step.numpy())))
-    # `loop(iterator, num_steps) -> (metric means, steps run, first non-finite step or -1)`;
-    # public so that the benchmark can count the FLOPs of its graph.
+    # Per replica, on its device (synchronised on read, i.e. never by the loop): the current
+    # step's metric shares and skip flags, their totals over the call, and the call's first
+    # step that went non-finite (_NO_STEP if none). Not part of the checkpoint.
+    width = len(self.metric_names) + 1  # The metrics, then the skipped updates.
+    with strategy.scope():
+      def local(initial: tf.Tensor) -> tf.Variable:
+        return tf.Variable(initial, trainable=False,
+                           synchronization=tf.VariableSynchronization.ON_READ,
+                           aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
+      self._step_row = local(tf.zeros([width]))
+      self._totals = local(tf.zeros([width]))
+      self._first_nonfinite = local(tf.constant(_NO_STEP, tf.int64))
+    # `loop(iterator, num_steps) -> (metric means, first non-finite step or -1)`; public so
+    # that the benchmark can count the FLOPs of its graph.
     self.loop = tf.function(self._loop)
 
   def train(self, num_steps: int) -> tuple[dict[str, float], LoopStatus]:
-    """Runs up to `num_steps` generator steps; returns ({metric: mean over them}, status)."""
-    means, steps_run, nonfinite_step = self.loop(self.iterator, tf.constant(num_steps, tf.int32))
+    """Runs `num_steps` generator steps; returns ({metric: mean over them}, status)."""
+    means, nonfinite_step = self.loop(self.iterator, tf.constant(num_steps, tf.int32))
     nonfinite_step = int(nonfinite_step)
     return ({name: float(value) for name, value in means.items()},
-            LoopStatus(int(steps_run), nonfinite_step if nonfinite_step >= 0 else None))
+            LoopStatus(num_steps, nonfinite_step if nonfinite_step >= 0 else None))
 
-  def _count_skipped(self, flag: tf.Tensor) -> None:
-    self.state.skipped_updates.assign_add(tf.cast(tf.round(flag), tf.int64))
+  # The replica side: every write below stays on the replica's own device.
 
-  def _one_step(self, iterator, step: tf.Tensor) -> tuple[dict[str, tf.Tensor], tf.Tensor]:
-    """One generator step (n_critic critic updates first); returns its metrics and how many of
-    its updates the loss scale skipped."""
-    metrics = {name: tf.constant(0.0) for name in self.metric_names}
-    skipped = tf.constant(0.0)
+  def _add_to_step(self, metrics: dict[str, tf.Tensor], weight: float) -> None:
+    """Adds weight * this replica's share of each metric, and its skip flag, to the step's row."""
+    self._step_row.assign_add(tf.stack(
+        [weight * metrics[name] if name in metrics else 0.0 for name in self.metric_names] +
+        [metrics[steps.SKIPPED]]))
+
+  def _end_step(self, offset: tf.Tensor) -> None:
+    """Adds the step's row to the call's totals; records the step (its 1-based `offset` in the
+    call) if it went non-finite."""
+    row = self._step_row.read_value()
+    # A non-finite value in a step whose updates were all applied means the weights are no
+    # longer finite. (A step the loss scale skipped changed nothing.) A metric is the sum of the
+    # replicas' shares: it is non-finite when a share is.
+    bad = tf.logical_and(tf.logical_not(steps.all_finite([row[:-1]])), row[-1] <= 0.0)
+    self._first_nonfinite.assign(tf.where(
+        bad, tf.minimum(self._first_nonfinite, offset), self._first_nonfinite))
+    self._totals.assign_add(row)
+    self._step_row.assign(tf.zeros_like(row))
+
+  def _reset(self) -> None:
+    self._totals.assign(tf.zeros_like(self._totals))
+    self._step_row.assign(tf.zeros_like(self._step_row))
+    self._first_nonfinite.assign(_NO_STEP)
+
+  def _local_results(self) -> tf.Tensor:
+    """[1, this replica's totals..., first non-finite step] (the step as a float32: exact)."""
+    return tf.concat([self._totals.read_value(),
+                      [tf.cast(self._first_nonfinite, tf.float32)]], axis=0)[tf.newaxis]
+
+  # The loop, in cross-replica context.
+
+  def _one_step(self, iterator, step: tf.Tensor, first_step: tf.Tensor) -> None:
+    """One generator step (n_critic critic updates first) of a call that started at
+    `first_step`; its metrics stay on the replicas."""
     for iteration in tf.range(self._n_critic):
-      critic = self.critic_step(next(iterator), step, iteration)
-      self._count_skipped(critic[steps.SKIPPED])
-      skipped += critic[steps.SKIPPED]
-      metrics = {name: value + critic[name] / self._n_critic if name in critic else value
-                 for name, value in metrics.items()}
-    generator = self.generator_step(step)
-    self._count_skipped(generator[steps.SKIPPED])
-    skipped += generator[steps.SKIPPED]
-    metrics = {name: value + generator.get(name, 0.0) for name, value in metrics.items()}
+      critic = self.critic_step.per_replica(next(iterator), step, iteration)
+      self.strategy.run(self._add_to_step, args=(critic, 1.0 / self._n_critic))
+    generator = self.generator_step.per_replica(step)
+    self.strategy.run(self._add_to_step, args=(generator, 1.0))
+    self.strategy.run(self._end_step, args=(step + 1 - first_step,))
     if self.state.ema_generator is not None:
       # t = generator steps done, this one included; restored with the step counter.
       ema.update(self.state.ema_generator, self.state.generator,
                  ema.warmup_decay(self._ema_decay, step + 1) if self._ema_warmup
                  else self._ema_decay)
     self.state.step.assign_add(1)
-    return metrics, skipped
 
   def _loop(self, iterator, num_steps: tf.Tensor):
-    totals = {name: tf.constant(0.0) for name in self.metric_names}
-    steps_run = tf.constant(0, tf.int32)
-    nonfinite_step = tf.constant(-1, tf.int64)
+    self.strategy.run(self._reset)
+    first_step = self.state.step.read_value()
+    # Nothing in the loop depends on what the replicas computed, so the host never waits for
+    # the devices inside it: the metrics reach the host once, after the last step.
     for _ in tf.range(num_steps):
-      step = self.state.step.read_value()
-      metrics, skipped = self._one_step(iterator, step)
-      totals = {name: totals[name] + metrics[name] for name in self.metric_names}
-      steps_run += 1
-      # A non-finite value in a step whose updates were all applied means the weights are no
-      # longer finite: stop here. (A step the loss scale skipped changed nothing.)
-      if tf.logical_and(tf.logical_not(steps.all_finite(list(metrics.values()))),
-                        skipped < 0.5):
-        nonfinite_step = step + 1
-        break
-    means = {name: total / tf.cast(steps_run, tf.float32) for name, total in totals.items()}
-    return means, steps_run, nonfinite_step
+      self._one_step(iterator, self.state.step.read_value(), first_step)
+    # The call's one cross-replica collective: every replica's totals and first non-finite
+    # step, gathered (a minimum is not among the reductions strategies offer).
+    results = self.strategy.gather(self.strategy.run(self._local_results), axis=0)
+    totals = tf.reduce_sum(results[:, :-1], axis=0)
+    offset = tf.cast(tf.reduce_min(results[:, -1]), tf.int64)
+    self.state.skipped_updates.assign_add(tf.cast(tf.round(totals[-1]), tf.int64))
+    means = {name: totals[index] / tf.cast(num_steps, tf.float32)
+             for index, name in enumerate(self.metric_names)}
+    return means, tf.where(offset == _NO_STEP, tf.constant(-1, tf.int64), first_step + offset)
