@@ -122,3 +122,48 @@ def test_workers_that_resolve_differently_stop_naming_both(tmp_path):
                            f"worker 1 ({hosts[1]}): distribution.all_reduce='ring', "
                            "model.conv_impl='conv' (0 GPUs)"), last
   assert not (tmp_path / 'workdir' / 'checkpoints').exists()
+
+
+class _FakeGpuConfig:
+  """tf.config's memory-growth calls as TensorFlow behaves on a GPU (the suite has none):
+  ValueError on a GPU split into logical devices, RuntimeError once the devices exist, and
+  get_memory_growth None for a GPU initialised without it."""
+
+  def __init__(self, logical: dict, initialised: bool):
+    self._logical, self._initialised, self.growth = logical, initialised, {}
+    self.experimental = self
+
+  def get_logical_device_configuration(self, gpu):
+    return self._logical.get(gpu.name)
+
+  def set_memory_growth(self, gpu, enable):
+    if self._logical.get(gpu.name):
+      raise ValueError('Cannot set memory growth on device when virtual devices configured')
+    if self._initialised:
+      raise RuntimeError('Physical devices cannot be modified after being initialized')
+    self.growth[gpu.name] = enable
+
+  def get_memory_growth(self, gpu):
+    return self.growth.get(gpu.name)
+
+
+_GPUS = [tf.config.PhysicalDevice(f'/physical_device:GPU:{i}', 'GPU') for i in range(2)]
+
+
+def test_memory_growth_skips_gpus_split_into_logical_devices():
+  api = _FakeGpuConfig({_GPUS[0].name: [tf.config.LogicalDeviceConfiguration(1024)] * 2}, False)
+  devices.apply_memory_growth(_GPUS, True, api)
+  assert api.growth == {_GPUS[1].name: True}
+
+
+def test_memory_growth_off_is_the_default_and_never_set():
+  api = _FakeGpuConfig({}, initialised=True)
+  devices.apply_memory_growth(_GPUS, False, api)  # A second run in one process: no error.
+  assert api.growth == {}
+
+
+def test_memory_growth_on_initialised_devices_without_it_is_refused_naming_the_field():
+  with pytest.raises(config_validation.ConfigError,
+                     match=r'^distribution.gpu_memory_growth=True cannot be applied: '
+                     'TensorFlow already initialised /physical_device:GPU:0'):
+    devices.apply_memory_growth(_GPUS, True, _FakeGpuConfig({}, initialised=True))

@@ -1,8 +1,8 @@
 """This process's device settings, and the choices that depend on devices, made once per job.
 
-- `configure(config)`: GPU memory growth (`distribution.gpu_memory_growth`) and TensorFloat-32
-  (`allow_tf32`); before TensorFlow initialises its devices (distribution.create_strategy calls
-  it first).
+- `configure(config)`: GPU memory growth (`distribution.gpu_memory_growth`; not on a GPU split
+  into logical devices) and TensorFloat-32 (`allow_tf32`); before TensorFlow initialises its
+  devices (distribution.create_strategy calls it first).
 - `resolve(config, kind)`: a copy of the config with `distribution.all_reduce` and
   `model.conv_impl` 'auto' replaced by what this worker's devices call for. train.py resolves
   once, so the strategy, the models and config.json see the same values.
@@ -38,16 +38,29 @@ def configure(config: ml_collections.ConfigDict) -> None:
   """GPU memory growth and TF32 as the config says; call before the first TensorFlow op."""
   # TF32 is a switch TensorFlow reads at each matmul or convolution it launches: settable any time.
   tf.config.experimental.enable_tensor_float_32_execution(config.allow_tf32)
-  growth = config.distribution.gpu_memory_growth
-  for gpu in _gpus():
+  apply_memory_growth(_gpus(), config.distribution.gpu_memory_growth)
+
+
+def apply_memory_growth(gpus: list, growth: bool, api=tf.config) -> None:
+  """Memory growth on each of `gpus` (`api`: tf.config; tests pass a fake, having no GPU).
+
+  Growth off is TensorFlow's default, so only growth on is set. A GPU split into logical devices
+  is left alone: TensorFlow refuses memory growth there (ValueError), and the split gave each
+  logical device a fixed memory limit already.
+  """
+  if not growth:
+    return
+  for gpu in gpus:
+    if api.get_logical_device_configuration(gpu):
+      continue
     try:
-      tf.config.experimental.set_memory_growth(gpu, growth)
+      api.experimental.set_memory_growth(gpu, True)
     except RuntimeError as error:  # The devices exist already (a second run in one process).
-      if tf.config.experimental.get_memory_growth(gpu) != growth:
+      if not bool(api.experimental.get_memory_growth(gpu)):
         raise config_validation.ConfigError(
-            f'distribution.gpu_memory_growth={growth} cannot be applied: TensorFlow already '
-            f'initialised {gpu.name} in this process ({error}); allowed: the value it was '
-            'initialised with, or a new process') from error
+            f'distribution.gpu_memory_growth=True cannot be applied: TensorFlow already '
+            f'initialised {gpu.name} in this process without it ({error}); allowed: the value '
+            'it was initialised with, or a new process') from error
 
 
 def nccl_available() -> bool:
