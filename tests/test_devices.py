@@ -5,7 +5,10 @@ replicas; TF32 follows the config; workers that resolve differently stop with bo
 
 # pylint: disable=protected-access
 
+import json
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -14,6 +17,7 @@ import tensorflow as tf
 from configs import mnist
 from tests import helpers
 from tests import test_multi_worker
+from tests.conftest import REPO_ROOT
 from tests.conftest import TEST_GPUS
 from wgan_dist import config_validation
 from wgan_dist import devices
@@ -81,20 +85,50 @@ def test_strategy_kind(strategy, cpu_replicas, gpus, kind):
   assert distribution.strategy_kind(config, gpus) == kind
 
 
-def test_every_one_process_all_reduce_trains_the_same_model(tiny_config):
+# One all-reduce per process: two MirroredStrategy objects over the same devices would collide in
+# their collectives (distribution.py refuses the second).
+_TRAIN_WITH = """
+import json, sys
+from configs import mnist
+from tests import helpers
+config = mnist.get_config('tiny')
+config.distribution.all_reduce = sys.argv[1]
+history, _, state = helpers.train_steps(config, cpu_replicas=2, num_steps=2)
+ops = state.generator.distribute_strategy.extended._cross_device_ops
+print(json.dumps({'ops': type(ops).__name__,
+                  'history': [{name: float(value) for name, value in step.items()}
+                              for step in history]}))
+"""
+
+
+def test_every_one_process_all_reduce_trains_the_same_model():
   """The all-reduce is the strategy's (MirroredStrategy's cross_device_ops): each one sums the
   same gradients, so the losses of 2 replicas agree to float rounding."""
-  histories = {}
+  runs = {}
   for all_reduce in ('reduce_to_one_device', 'hierarchical_copy'):
-    config = tiny_config.copy_and_resolve_references()
-    config.distribution.all_reduce = all_reduce
-    histories[all_reduce], _, state = helpers.train_steps(config, cpu_replicas=2, num_steps=2)
-  strategy = state.generator.distribute_strategy
-  assert isinstance(strategy.extended._cross_device_ops,
-                    tf.distribute.HierarchicalCopyAllReduce)
-  for reference, other in zip(*histories.values()):
+    done = subprocess.run([sys.executable, '-c', _TRAIN_WITH, all_reduce], cwd=REPO_ROOT,
+                          capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    runs[all_reduce] = json.loads(done.stdout.strip().splitlines()[-1])
+  assert runs['reduce_to_one_device']['ops'] == 'ReductionToOneDevice'
+  assert runs['hierarchical_copy']['ops'] == 'HierarchicalCopyAllReduce'
+  for reference, other in zip(*(run['history'] for run in runs.values())):
     for name, value in reference.items():
       np.testing.assert_allclose(other[name], value, rtol=1e-5, atol=1e-6, err_msg=name)
+
+
+def test_another_all_reduce_over_the_same_devices_needs_a_new_process(tiny_config):
+  config = tiny_config.copy_and_resolve_references()
+  config.distribution.strategy, config.distribution.cpu_replicas = 'mirrored', 2
+  strategy = distribution.create_strategy(config)  # 'auto': as every other test here.
+  made_with = type(strategy.extended._cross_device_ops).__name__
+  other = 'hierarchical_copy' if made_with == 'ReductionToOneDevice' else 'reduce_to_one_device'
+  config.distribution.all_reduce = other
+  with pytest.raises(config_validation.ConfigError,
+                     match=rf"^distribution.all_reduce='{other}' is not allowed here: this "
+                     'process already has a MirroredStrategy over the same devices with '
+                     r".*\(it needs a new process\)$"):
+    distribution.create_strategy(config)
 
 
 @pytest.mark.parametrize('allow_tf32', [False, True])
