@@ -1,12 +1,16 @@
 """Device settings and device-dependent choices: the suite sees no GPU; 'auto' all-reduce and
 convolution formulation resolve as documented for any device count, explicit values are honoured
 or refused with a named error; every all-reduce trains the same model on 2 logical CPU
-replicas; TF32 follows the config; workers that resolve differently stop with both named."""
+replicas (one process each) and a second one in a process is refused; TF32 follows the config;
+workers that resolve differently or have different GPU counts stop with both named (through a
+fake of the coordination service's key-value store); memory growth as TensorFlow allows it on
+GPUs (a fake tf.config: the suite has no GPU)."""
 
 # pylint: disable=protected-access
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -15,8 +19,6 @@ import pytest
 import tensorflow as tf
 
 from configs import mnist
-from tests import helpers
-from tests import test_multi_worker
 from tests.conftest import REPO_ROOT
 from tests.conftest import TEST_GPUS
 from wgan_dist import config_validation
@@ -138,24 +140,63 @@ def test_tf32_follows_the_config(tiny_config, allow_tf32):
   assert tf.config.experimental.tensor_float_32_execution_enabled() == allow_tf32
 
 
-def test_workers_that_resolve_differently_stop_naming_both(tmp_path):
-  """Worker 1 is given another formulation, as 'auto' would give a node without GPUs."""
-  hosts = [f'127.0.0.1:{port}' for port in test_multi_worker._free_ports(2)]
-  workers, logs = [], []
-  for index, conv_impl in enumerate(('patch_matmul', 'conv')):
-    logs.append(str(tmp_path / f'worker{index}.log'))
-    flags = [f'--workdir={tmp_path / "workdir"}', f'--config.model.conv_impl={conv_impl}']
-    workers.append(test_multi_worker._start_worker(hosts, index, flags, str(tmp_path), logs[-1]))
-  codes = test_multi_worker._wait(workers, logs, timeout=180)
-  for code, log in zip(codes, logs):
-    last = open(log).read().strip().splitlines()[-1]
-    assert code == 1, last
-    assert last.startswith('error: the workers resolved the device choices differently: '
-                           f"worker 0 ({hosts[0]}): distribution.all_reduce='ring', "
-                           "model.conv_impl='patch_matmul' (0 GPUs); "
-                           f"worker 1 ({hosts[1]}): distribution.all_reduce='ring', "
-                           "model.conv_impl='conv' (0 GPUs)"), last
-  assert not (tmp_path / 'workdir' / 'checkpoints').exists()
+class _FakeStore:
+  """The coordination service's key-value store, as check_workers_agree uses it: a key is set
+  once (TensorFlow raises AlreadyExists for a second set); the other workers' keys are given."""
+
+  def __init__(self, others: dict):
+    self.values, self._others = {}, others
+
+  def set_config_key_value(self, key, value):
+    if key in self.values:
+      raise tf.errors.AlreadyExistsError(None, None, f'{key} already exists')
+    self.values[key] = value
+
+  def get_config_key_value(self, key, timeout_ms):
+    del timeout_ms
+    if key in self.values:
+      return self.values[key]
+    job_and_index = tuple(key.split('/')[-2:])
+    return json.dumps(self._others[job_and_index])
+
+
+_TASKS = [('worker', 0, 'host0:1'), ('worker', 1, 'host1:1')]
+
+
+def _agree(config, worker1: dict, store=None) -> None:
+  store = store or _FakeStore({('worker', '1'): worker1})
+  devices.check_workers_agree(config, _TASKS, ('worker', 0), timeout_secs=1, store=store)
+
+
+def test_workers_that_resolve_alike_agree_also_in_a_second_run_of_the_process(tiny_config):
+  tiny_config.distribution.all_reduce, tiny_config.model.conv_impl = 'ring', 'patch_matmul'
+  same = {'distribution.all_reduce': 'ring', 'model.conv_impl': 'patch_matmul', 'gpus': 0}
+  store = _FakeStore({('worker', '1'): same})
+  _agree(tiny_config, same, store)
+  _agree(tiny_config, same, store)  # New keys: no AlreadyExists.
+  assert len(store.values) == 2
+
+
+def test_workers_that_resolve_differently_stop_naming_both(tiny_config):
+  """Worker 1 resolved another formulation, as 'auto' would on a node with a GPU."""
+  tiny_config.distribution.all_reduce, tiny_config.model.conv_impl = 'ring', 'patch_matmul'
+  with pytest.raises(config_validation.ConfigError, match=re.escape(
+      'the workers resolved the device choices differently: '
+      "worker 0 (host0:1): distribution.all_reduce='ring', model.conv_impl='patch_matmul' "
+      "(0 GPUs); worker 1 (host1:1): distribution.all_reduce='ring', model.conv_impl='conv' "
+      '(0 GPUs); allowed: the same on every worker')):
+    _agree(tiny_config, {'distribution.all_reduce': 'ring', 'model.conv_impl': 'conv',
+                         'gpus': 0})
+
+
+def test_workers_with_different_gpu_counts_stop_naming_both(tiny_config):
+  tiny_config.distribution.all_reduce, tiny_config.model.conv_impl = 'ring', 'patch_matmul'
+  with pytest.raises(config_validation.ConfigError, match=re.escape(
+      "worker 1 (host1:1): distribution.all_reduce='ring', model.conv_impl='patch_matmul' "
+      '(2 GPUs); allowed: the same on every worker (give every worker the same number and kind '
+      'of devices')):
+    _agree(tiny_config, {'distribution.all_reduce': 'ring', 'model.conv_impl': 'patch_matmul',
+                         'gpus': 2})
 
 
 class _FakeGpuConfig:

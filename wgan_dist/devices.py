@@ -7,9 +7,9 @@
   `model.conv_impl` 'auto' replaced by what this worker's devices call for. train.py resolves
   once, so the strategy, the models and config.json see the same values.
 - `check_workers_agree(config, tasks, me, timeout_secs)`: every worker of a multi-worker job
-  publishes its resolved values through the coordination service (no collective: a job whose
-  workers chose different all-reduce implementations could hang in its first one) and fails,
-  naming the workers, if they differ (e.g. one node without GPUs).
+  publishes its resolved values and its GPU count through the coordination service (no
+  collective: a job whose workers chose different all-reduce implementations could hang in its
+  first one) and fails, naming the workers, if they differ (e.g. one node without GPUs).
 """
 
 import json
@@ -121,27 +121,41 @@ def _field(config: ml_collections.ConfigDict, field: str):
   return config[section][name]
 
 
+# check_workers_agree calls so far in this process: its keys are namespaced by it, so that a
+# second multi-worker run in one process (tests) does not find the first one's keys (every
+# worker makes the same calls in the same order, so the numbers match across workers).
+_AGREEMENTS = [0]
+
+
 def check_workers_agree(config: ml_collections.ConfigDict, tasks: list[tuple[str, int, str]],
-                        me: tuple[str, int], timeout_secs: float) -> None:
-  """Multi-worker: ConfigError naming the workers unless all resolved RESOLVED_FIELDS alike.
+                        me: tuple[str, int], timeout_secs: float, store=None) -> None:
+  """Multi-worker: ConfigError naming the workers unless all resolved RESOLVED_FIELDS alike and
+  have as many GPUs (MultiWorkerMirroredStrategy needs the same devices per worker).
 
   `tasks`: (job, index, address) of every worker (distribution.cluster_tasks()); `me`: this
   one's (job, index). Call after the strategy exists (it starts the coordination service) and
-  before any collective. Waits at most `timeout_secs` for a worker's values.
+  before any collective. Waits at most `timeout_secs` for a worker's values. `store`: the
+  coordination service's key-value store (TensorFlow's context; tests pass a fake).
   """
-  from tensorflow.python.eager import context  # pylint: disable=g-direct-tensorflow-import,import-outside-toplevel
   if len(tasks) <= 1:
     return
+  if store is None:
+    from tensorflow.python.eager import context  # pylint: disable=g-direct-tensorflow-import,import-outside-toplevel
+    store = context.context()
+  _AGREEMENTS[0] += 1
+  prefix = f'wgan_dist/devices/{_AGREEMENTS[0]}'
   mine = {field: _field(config, field) for field in RESOLVED_FIELDS}
-  mine['gpus'] = len(_gpus())
+  # The logical GPUs: the devices the strategy replicates over (the strategy exists already).
+  mine['gpus'] = len(tf.config.list_logical_devices('GPU'))
   job, index = me
-  context.context().set_config_key_value(f'wgan_dist/devices/{job}/{index}', json.dumps(mine))
+  store.set_config_key_value(f'{prefix}/{job}/{index}', json.dumps(mine))
   values = {}
   for other_job, other_index, address in tasks:
-    text = context.context().get_config_key_value(f'wgan_dist/devices/{other_job}/{other_index}',
-                                                  int(timeout_secs * 1000))
+    text = store.get_config_key_value(f'{prefix}/{other_job}/{other_index}',
+                                      int(timeout_secs * 1000))
     values[(other_job, other_index, address)] = json.loads(text)
-  choices = {tuple(value[field] for field in RESOLVED_FIELDS) for value in values.values()}
+  compared = (*RESOLVED_FIELDS, 'gpus')
+  choices = {tuple(value[field] for field in compared) for value in values.values()}
   if len(choices) > 1:
     described = '; '.join(
         f'{job} {index} ({address}): ' + ', '.join(f'{field}={value[field]!r}'
@@ -149,5 +163,5 @@ def check_workers_agree(config: ml_collections.ConfigDict, tasks: list[tuple[str
         f' ({value["gpus"]} GPUs)' for (job, index, address), value in values.items())
     raise config_validation.ConfigError(
         f'the workers resolved the device choices differently: {described}; allowed: the same '
-        'on every worker (give every worker the same kind of devices, or set '
+        'on every worker (give every worker the same number and kind of devices, or set '
         f'{" and ".join(RESOLVED_FIELDS)} explicitly)')
