@@ -126,15 +126,18 @@ def get_config() -> ml_collections.ConfigDict:
   # 'hierarchical_copy' | 'reduce_to_one_device' (one process only). Ignored by one_device.
   config.distribution.all_reduce = 'auto'
   # Let TensorFlow take GPU memory as it needs it instead of (nearly) all of it at start-up:
-  # for GPUs shared with other processes; False = TensorFlow's default (faster allocation).
+  # for GPUs shared with other processes (not applied to a GPU split into logical devices);
+  # False = TensorFlow's default (faster allocation).
   config.distribution.gpu_memory_growth = False
   # A training call or periodic action (log, sample, evaluation, save, stop agreement) that has
-  # not returned after max(this, 10x the slowest call of its kind so far, per step) ends the
-  # process with exit status 3 and a line naming it: a worker stuck outside the collectives
-  # (e.g. a hung read of shared storage) would otherwise hold every other worker for ever.
+  # not returned after max(this, 10x the slowest call of its kind so far per step, 2x the first
+  # call of its kind; 3x this for the first call) ends the process with exit status 3 and a
+  # line naming it: a worker stuck outside the collectives (e.g. a hung read of shared storage)
+  # would otherwise hold every other worker for ever.
   config.distribution.step_timeout_secs = 600.0
   # After SIGTERM or SIGINT the run finishes its call in flight and saves; if it has not ended
-  # after this long (a collective stuck on a hung peer), it exits unsaved, saying so.
+  # this long after the signal, or after the deadline of the call then in flight (a slow call is
+  # not cut short), it exits unsaved, saying so.
   config.distribution.stop_grace_secs = 120.0
 
   # Intervals in generator steps; the last step always logs, samples and saves.

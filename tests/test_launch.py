@@ -80,3 +80,21 @@ def test_slurm_starts_one_task_per_node_with_the_jobs_cpus(tmp_path):
   assert lines[0].startswith('srun --ntasks-per-node=1 --cpus-per-task=16 bash -c '), lines[0]
   assert lines[0].endswith(' multi_worker --config=configs/mnist.py'), lines[0]
   assert lines[1:] == ['SRUN_CPUS_PER_TASK=16', 'WORKER_HOSTS=gpu-a1:20007,gpu-a2:20007']
+
+
+def test_slurm_without_cpus_per_task_passes_none(tmp_path):
+  """No #SBATCH --cpus-per-task line: SLURM's default, not one CPU per task."""
+  _stand_in(tmp_path, 'scontrol', 'printf "gpu-a1\\n"\n')
+  _stand_in(tmp_path, 'srun',
+            'echo "srun $*"; echo "SRUN_CPUS_PER_TASK=${SRUN_CPUS_PER_TASK-unset}"\n')
+  env = {name: value for name, value in os.environ.items()
+         if name not in ('SLURM_CPUS_PER_TASK', 'SRUN_CPUS_PER_TASK')}
+  env.update(PATH=f'{tmp_path}:{os.environ["PATH"]}', SLURM_JOB_ID='20007',
+             SLURM_JOB_NODELIST='gpu-a1', SLURM_SUBMIT_DIR=REPO_ROOT)
+  result = subprocess.run(['bash', 'launch/slurm.sbatch', '--config=configs/mnist.py'],
+                          cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=60,
+                          check=False)
+  assert result.returncode == 0, result.stderr
+  lines = result.stdout.splitlines()
+  assert lines[0].startswith('srun --ntasks-per-node=1 bash -c '), lines[0]
+  assert lines[1] == 'SRUN_CPUS_PER_TASK=unset'

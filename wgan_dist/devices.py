@@ -1,15 +1,15 @@
 """This process's device settings, and the choices that depend on devices, made once per job.
 
-- `configure(config)`: GPU memory growth (`distribution.gpu_memory_growth`) and TensorFloat-32
-  (`allow_tf32`); before TensorFlow initialises its devices (distribution.create_strategy calls
-  it first).
+- `configure(config)`: GPU memory growth (`distribution.gpu_memory_growth`; not on a GPU split
+  into logical devices) and TensorFloat-32 (`allow_tf32`); before TensorFlow initialises its
+  devices (distribution.create_strategy calls it first).
 - `resolve(config, kind)`: a copy of the config with `distribution.all_reduce` and
   `model.conv_impl` 'auto' replaced by what this worker's devices call for. train.py resolves
   once, so the strategy, the models and config.json see the same values.
 - `check_workers_agree(config, tasks, me, timeout_secs)`: every worker of a multi-worker job
-  publishes its resolved values through the coordination service (no collective: a job whose
-  workers chose different all-reduce implementations could hang in its first one) and fails,
-  naming the workers, if they differ (e.g. one node without GPUs).
+  publishes its resolved values and its GPU count through the coordination service (no
+  collective: a job whose workers chose different all-reduce implementations could hang in its
+  first one) and fails, naming the workers, if they differ (e.g. one node without GPUs).
 """
 
 import json
@@ -38,16 +38,29 @@ def configure(config: ml_collections.ConfigDict) -> None:
   """GPU memory growth and TF32 as the config says; call before the first TensorFlow op."""
   # TF32 is a switch TensorFlow reads at each matmul or convolution it launches: settable any time.
   tf.config.experimental.enable_tensor_float_32_execution(config.allow_tf32)
-  growth = config.distribution.gpu_memory_growth
-  for gpu in _gpus():
+  apply_memory_growth(_gpus(), config.distribution.gpu_memory_growth)
+
+
+def apply_memory_growth(gpus: list, growth: bool, api=tf.config) -> None:
+  """Memory growth on each of `gpus` (`api`: tf.config; tests pass a fake, having no GPU).
+
+  Growth off is TensorFlow's default, so only growth on is set. A GPU split into logical devices
+  is left alone: TensorFlow refuses memory growth there (ValueError), and the split gave each
+  logical device a fixed memory limit already.
+  """
+  if not growth:
+    return
+  for gpu in gpus:
+    if api.get_logical_device_configuration(gpu):
+      continue
     try:
-      tf.config.experimental.set_memory_growth(gpu, growth)
+      api.experimental.set_memory_growth(gpu, True)
     except RuntimeError as error:  # The devices exist already (a second run in one process).
-      if tf.config.experimental.get_memory_growth(gpu) != growth:
+      if not bool(api.experimental.get_memory_growth(gpu)):
         raise config_validation.ConfigError(
-            f'distribution.gpu_memory_growth={growth} cannot be applied: TensorFlow already '
-            f'initialised {gpu.name} in this process ({error}); allowed: the value it was '
-            'initialised with, or a new process') from error
+            f'distribution.gpu_memory_growth=True cannot be applied: TensorFlow already '
+            f'initialised {gpu.name} in this process without it ({error}); allowed: the value '
+            'it was initialised with, or a new process') from error
 
 
 def nccl_available() -> bool:
@@ -108,27 +121,41 @@ def _field(config: ml_collections.ConfigDict, field: str):
   return config[section][name]
 
 
+# check_workers_agree calls so far in this process: its keys are namespaced by it, so that a
+# second multi-worker run in one process (tests) does not find the first one's keys (every
+# worker makes the same calls in the same order, so the numbers match across workers).
+_AGREEMENTS = [0]
+
+
 def check_workers_agree(config: ml_collections.ConfigDict, tasks: list[tuple[str, int, str]],
-                        me: tuple[str, int], timeout_secs: float) -> None:
-  """Multi-worker: ConfigError naming the workers unless all resolved RESOLVED_FIELDS alike.
+                        me: tuple[str, int], timeout_secs: float, store=None) -> None:
+  """Multi-worker: ConfigError naming the workers unless all resolved RESOLVED_FIELDS alike and
+  have as many GPUs (MultiWorkerMirroredStrategy needs the same devices per worker).
 
   `tasks`: (job, index, address) of every worker (distribution.cluster_tasks()); `me`: this
   one's (job, index). Call after the strategy exists (it starts the coordination service) and
-  before any collective. Waits at most `timeout_secs` for a worker's values.
+  before any collective. Waits at most `timeout_secs` for a worker's values. `store`: the
+  coordination service's key-value store (TensorFlow's context; tests pass a fake).
   """
-  from tensorflow.python.eager import context  # pylint: disable=g-direct-tensorflow-import,import-outside-toplevel
   if len(tasks) <= 1:
     return
+  if store is None:
+    from tensorflow.python.eager import context  # pylint: disable=g-direct-tensorflow-import,import-outside-toplevel
+    store = context.context()
+  _AGREEMENTS[0] += 1
+  prefix = f'wgan_dist/devices/{_AGREEMENTS[0]}'
   mine = {field: _field(config, field) for field in RESOLVED_FIELDS}
-  mine['gpus'] = len(_gpus())
+  # The logical GPUs: the devices the strategy replicates over (the strategy exists already).
+  mine['gpus'] = len(tf.config.list_logical_devices('GPU'))
   job, index = me
-  context.context().set_config_key_value(f'wgan_dist/devices/{job}/{index}', json.dumps(mine))
+  store.set_config_key_value(f'{prefix}/{job}/{index}', json.dumps(mine))
   values = {}
   for other_job, other_index, address in tasks:
-    text = context.context().get_config_key_value(f'wgan_dist/devices/{other_job}/{other_index}',
-                                                  int(timeout_secs * 1000))
+    text = store.get_config_key_value(f'{prefix}/{other_job}/{other_index}',
+                                      int(timeout_secs * 1000))
     values[(other_job, other_index, address)] = json.loads(text)
-  choices = {tuple(value[field] for field in RESOLVED_FIELDS) for value in values.values()}
+  compared = (*RESOLVED_FIELDS, 'gpus')
+  choices = {tuple(value[field] for field in compared) for value in values.values()}
   if len(choices) > 1:
     described = '; '.join(
         f'{job} {index} ({address}): ' + ', '.join(f'{field}={value[field]!r}'
@@ -136,5 +163,5 @@ def check_workers_agree(config: ml_collections.ConfigDict, tasks: list[tuple[str
         f' ({value["gpus"]} GPUs)' for (job, index, address), value in values.items())
     raise config_validation.ConfigError(
         f'the workers resolved the device choices differently: {described}; allowed: the same '
-        'on every worker (give every worker the same kind of devices, or set '
+        'on every worker (give every worker the same number and kind of devices, or set '
         f'{" and ".join(RESOLVED_FIELDS)} explicitly)')

@@ -15,6 +15,7 @@ import ml_collections
 import tensorflow as tf
 from absl import logging
 
+from wgan_dist import config_validation
 from wgan_dist import devices
 
 _COORDINATED_JOBS = ('chief', 'worker')
@@ -22,7 +23,9 @@ _COORDINATED_JOBS = ('chief', 'worker')
 # One strategy per device set and process: two MirroredStrategy objects over the same devices
 # number their collective ops from the same keys, and the second one's all-reduce can then meet
 # the first one's in the shared collective executor ("Shape mismatch in the collective instance").
-_STRATEGIES: dict[tuple, tf.distribute.Strategy] = {}
+# Keyed by the devices only, with the all-reduce the strategy was made with: another all-reduce
+# over the same devices needs a new process.
+_STRATEGIES: dict[tuple, tuple[tf.distribute.Strategy, str]] = {}
 
 
 def _logical_cpus(count: int) -> list[str]:
@@ -105,8 +108,20 @@ def _all_reduce(config: ml_collections.ConfigDict, kind: str, gpus: list) -> str
                                     devices.nccl_available() if gpus else False)
 
 
+def _cached(key: tuple, all_reduce: str) -> tf.distribute.Strategy:
+  """The strategy made for `key`; ConfigError if it was made with another all-reduce."""
+  strategy, made_with = _STRATEGIES[key]
+  if key[0] != 'one_device' and made_with != all_reduce:
+    raise config_validation.ConfigError(
+        f'distribution.all_reduce={all_reduce!r} is not allowed here: this process already has '
+        f'a {type(strategy).__name__} over the same devices with {made_with!r}, and two would '
+        f'collide in their collectives; allowed: {made_with!r}, or another all-reduce in a new '
+        'process (it needs a new process)')
+  return strategy
+
+
 def _multi_worker_strategy(config: ml_collections.ConfigDict,
-                           gpus: list) -> tf.distribute.Strategy:
+                           all_reduce: str) -> tf.distribute.Strategy:
   tasks = cluster_tasks()
   task_type, task_index = this_task()
   if (task_type, task_index) not in [task[:2] for task in tasks]:
@@ -135,7 +150,7 @@ def _multi_worker_strategy(config: ml_collections.ConfigDict,
   # with the Python interpreter locked). Not an argument of the method above, hence the field.
   context.context().coordination_service.cluster_register_with_barrier = True
   options = tf.distribute.experimental.CommunicationOptions(
-      implementation=_COMMUNICATIONS[_all_reduce(config, 'multi_worker', gpus)])
+      implementation=_COMMUNICATIONS[all_reduce])
   return tf.distribute.MultiWorkerMirroredStrategy(communication_options=options)
 
 
@@ -147,11 +162,11 @@ def create_strategy(config: ml_collections.ConfigDict) -> tf.distribute.Strategy
   cpu_replicas = config.distribution.cpu_replicas
   gpus = tf.config.list_physical_devices('GPU')
   kind = strategy_kind(config, len(gpus))
+  all_reduce = _all_reduce(config, kind, gpus)
   if kind == 'multi_worker':
     if ('multi_worker',) not in _STRATEGIES:
-      _STRATEGIES[('multi_worker',)] = _multi_worker_strategy(
-          config, tf.config.list_physical_devices('GPU'))
-    strategy = _STRATEGIES[('multi_worker',)]
+      _STRATEGIES[('multi_worker',)] = (_multi_worker_strategy(config, all_reduce), all_reduce)
+    strategy = _cached(('multi_worker',), all_reduce)
     logging.info('Strategy MultiWorkerMirroredStrategy: task %s of %d, %d replica(s) in sync',
                  this_task(), len(cluster_tasks()), strategy.num_replicas_in_sync)
     return strategy
@@ -160,19 +175,18 @@ def create_strategy(config: ml_collections.ConfigDict) -> tf.distribute.Strategy
   if name == 'one_device':
     key = ('one_device', '/gpu:0' if gpus else '/cpu:0')
   elif kind == 'mirrored':
-    # GPUs when there are any; otherwise the logical CPUs (or the one CPU). The all-reduce is
-    # part of the key: each implementation is its own strategy.
-    key = ('mirrored', _all_reduce(config, kind, gpus),
-           *([gpu.name for gpu in gpus] if gpus else (cpus or ['/cpu:0'])))
+    # GPUs when there are any; otherwise the logical CPUs (or the one CPU).
+    key = ('mirrored', *([gpu.name for gpu in gpus] if gpus else (cpus or ['/cpu:0'])))
   else:
     key = ('one_device', '/gpu:0' if gpus else cpus[0] if cpus else '/cpu:0')
   if key not in _STRATEGIES:
     if key[0] == 'one_device':
-      _STRATEGIES[key] = tf.distribute.OneDeviceStrategy(key[1])
+      _STRATEGIES[key] = (tf.distribute.OneDeviceStrategy(key[1]), all_reduce)
     else:
-      _STRATEGIES[key] = tf.distribute.MirroredStrategy(
-          None if gpus else list(key[2:]), cross_device_ops=_CROSS_DEVICE_OPS[key[1]]())
-  strategy = _STRATEGIES[key]
+      _STRATEGIES[key] = (tf.distribute.MirroredStrategy(
+          None if gpus else list(key[1:]), cross_device_ops=_CROSS_DEVICE_OPS[all_reduce]()),
+                          all_reduce)
+  strategy = _cached(key, all_reduce)
   logging.info('Strategy %s with %d replica(s): %s', type(strategy).__name__,
                strategy.num_replicas_in_sync, strategy.extended.worker_devices)
   return strategy

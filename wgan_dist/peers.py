@@ -76,12 +76,16 @@ _LOST_PEER_ERRORS = (tf.errors.UnavailableError, tf.errors.DeadlineExceededError
 def is_lost_worker(error: tf.errors.OpError) -> bool:
   """Whether `error` looks like a lost peer: its type, or a message naming another task.
 
-  Never for out of memory: that message names a device of a task too ("... on
-  /job:worker/replica:0/task:1/device:GPU:0"), but it is this process's own (out_of_memory.py).
+  Under multi-worker every op's error names a task ("... on /job:worker/replica:0/task:1/
+  device:GPU:0"): one naming only this worker's own task is this worker's own failure. Never
+  for out of memory, which names a device of a task too (out_of_memory.py).
   """
   if isinstance(error, tf.errors.ResourceExhaustedError):
     return False
-  return isinstance(error, _LOST_PEER_ERRORS) or bool(_TASK_PATTERN.search(error.message or ''))
+  if isinstance(error, _LOST_PEER_ERRORS):
+    return True
+  me = distribution.this_task()
+  return any((job, int(index)) != me for job, index in _TASK_PATTERN.findall(error.message or ''))
 
 
 @contextlib.contextmanager

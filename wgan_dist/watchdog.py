@@ -9,14 +9,18 @@ thread of its own:
 
 - `Watchdog.watch(kind, description, units)` arms a deadline around one call (a training call
   of `units` generator steps, a save, an evaluation, the stop-signal agreement, ...). The bound
-  is max(`distribution.step_timeout_secs`, 10 x the slowest such call so far per unit); the
-  first call of each kind (it traces the graph, and the workers arrive at different times) gets
-  3 x step_timeout_secs and is left out of the measure. A call that overruns ends the process
-  with EXIT_STALLED and one line naming it.
+  is max(`distribution.step_timeout_secs`, 10 x the slowest such call so far per unit, 2 x the
+  first call of the kind); the first call of each kind (it traces the graph, and the workers
+  arrive at different times) gets 3 x step_timeout_secs and is left out of the per-unit measure
+  (a training call's tracing would swamp it). A call that overruns ends the process with
+  EXIT_STALLED and one line naming it.
 - `Watchdog.stop_requested(signum)` (called from signals.StopSignals' watcher thread as the
-  signal arrives) gives the process `distribution.stop_grace_secs` to finish its call in flight,
-  save and exit as usual; past that, it exits unsaved with 128 + the signal, saying so. A second
-  SIGINT exits at once.
+  signal arrives) gives the process `distribution.stop_grace_secs` after its call in flight's
+  own deadline (or after the signal, if none is in flight) to finish that call, run the actions
+  then due, save and exit as usual: a slow but healthy call is not cut short by the signal, and
+  a stuck one still ends at its deadline. Past that, it exits unsaved with 128 + the signal,
+  saying so. A second SIGINT leaves min(grace, 5 s): enough for the main thread, if it is
+  responsive, to stop the profiler and close the summaries on its way out.
 
 The process ends with os._exit: the main thread is blocked, so nothing else could end it, and
 nothing half-done is written by exiting (a save cut short is skipped on resume, checkpointing.py).
@@ -40,11 +44,20 @@ SLACK = 10.0
 # The first call of a kind traces (and maybe compiles) its graph and waits for the other workers
 # to arrive: it may take this many times distribution.step_timeout_secs.
 FIRST_CALL_SLACK = 3.0
+# A later call of a kind is never bounded below this many times the first one's duration (an
+# evaluation or a save whose first run was slow, then measured by the floor alone, would be cut).
+FIRST_CALL_REPEAT = 2.0
+# A second SIGINT leaves at most this long to end (the user does not want to wait for a save).
+SECOND_SIGINT_SECS = 5.0
 
 
 def _exit(message: str, code: int) -> None:
   logging.error('%s', message)
   print(f'error: {message}', file=sys.stderr, flush=True)
+  # os._exit skips every buffer's flush: whatever the run logged last would be lost.
+  logging.flush()
+  sys.stdout.flush()
+  sys.stderr.flush()
   os._exit(code)  # pylint: disable=protected-access
 
 
@@ -63,9 +76,9 @@ class Watchdog:
     self._condition = threading.Condition()
     self._call: Optional[tuple[str, float, float]] = None  # (description, deadline, bound)
     self._stop: Optional[tuple[int, float]] = None  # (signal, deadline)
-    self._at_once = False  # A second SIGINT: exit now.
+    self._at_once = False  # A second SIGINT: exit soon.
     self._slowest: dict[str, float] = {}  # Seconds per unit, the first call of a kind left out.
-    self._seen: set[str] = set()
+    self._first: dict[str, float] = {}  # Seconds the first call of each kind took.
     self._closed = False
     # Started by the first deadline: a run that fails before arming one leaves no thread.
     self._thread: Optional[threading.Thread] = None
@@ -79,9 +92,10 @@ class Watchdog:
 
   def bound(self, kind: str, units: int = 1) -> float:
     """Seconds a call of `kind` over `units` may take."""
-    if kind not in self._seen:
+    if kind not in self._first:
       return FIRST_CALL_SLACK * self._timeout
-    return max(self._timeout, SLACK * self._slowest.get(kind, 0.0) * units)
+    return max(self._timeout, SLACK * self._slowest.get(kind, 0.0) * units,
+               FIRST_CALL_REPEAT * self._first[kind])
 
   @contextlib.contextmanager
   def watch(self, kind: str, description: str, units: int = 1) -> Iterator[None]:
@@ -97,20 +111,26 @@ class Watchdog:
       elapsed = self._clock() - start
       with self._condition:
         self._call = None
-      if kind in self._seen:
+      if kind in self._first:
         self._slowest[kind] = max(self._slowest.get(kind, 0.0), elapsed / max(units, 1))
-      self._seen.add(kind)
+      else:
+        self._first[kind] = elapsed
 
   def stop_requested(self, signum: int) -> None:
     """A stop signal arrived: the process must end within the grace period (any thread)."""
     with self._condition:
       if self._stop is not None:
-        if signum == signal.SIGINT and self._stop[0] == signal.SIGINT:
-          # Asked twice: the user does not want to wait for the save.
-          self._stop, self._at_once = (signum, self._clock()), True
+        if signum == signal.SIGINT and self._stop[0] == signal.SIGINT and not self._at_once:
+          # Asked twice: the user does not want to wait for the save. Not 0 s: a responsive
+          # main thread still stops the profiler and closes the summaries on its way out.
+          deadline = self._clock() + min(self._grace, SECOND_SIGINT_SECS)
+          self._stop, self._at_once = (signum, min(self._stop[1], deadline)), True
           self._arm()
         return
-      self._stop = (signum, self._clock() + self._grace)
+      deadline = self._clock() + self._grace
+      if self._call is not None:  # Its own deadline bounds the call; the grace comes after it.
+        deadline = max(deadline, self._call[1] + self._grace)
+      self._stop = (signum, deadline)
       self._arm()
 
   def close(self) -> None:
@@ -125,10 +145,10 @@ class Watchdog:
     name = signal.Signals(signum).name
     what = f'{in_flight} was still running' if in_flight else 'the process had not ended'
     if at_once:
-      return f'stopped by a second {name} at once, without saving ({what})'
-    return (f'stopped by {name} without saving: {what} {self._grace:g} s after the signal '
-            '(distribution.stop_grace_secs; a worker may be stuck); rerun the same command to '
-            'resume from the last checkpoint')
+      return f'stopped by a second {name} without saving ({what})'
+    return (f'stopped by {name} without saving: {what} {self._grace:g} s after the signal or '
+            'the deadline of the call then in flight (distribution.stop_grace_secs; a worker '
+            'may be stuck); rerun the same command to resume from the last checkpoint')
 
   def _run(self) -> None:
     with self._condition:
