@@ -31,6 +31,12 @@ import sys
 import tempfile
 import time
 
+from wgan_dist import tf_log_level
+
+# Like the other commands: TensorFlow's C++ start-up lines hidden unless the user set the level
+# (the children inherit it).
+tf_log_level.quiet_by_default()
+
 # Per-step agreement of 1 and 2 devices, and of NCCL, in float32 without TF32: of the losses,
 # to the bounds tests/test_replica_invariance.py uses on CPUs (replica batches of another shape
 # sum in another order; Adam magnifies gradients within rounding of 0; the gradient norms also
