@@ -20,6 +20,7 @@ from tensorflow.python.framework import ops  # pylint: disable=g-direct-tensorfl
 from configs import mnist
 from wgan_dist import distribution
 from wgan_dist import sources
+from wgan_dist import steps
 from wgan_dist import train_state
 from wgan_dist import trainer as trainer_lib
 
@@ -90,15 +91,20 @@ def test_a_call_names_the_first_non_finite_step_as_one_step_calls_do(tiny_config
     _, status = one_at_a_time.train(1)
     if status.nonfinite_step is not None:
       break
-  first = status.nonfinite_step
+  first, first_metrics = status.nonfinite_step, status.nonfinite_metrics
   assert first is not None and first == int(one_at_a_time.state.step.numpy())
+  assert first_metrics and set(first_metrics) <= set(steps.METRICS)
   whole = _trainer(tiny_config, replicas)
   metrics, status = whole.train(20)
-  # Every step after the first bad one is bad too: the last one would say 20.
-  assert status == trainer_lib.LoopStatus(steps_run=20, nonfinite_step=first)
+  # Every step after the first bad one is bad too: the last one would say 20. The metrics named
+  # are that first step's, not those of the call's means (which the broken steps after it fill
+  # with NaN).
+  assert status == trainer_lib.LoopStatus(steps_run=20, nonfinite_step=first,
+                                          nonfinite_metrics=first_metrics)
   assert int(whole.state.step.numpy()) == 20
   assert not all(np.isfinite(value) for value in metrics.values())
 
   later = _trainer(tiny_config, replicas)
   later.state.step.assign(5)  # A call that starts at step 5: its first step is step 6.
-  assert later.train(3)[1] == trainer_lib.LoopStatus(steps_run=3, nonfinite_step=6)
+  status = later.train(3)[1]
+  assert (status.steps_run, status.nonfinite_step) == (3, 6) and status.nonfinite_metrics

@@ -113,6 +113,9 @@ def local_strategy(config: ml_collections.ConfigDict) -> tf.distribute.Strategy:
   """All local GPUs (mirrored) or one device; never multi-worker (a tool runs on one host)."""
   config = config.copy_and_resolve_references()
   config.distribution.cpu_replicas = 0
+  # config.json holds the training job's resolved all-reduce (e.g. a multi-worker 'ring'); the
+  # tool decides for its own devices.
+  config.distribution.all_reduce = 'auto'
   config.distribution.strategy = ('mirrored' if len(tf.config.list_physical_devices('GPU')) > 1
                                   else 'one_device')
   return distribution.create_strategy(config)

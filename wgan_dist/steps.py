@@ -9,7 +9,7 @@ applying gradients outside the replica context fails). Per-example losses are av
 the returned values reduced with SUM, so neither the learning rate nor λ depends on the replica
 count. Each function's `per_replica` attribute runs the same update but returns every replica's
 share of the values unreduced (a PerReplica dict): the trainer's loop keeps them on the devices
-and reduces once per call (trainer.py).
+and gathers them once per call (trainer.py).
 
 Under mixed_float16 the optimizers are LossScaleOptimizers: the loss is scaled once for the
 outer gradient, the summed (still scaled) gradients go to `apply`, which unscales them or skips

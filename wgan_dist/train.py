@@ -4,9 +4,12 @@ It sets the job up (config check, strategy, data source, train state, restored c
 hands a `trainer.Trainer` and the periodic actions (log, sample, evaluate, checkpoint, stop
 signal, profile) to `actions.run`, which calls the trainer up to the nearest due action.
 
-Order matters: the config is checked and the strategy created before any other TensorFlow work
-(logical CPU devices and collectives can only be set up first), the data source is checked
-before models are built, and a checkpoint in the workdir is restored before the first step.
+Order matters: the config is checked (with what the evaluation would refuse) and its
+device-dependent 'auto' choices resolved, then the strategy created, before any other
+TensorFlow work (logical CPU devices and collectives can only be set up first); the data source
+is checked before models are built, and a checkpoint in the workdir is restored before the first
+step. A watchdog thread (watchdog.py) bounds every call that could wait for a stuck peer, from
+the restore on, and ends with the job.
 """
 
 import dataclasses
@@ -119,9 +122,19 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   # Bounds every call below that could wait for a stuck peer or storage (watchdog.py).
   watchdog = watchdog_lib.Watchdog(config.distribution.step_timeout_secs,
                                    config.distribution.stop_grace_secs)
+  try:  # The watchdog's thread ends with the job, however the job ends.
+    return _train(config, workdir, multi_worker, watchdog)
+  finally:
+    watchdog.close()
+
+
+def _train(config: ml_collections.ConfigDict, workdir: str, multi_worker: bool,
+           watchdog: watchdog_lib.Watchdog) -> dict[str, float]:
+  """train_and_evaluate after its checks: set up, restore, train; returns the last means."""
   with peers.naming_lost_workers(multi_worker):
     # Creating the strategy waits for every worker to register, inside TensorFlow; bound it.
-    # (Later waits are bounded by TensorFlow's heartbeats; a slow but live peer is not lost.)
+    # (Later waits are bounded by TensorFlow's heartbeats and the watchdog; a slow but live
+    # peer is not lost.)
     with peers.startup_deadline(config.distribution.peer_timeout_secs):
       strategy = distribution.create_strategy(config)
       devices.check_workers_agree(config, distribution.cluster_tasks(), distribution.this_task(),
@@ -169,7 +182,6 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
       raise peers.lost_worker_error(error) from error
     raise
   finally:
-    watchdog.close()
     profiler.stop()
     monitor.close()  # Flushes what was written, even when a step fails.
   return run.last_means
@@ -237,8 +249,9 @@ class _Run:
     seconds = time.perf_counter() - start
     step += status.steps_run
     if status.nonfinite_step is not None:
-      raise steps.NonFiniteError(status.nonfinite_step, sorted(
-          name for name, value in metrics.items() if not np.isfinite(value)),
+      # The quantities of the first bad step: the later steps of the call ran on broken
+      # weights, so the call's means would name nearly every metric.
+      raise steps.NonFiniteError(status.nonfinite_step, list(status.nonfinite_metrics),
                                  self._checkpointer.latest())
     # The first call traces the loop: leave it out of steps/s.
     self._monitor.accumulate(metrics, status.steps_run, seconds if self._traced else None)
