@@ -15,11 +15,16 @@ import tensorflow as tf
 _NORM_EPSILON = 1e-12
 
 
+def generator_inputs(z: tf.Tensor, labels: Optional[tf.Tensor] = None):
+  """What a generator is called with: z, or [z, labels] for a class-conditional one (both as
+  tensors: Keras refuses a list mixing tensors and arrays)."""
+  return z if labels is None else [tf.convert_to_tensor(z), tf.convert_to_tensor(labels)]
+
+
 def generate(generator: keras.Model, z: tf.Tensor,
              labels: Optional[tf.Tensor] = None) -> tf.Tensor:
   """G(z), or G(z, y) for a class-conditional generator (labels int32 [B]); training mode."""
-  inputs = z if labels is None else [tf.convert_to_tensor(z), tf.convert_to_tensor(labels)]
-  return generator(inputs, training=True)
+  return generator(generator_inputs(z, labels), training=True)
 
 
 def critic_outputs(critic: keras.Model, images: tf.Tensor,

@@ -10,6 +10,7 @@ import numpy as np
 import tensorflow as tf
 
 from wgan_dist import images
+from wgan_dist import losses
 from wgan_dist import random_keys
 
 DEFAULT_GRID = 64
@@ -25,9 +26,7 @@ def noise(seed: int, num: int, noise_dim: int) -> np.ndarray:
 
 def generate(generator: keras.Model, z: np.ndarray, labels: Optional[np.ndarray]) -> np.ndarray:
   """G(z) or G(z, labels) in inference mode, as a numpy array."""
-  # Both inputs as tensors: Keras refuses a list mixing tensors and arrays.
-  inputs = tf.constant(z) if labels is None else [tf.constant(z), tf.constant(labels)]
-  return generator(inputs, training=False).numpy()
+  return generator(losses.generator_inputs(tf.constant(z), labels), training=False).numpy()
 
 
 def slerp(start: np.ndarray, end: np.ndarray, num: int) -> np.ndarray:

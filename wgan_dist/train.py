@@ -30,6 +30,7 @@ from wgan_dist import config_validation
 from wgan_dist import devices
 from wgan_dist import distribution
 from wgan_dist import images
+from wgan_dist import losses
 from wgan_dist import monitoring
 from wgan_dist import peers
 from wgan_dist import random_keys
@@ -212,7 +213,7 @@ class _Run:
     noise, labels, self._sample_rows = fixed_sample_inputs(config)
     generator = self._state.generator
     self._sample = tf.function(
-        lambda: generator(noise if labels is None else [noise, labels], training=False))
+        lambda: generator(losses.generator_inputs(noise, labels), training=False))
 
   def _watched(self, name: str, run: Callable[[int], None]) -> Callable[[int], None]:
     def watched(step: int) -> None:
