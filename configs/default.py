@@ -1,5 +1,5 @@
 """The schema: every configuration field of wgan_dist, defined once, with its default (the
-allowed values of the choice fields are in wgan_dist/schema.py).
+allowed values of the choice fields are in wgan_dist/config/schema.py).
 
 Variants (`configs/mnist.py`, ...) import `get_config()` from here and change only what
 differs. The returned config is locked by the command line, so a misspelt override such as
@@ -37,7 +37,7 @@ def get_config() -> ml_collections.ConfigDict:
 
   config.model = ml_collections.ConfigDict()
   # 'seed' (the original blog's models) | 'dcgan' (the paper's MNIST models) | 'resnet' (the
-  # paper's CIFAR-10 ResNet, 32x32x3) | 'dcgan64' (64x64x3). Allowed values: wgan_dist/schema.py.
+  # paper's CIFAR-10 ResNet, 32x32x3) | 'dcgan64' (64x64x3). Allowed values: wgan_dist/config/schema.py.
   config.model.architecture = 'seed'
   # Dimension of the standard-normal noise z.
   config.model.noise_dim = 100

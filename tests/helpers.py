@@ -6,10 +6,10 @@ import os
 from tensorboard.backend.event_processing import event_accumulator
 from tensorboard.util import tensor_util
 
-from wgan_dist import distribution
-from wgan_dist import sources
-from wgan_dist import train_state
-from wgan_dist import trainer as trainer_lib
+from wgan_dist.dist import distribution
+from wgan_dist.data import sources
+from wgan_dist.training import state as train_state
+from wgan_dist.training import trainer as trainer_lib
 
 
 def train_steps(config, cpu_replicas: int, num_steps: int):

@@ -16,10 +16,10 @@ from configs import default
 from configs import cifar10
 from configs import fashion_mnist
 from tests import helpers
-from wgan_dist import config_validation
-from wgan_dist import model_layers
-from wgan_dist import models
-from wgan_dist import precision
+from wgan_dist.config import validation as config_validation
+from wgan_dist.models import layers as model_layers
+from wgan_dist.models import architectures as models
+from wgan_dist.algorithm import precision
 from wgan_dist import train
 
 CONFIGS = {'cifar10': cifar10, 'celeba64': celeba64, 'fashion_mnist': fashion_mnist}

@@ -6,8 +6,8 @@ import os
 import subprocess
 import sys
 
-from wgan_dist import benchmark
-from wgan_dist import models
+from wgan_dist.tools import benchmark
+from wgan_dist.models import architectures as models
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

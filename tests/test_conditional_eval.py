@@ -22,9 +22,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from wgan_dist import config_validation
-from wgan_dist import distribution
-from wgan_dist import random_keys
+from wgan_dist.config import validation as config_validation
+from wgan_dist.dist import distribution
+from wgan_dist.algorithm import random_keys
 from wgan_dist import train
 from wgan_dist.eval import classifier as classifier_lib
 from wgan_dist.eval import evaluator as evaluator_lib

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from wgan_dist import losses
+from wgan_dist.algorithm import losses
 
 SHAPE = (5, 4, 2)
 NUM_CLASSES = 3

@@ -12,11 +12,11 @@ import tensorflow as tf
 from configs import celeba64
 from configs import cifar10
 from configs import mnist
-from wgan_dist import distribution
-from wgan_dist import model_layers
-from wgan_dist import models
-from wgan_dist import precision
-from wgan_dist import schema
+from wgan_dist.dist import distribution
+from wgan_dist.models import layers as model_layers
+from wgan_dist.models import architectures as models
+from wgan_dist.algorithm import precision
+from wgan_dist.config import schema
 
 NUM_CLASSES = 3
 # model.architecture -> the config module whose 'tiny' variant fits its image shape.

@@ -8,14 +8,14 @@ import tensorflow as tf
 from PIL import Image
 
 from tests import helpers
-from wgan_dist import distribution
-from wgan_dist import losses
-from wgan_dist import random_keys
-from wgan_dist import sources
-from wgan_dist import steps
+from wgan_dist.dist import distribution
+from wgan_dist.algorithm import losses
+from wgan_dist.algorithm import random_keys
+from wgan_dist.data import sources
+from wgan_dist.algorithm import steps
 from wgan_dist import train
-from wgan_dist import train_state
-from wgan_dist import trainer as trainer_lib
+from wgan_dist.training import state as train_state
+from wgan_dist.training import trainer as trainer_lib
 
 NUM_STEPS = 3
 CONDITIONINGS = ('acgan', 'projection')

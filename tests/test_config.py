@@ -6,8 +6,8 @@ import pytest
 
 from configs import default
 from configs import mnist
-from wgan_dist import actions
-from wgan_dist import config_validation
+from wgan_dist.training import actions
+from wgan_dist.config import validation as config_validation
 from wgan_dist import train
 
 

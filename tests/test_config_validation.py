@@ -11,7 +11,7 @@ import pytest
 from configs import default
 from configs import mnist
 from tests.conftest import REPO_ROOT
-from wgan_dist import config_validation
+from wgan_dist.config import validation as config_validation
 
 
 def _get(config, field: str):

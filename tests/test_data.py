@@ -5,9 +5,9 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from wgan_dist import distribution
-from wgan_dist import input_pipeline
-from wgan_dist import sources
+from wgan_dist.dist import distribution
+from wgan_dist.data import input_pipeline
+from wgan_dist.data import sources
 
 
 def _first_batch(config, source, batch_size=8) -> np.ndarray:

@@ -14,10 +14,10 @@ import tensorflow as tf
 from PIL import Image
 
 from tests.conftest import REPO_ROOT
-from wgan_dist import config_validation
-from wgan_dist import input_pipeline
-from wgan_dist import schema
-from wgan_dist import sources
+from wgan_dist.config import validation as config_validation
+from wgan_dist.data import input_pipeline
+from wgan_dist.config import schema
+from wgan_dist.data import sources
 
 _RNG = np.random.default_rng(0)
 

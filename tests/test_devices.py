@@ -21,9 +21,9 @@ import tensorflow as tf
 from configs import mnist
 from tests.conftest import REPO_ROOT
 from tests.conftest import TEST_GPUS
-from wgan_dist import config_validation
-from wgan_dist import devices
-from wgan_dist import distribution
+from wgan_dist.config import validation as config_validation
+from wgan_dist.dist import devices
+from wgan_dist.dist import distribution
 
 
 @pytest.mark.skipif(TEST_GPUS, reason='WGAN_DIST_TEST_GPUS=1 asked for the GPUs')

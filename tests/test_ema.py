@@ -4,12 +4,12 @@ replicas, its checkpoint, and its warm-up across a resume."""
 import numpy as np
 import pytest
 
-from wgan_dist import checkpointing
-from wgan_dist import distribution
-from wgan_dist import ema
-from wgan_dist import sources
-from wgan_dist import train_state
-from wgan_dist import trainer as trainer_lib
+from wgan_dist.training import checkpointing
+from wgan_dist.dist import distribution
+from wgan_dist.algorithm import ema
+from wgan_dist.data import sources
+from wgan_dist.training import state as train_state
+from wgan_dist.training import trainer as trainer_lib
 
 DECAY = 0.75
 

@@ -15,12 +15,12 @@ import tensorflow as tf
 from PIL import Image
 
 from tests.conftest import REPO_ROOT
-from wgan_dist import distribution
-from wgan_dist import images as images_lib
-from wgan_dist import model_layers
-from wgan_dist import models
-from wgan_dist import restore
-from wgan_dist import sampling
+from wgan_dist.dist import distribution
+from wgan_dist.data import images as images_lib
+from wgan_dist.models import layers as model_layers
+from wgan_dist.models import architectures as models
+from wgan_dist.tools import restore
+from wgan_dist.tools import sampling
 from wgan_dist import train
 from wgan_dist.eval import classifier as classifier_lib
 from wgan_dist.eval import evaluator as evaluator_lib

@@ -17,10 +17,10 @@ import pytest
 import tensorflow as tf
 from keras.src.legacy.saving import legacy_h5_format  # Keras's own writer of that layout.
 
-from wgan_dist import config_validation
-from wgan_dist import distribution
-from wgan_dist import models
-from wgan_dist import random_keys
+from wgan_dist.config import validation as config_validation
+from wgan_dist.dist import distribution
+from wgan_dist.models import architectures as models
+from wgan_dist.algorithm import random_keys
 from wgan_dist import train
 from wgan_dist.eval import evaluator as evaluator_lib
 from wgan_dist.eval import inception as inception_lib

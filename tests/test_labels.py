@@ -13,9 +13,9 @@ import tensorflow as tf
 from PIL import Image
 
 from tests.conftest import REPO_ROOT
-from wgan_dist import distribution
-from wgan_dist import input_pipeline
-from wgan_dist import sources
+from wgan_dist.dist import distribution
+from wgan_dist.data import input_pipeline
+from wgan_dist.data import sources
 from wgan_dist import train
 from wgan_dist.eval import classifier as classifier_lib
 

@@ -10,13 +10,13 @@ import tensorflow as tf
 
 from tests import helpers
 from tests.conftest import REPO_ROOT
-from wgan_dist import actions
-from wgan_dist import distribution
-from wgan_dist import monitoring
-from wgan_dist import sources
-from wgan_dist import steps
-from wgan_dist import train_state
-from wgan_dist import trainer as trainer_lib
+from wgan_dist.training import actions
+from wgan_dist.dist import distribution
+from wgan_dist.training import monitoring
+from wgan_dist.data import sources
+from wgan_dist.algorithm import steps
+from wgan_dist.training import state as train_state
+from wgan_dist.training import trainer as trainer_lib
 
 
 def _trainer(config):
@@ -145,11 +145,11 @@ def test_throughput_counts_only_timed_training_calls(tmp_path):
   assert helpers.event_scalars(str(tmp_path), 'train/critic_loss') == {6: 1.0, 7: 1.0}
 
 
-@pytest.mark.parametrize('module', ['resnet', 'dcgan64', 'model_layers'])
+@pytest.mark.parametrize('module', ['resnet', 'dcgan64', 'layers'])
 def test_architecture_modules_do_not_import_the_registry(module):
-  # models.py imports them; an import back would be a cycle.
-  with open(os.path.join(REPO_ROOT, 'wgan_dist', f'{module}.py'), encoding='utf-8') as f:
+  # models/architectures.py imports them; an import back would be a cycle.
+  with open(os.path.join(REPO_ROOT, 'wgan_dist', 'models', f'{module}.py'), encoding='utf-8') as f:
     tree = ast.parse(f.read())
   imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)
               for alias in node.names}
-  assert 'models' not in imported
+  assert 'architectures' not in imported

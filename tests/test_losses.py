@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from wgan_dist import losses
+from wgan_dist.algorithm import losses
 
 
 def _linear_critic(weights: np.ndarray, bias: float) -> keras.Model:

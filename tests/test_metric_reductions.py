@@ -18,11 +18,11 @@ import tensorflow as tf
 from tensorflow.python.framework import ops  # pylint: disable=g-direct-tensorflow-import
 
 from configs import mnist
-from wgan_dist import distribution
-from wgan_dist import sources
-from wgan_dist import steps
-from wgan_dist import train_state
-from wgan_dist import trainer as trainer_lib
+from wgan_dist.dist import distribution
+from wgan_dist.data import sources
+from wgan_dist.algorithm import steps
+from wgan_dist.training import state as train_state
+from wgan_dist.training import trainer as trainer_lib
 
 _REDUCTION = tf.distribute.ReductionToOneDevice
 

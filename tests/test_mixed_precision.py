@@ -7,14 +7,14 @@ import pytest
 import tensorflow as tf
 
 from tests import helpers
-from wgan_dist import checkpointing
-from wgan_dist import distribution
-from wgan_dist import losses
-from wgan_dist import models
-from wgan_dist import precision
-from wgan_dist import steps
+from wgan_dist.training import checkpointing
+from wgan_dist.dist import distribution
+from wgan_dist.algorithm import losses
+from wgan_dist.models import architectures as models
+from wgan_dist.algorithm import precision
+from wgan_dist.algorithm import steps
 from wgan_dist import train
-from wgan_dist import train_state
+from wgan_dist.training import state as train_state
 
 MIXED = ('mixed_float16', 'mixed_bfloat16')
 # Relative tolerance on ‖∇D‖: unit roundoff (fp16 2^-11 ≈ 4.9e-4, bf16 2^-8 ≈ 3.9e-3) times the

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 
 from configs import mnist
-from wgan_dist import config_validation
-from wgan_dist import model_layers
-from wgan_dist import models
+from wgan_dist.config import validation as config_validation
+from wgan_dist.models import layers as model_layers
+from wgan_dist.models import architectures as models
 
 # The seed models' counts (README, "Architectures"); the blog's critic had batch norm (4 weights per channel), ours has per-channel
 # layer norm (2) or none (0) on the 256-, 512- and 1024-channel layers.

@@ -18,7 +18,7 @@ import pytest
 
 from tests import helpers
 from tests.conftest import REPO_ROOT
-from wgan_dist import peers
+from wgan_dist.dist import peers
 
 TINY = 'configs/mnist.py:tiny'
 OFFLINE = '--config.data.allow_download=False'

@@ -7,8 +7,8 @@ import tensorflow as tf
 
 from configs import cifar10
 from configs import mnist
-from wgan_dist import config_validation
-from wgan_dist import optimizers
+from wgan_dist.config import validation as config_validation
+from wgan_dist.algorithm import optimizers
 
 
 def _rate(schedule, update: int) -> float:

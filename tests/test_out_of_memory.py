@@ -10,8 +10,8 @@ import tensorflow as tf
 
 from configs import mnist
 from tests import test_multi_worker
-from wgan_dist import out_of_memory
-from wgan_dist import peers
+from wgan_dist.dist import out_of_memory
+from wgan_dist.dist import peers
 
 # What a GPU's BFC allocator says in a multi-worker job (TensorFlow 2.x), first line.
 GPU_MESSAGE = ('OOM when allocating tensor with shape[64,1024,2,2] and type float on '

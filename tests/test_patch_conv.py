@@ -8,11 +8,11 @@ import tensorflow as tf
 from keras import layers
 
 from configs import mnist
-from wgan_dist import devices
-from wgan_dist import losses
-from wgan_dist import model_layers
-from wgan_dist import models
-from wgan_dist import precision
+from wgan_dist.dist import devices
+from wgan_dist.algorithm import losses
+from wgan_dist.models import layers as model_layers
+from wgan_dist.models import architectures as models
+from wgan_dist.algorithm import precision
 
 
 def _pair(filters, kernel, strides, padding, input_shape, dtype):

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from tests import helpers
-from wgan_dist import distribution
-from wgan_dist import steps
-from wgan_dist import train_state
+from wgan_dist.dist import distribution
+from wgan_dist.algorithm import steps
+from wgan_dist.training import state as train_state
 
 NUM_STEPS = 3
 # Replica batches of another shape sum in another order: gradients differ by rounding noise,
@@ -76,7 +76,7 @@ def test_optimizer_applies_the_summed_gradient_once(tiny_config):
   """Each replica passes the already-summed gradient; Adam must not sum it again."""
   import keras  # pylint: disable=import-outside-toplevel
   import tensorflow as tf  # pylint: disable=import-outside-toplevel
-  from wgan_dist import optimizers  # pylint: disable=import-outside-toplevel
+  from wgan_dist.algorithm import optimizers  # pylint: disable=import-outside-toplevel
   tiny_config.distribution.cpu_replicas = 2
   strategy = distribution.create_strategy(tiny_config)
   assert strategy.num_replicas_in_sync == 2

@@ -179,7 +179,7 @@ def test_conditional_runs_get_intra_fid_beside_fid_and_a_grid_of_one_class_per_r
       import numpy as np
       from configs import mnist
       from wgan_dist import report
-      from wgan_dist import restore
+      from wgan_dist.tools import restore
       config = mnist.get_config('tiny')
       config.model.num_classes = 10
       z = keras.Input((config.model.noise_dim,), name='z')

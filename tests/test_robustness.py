@@ -13,8 +13,8 @@ import tensorflow as tf
 
 from tests import helpers
 from tests.conftest import REPO_ROOT
-from wgan_dist import checkpointing
-from wgan_dist import steps
+from wgan_dist.training import checkpointing
+from wgan_dist.algorithm import steps
 from wgan_dist import train
 
 MAIN = [sys.executable, '-m', 'wgan_dist.main', '--config=configs/mnist.py:tiny',

@@ -5,9 +5,9 @@ import ast
 import os
 
 from tests.conftest import REPO_ROOT
-from wgan_dist import models
-from wgan_dist import precision
-from wgan_dist import schema
+from wgan_dist.models import architectures as models
+from wgan_dist.algorithm import precision
+from wgan_dist.config import schema
 
 
 def _wgan_dist_imports(module: str) -> set[str]:

@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from tests.conftest import REPO_ROOT
-from wgan_dist import restore
+from wgan_dist.tools import restore
 from wgan_dist import train
 
 # TensorFlow's C++ lines that read like failures on a CPU machine (tf_log_level.py).

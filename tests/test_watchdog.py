@@ -18,8 +18,8 @@ import tensorflow as tf
 
 from tests import test_multi_worker as cluster
 from tests.conftest import REPO_ROOT
-from wgan_dist import signals
-from wgan_dist import watchdog as watchdog_lib
+from wgan_dist.dist import signals
+from wgan_dist.dist import watchdog as watchdog_lib
 
 
 class _Expiries:
@@ -157,7 +157,7 @@ def test_a_second_sigint_exits_unsaved():
 
 _EXITING = '''
 import signal, sys
-from wgan_dist import watchdog
+from wgan_dist.dist import watchdog
 print('logged before the exit', end='')  # Buffered: stdout is a pipe.
 dog = watchdog.Watchdog(600, 0.1)
 dog.stop_requested(signal.SIGINT)
@@ -211,7 +211,8 @@ def test_a_signal_reaches_on_signal_while_the_main_thread_is_blocked_in_tensorfl
 _BLOCKING_WORKER = '''
 import sys, time
 from absl import app
-from wgan_dist import checkpointing, main
+from wgan_dist.training import checkpointing
+from wgan_dist import main
 original_save = checkpointing.Checkpointer.save
 def save(self, step):
   if step >= 2:

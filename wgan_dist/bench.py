@@ -9,7 +9,7 @@ Prints a table, then, as the last line, one JSON object (keys in `benchmark.run`
 Flags live here only, so tests can import the library next to wgan_dist.main.
 """
 
-from wgan_dist import tf_log_level
+from wgan_dist.config import tf_log_level
 
 tf_log_level.quiet_by_default()  # Before TensorFlow is imported.
 
@@ -20,8 +20,8 @@ from absl import app  # pylint: disable=wrong-import-position
 from absl import flags  # pylint: disable=wrong-import-position
 from ml_collections import config_flags  # pylint: disable=wrong-import-position
 
-from wgan_dist.benchmark import format_table  # pylint: disable=wrong-import-position
-from wgan_dist.benchmark import run  # pylint: disable=wrong-import-position
+from wgan_dist.tools.benchmark import format_table  # pylint: disable=wrong-import-position
+from wgan_dist.tools.benchmark import run  # pylint: disable=wrong-import-position
 
 _CONFIG = config_flags.DEFINE_config_file(
     'config', None, 'Config file, optionally with an argument: configs/mnist.py:quick.',

@@ -12,16 +12,16 @@ Prints the figures, then one line of JSON (the last line) for scripts.
 
 import json
 
-from wgan_dist import tf_log_level  # pylint: disable=wrong-import-position
+from wgan_dist.config import tf_log_level  # pylint: disable=wrong-import-position
 
 tf_log_level.quiet_by_default()  # Before TensorFlow is imported.
 
 from absl import app  # pylint: disable=wrong-import-position
 from absl import flags  # pylint: disable=wrong-import-position
 
-from wgan_dist import config_validation  # pylint: disable=wrong-import-position
-from wgan_dist import restore  # pylint: disable=wrong-import-position
-from wgan_dist import sources  # pylint: disable=wrong-import-position
+from wgan_dist.config import validation as config_validation  # pylint: disable=wrong-import-position
+from wgan_dist.tools import restore  # pylint: disable=wrong-import-position
+from wgan_dist.data import sources  # pylint: disable=wrong-import-position
 from wgan_dist.eval import evaluator as evaluator_lib  # pylint: disable=wrong-import-position
 
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Work directory of a training run.')

@@ -18,7 +18,7 @@ differing from the noise's fails with an InvalidArgumentError naming it:
 The batch dimension is free; the noise must be float32 [batch, noise_dim].
 """
 
-from wgan_dist import tf_log_level  # pylint: disable=wrong-import-position
+from wgan_dist.config import tf_log_level  # pylint: disable=wrong-import-position
 
 tf_log_level.quiet_by_default()  # Before TensorFlow is imported.
 
@@ -27,7 +27,7 @@ import tensorflow as tf  # pylint: disable=wrong-import-position
 from absl import app  # pylint: disable=wrong-import-position
 from absl import flags  # pylint: disable=wrong-import-position
 
-from wgan_dist import restore  # pylint: disable=wrong-import-position
+from wgan_dist.tools import restore  # pylint: disable=wrong-import-position
 
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Work directory of a training run.')
 _OUT = flags.DEFINE_string('out', None, 'Directory to write the SavedModel into.')

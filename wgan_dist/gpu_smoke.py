@@ -31,7 +31,7 @@ import sys
 import tempfile
 import time
 
-from wgan_dist import tf_log_level
+from wgan_dist.config import tf_log_level
 
 # Like the other commands: TensorFlow's C++ start-up lines hidden unless the user set the level
 # (the children inherit it).
@@ -63,10 +63,10 @@ def _tiny_config(precision: str, jit: bool, allow_tf32: bool, devices: int, on_g
 
 def _train_steps(config, num_steps: int) -> dict:
   """Per-step metrics of `num_steps` one-step calls, as train_and_evaluate builds them."""
-  from wgan_dist import distribution  # pylint: disable=import-outside-toplevel
-  from wgan_dist import sources  # pylint: disable=import-outside-toplevel
-  from wgan_dist import train_state  # pylint: disable=import-outside-toplevel
-  from wgan_dist import trainer as trainer_lib  # pylint: disable=import-outside-toplevel
+  from wgan_dist.dist import distribution  # pylint: disable=import-outside-toplevel
+  from wgan_dist.data import sources  # pylint: disable=import-outside-toplevel
+  from wgan_dist.training import state as train_state  # pylint: disable=import-outside-toplevel
+  from wgan_dist.training import trainer as trainer_lib  # pylint: disable=import-outside-toplevel
   strategy = distribution.create_strategy(config)
   state = train_state.create_train_state(config, strategy)
   trainer = trainer_lib.Trainer(strategy=strategy, config=config, state=state,

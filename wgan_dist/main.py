@@ -4,7 +4,7 @@ Only flags live here; the job is `wgan_dist.train.train_and_evaluate`, which tes
 import directly.
 """
 
-from wgan_dist import tf_log_level
+from wgan_dist.config import tf_log_level
 
 tf_log_level.quiet_by_default()  # Before TensorFlow is imported.
 
@@ -19,13 +19,13 @@ from absl import logging  # pylint: disable=wrong-import-position
 from ml_collections import config_flags  # pylint: disable=wrong-import-position
 import tensorflow as tf  # pylint: disable=wrong-import-position
 
-from wgan_dist import checkpointing  # pylint: disable=wrong-import-position
-from wgan_dist import config_validation  # pylint: disable=wrong-import-position
-from wgan_dist import out_of_memory  # pylint: disable=wrong-import-position
-from wgan_dist import peers  # pylint: disable=wrong-import-position
-from wgan_dist import signals  # pylint: disable=wrong-import-position
-from wgan_dist import sources  # pylint: disable=wrong-import-position
-from wgan_dist import steps  # pylint: disable=wrong-import-position
+from wgan_dist.training import checkpointing  # pylint: disable=wrong-import-position
+from wgan_dist.config import validation as config_validation  # pylint: disable=wrong-import-position
+from wgan_dist.dist import out_of_memory  # pylint: disable=wrong-import-position
+from wgan_dist.dist import peers  # pylint: disable=wrong-import-position
+from wgan_dist.dist import signals  # pylint: disable=wrong-import-position
+from wgan_dist.data import sources  # pylint: disable=wrong-import-position
+from wgan_dist.algorithm import steps  # pylint: disable=wrong-import-position
 from wgan_dist import train  # pylint: disable=wrong-import-position
 
 _CONFIG = config_flags.DEFINE_config_file(

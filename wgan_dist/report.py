@@ -38,7 +38,7 @@ import os
 import sys
 from typing import TYPE_CHECKING, Callable, Optional
 
-from wgan_dist import tf_log_level
+from wgan_dist.config import tf_log_level
 
 tf_log_level.quiet_by_default()  # Before TensorFlow is imported.
 
@@ -48,7 +48,7 @@ from absl import flags  # pylint: disable=wrong-import-position
 
 if TYPE_CHECKING:  # Annotations only: matplotlib is optional, TensorFlow slow to import.
   from matplotlib import figure as figure_lib
-  from wgan_dist import restore
+  from wgan_dist.tools import restore
 
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Work directory of a training run.')
 _OUT = flags.DEFINE_string('out', None, 'PNG to write; default W/report.png.')
@@ -289,8 +289,8 @@ def sample_grid(restored: 'restore.Restored', num: int) -> np.ndarray:
   class-conditional generator's grid has one row per class, num // K columns (module
   docstring)."""
   # pylint: disable=import-outside-toplevel
-  from wgan_dist import images
-  from wgan_dist import sampling
+  from wgan_dist.data import images
+  from wgan_dist.tools import sampling
   # pylint: enable=import-outside-toplevel
   config = restored.config
   num_classes = int(config.model.num_classes)
@@ -328,7 +328,7 @@ def main(argv: list[str]) -> None:
     sys.exit(f'error: {error}')
   # pylint: disable=import-outside-toplevel,redefined-outer-name
   import tensorflow as tf
-  from wgan_dist import restore
+  from wgan_dist.tools import restore
   # pylint: enable=import-outside-toplevel,redefined-outer-name
   try:
     if remote:

@@ -23,7 +23,7 @@ points passes through norms the generator never saw in training.
 
 import os
 
-from wgan_dist import tf_log_level  # pylint: disable=wrong-import-position
+from wgan_dist.config import tf_log_level  # pylint: disable=wrong-import-position
 
 tf_log_level.quiet_by_default()  # Before TensorFlow is imported.
 
@@ -31,9 +31,9 @@ import tensorflow as tf  # pylint: disable=wrong-import-position
 from absl import app  # pylint: disable=wrong-import-position
 from absl import flags  # pylint: disable=wrong-import-position
 
-from wgan_dist import images  # pylint: disable=wrong-import-position
-from wgan_dist import restore  # pylint: disable=wrong-import-position
-from wgan_dist import sampling  # pylint: disable=wrong-import-position
+from wgan_dist.data import images  # pylint: disable=wrong-import-position
+from wgan_dist.tools import restore  # pylint: disable=wrong-import-position
+from wgan_dist.tools import sampling  # pylint: disable=wrong-import-position
 
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Work directory of a training run.')
 _NUM = flags.DEFINE_integer('num', None, 'Images: default 64 (an 8x8 grid); per class (default '

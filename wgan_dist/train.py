@@ -24,23 +24,23 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from wgan_dist import actions
-from wgan_dist import checkpointing
-from wgan_dist import config_validation
-from wgan_dist import devices
-from wgan_dist import distribution
-from wgan_dist import images
-from wgan_dist import losses
-from wgan_dist import monitoring
-from wgan_dist import peers
-from wgan_dist import random_keys
-from wgan_dist import restore
-from wgan_dist import signals
-from wgan_dist import sources
-from wgan_dist import steps
-from wgan_dist import train_state
-from wgan_dist import trainer as trainer_lib
-from wgan_dist import watchdog as watchdog_lib
+from wgan_dist.training import actions
+from wgan_dist.training import checkpointing
+from wgan_dist.config import validation as config_validation
+from wgan_dist.dist import devices
+from wgan_dist.dist import distribution
+from wgan_dist.data import images
+from wgan_dist.algorithm import losses
+from wgan_dist.training import monitoring
+from wgan_dist.dist import peers
+from wgan_dist.algorithm import random_keys
+from wgan_dist.tools import restore
+from wgan_dist.dist import signals
+from wgan_dist.data import sources
+from wgan_dist.algorithm import steps
+from wgan_dist.training import state as train_state
+from wgan_dist.training import trainer as trainer_lib
+from wgan_dist.dist import watchdog as watchdog_lib
 from wgan_dist.eval import evaluator as evaluator_lib
 
 NUM_SAMPLES = 16  # The fixed noise vectors of the 4x4 sample grid (unconditional models).

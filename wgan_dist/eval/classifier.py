@@ -20,7 +20,7 @@ import keras
 import numpy as np
 from keras import layers
 
-from wgan_dist import sources
+from wgan_dist.data import sources
 from wgan_dist.eval import metrics
 
 NUM_CLASSES = 10

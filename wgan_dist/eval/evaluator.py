@@ -74,11 +74,11 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from wgan_dist import config_validation
-from wgan_dist import input_pipeline
-from wgan_dist import precision
-from wgan_dist import random_keys
-from wgan_dist import sources
+from wgan_dist.config import validation as config_validation
+from wgan_dist.data import input_pipeline
+from wgan_dist.algorithm import precision
+from wgan_dist.algorithm import random_keys
+from wgan_dist.data import sources
 from wgan_dist.eval import classifier as classifier_lib
 from wgan_dist.eval import inception as inception_lib
 from wgan_dist.eval import metrics

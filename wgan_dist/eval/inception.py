@@ -26,7 +26,7 @@ import keras
 from absl import logging
 from keras import layers
 
-from wgan_dist import config_validation
+from wgan_dist.config import validation as config_validation
 
 IMAGE_SIZE = 299  # InceptionV3's native input side.
 MIN_IMAGE_SIZE = 75  # The smallest side keras.applications.InceptionV3 builds for.

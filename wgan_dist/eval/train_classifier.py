@@ -19,7 +19,7 @@ images (what a class-conditional evaluation compares per class), averaged. The l
 import json
 import os
 
-from wgan_dist import tf_log_level  # pylint: disable=wrong-import-position
+from wgan_dist.config import tf_log_level  # pylint: disable=wrong-import-position
 
 tf_log_level.quiet_by_default()  # Before TensorFlow is imported.
 

@@ -16,7 +16,7 @@ import tensorflow as tf
 from absl import logging
 from tensorboard.plugins.hparams import api as hparams_api
 
-from wgan_dist import images
+from wgan_dist.data import images
 
 
 class Monitor:

@@ -27,7 +27,7 @@ the paper's cond_batchnorm); the critic ends in model_layers.critic_model's 'acg
 import keras
 from keras import layers
 
-from wgan_dist import model_layers
+from wgan_dist.models import layers as model_layers
 
 IMAGE_SIZE = 32
 CHANNELS = 3

@@ -23,9 +23,9 @@ import keras
 import ml_collections
 import tensorflow as tf
 
-from wgan_dist import losses
-from wgan_dist import precision
-from wgan_dist import random_keys
+from wgan_dist.algorithm import losses
+from wgan_dist.algorithm import precision
+from wgan_dist.algorithm import random_keys
 
 # What the two steps measure (the critic's averaged over its n_critic updates by the loop).
 CRITIC_METRICS = ('critic_loss', 'gradient_penalty', 'wasserstein_estimate', 'critic_grad_norm')

@@ -6,7 +6,7 @@
 (gan_mnist.py of the paper's code, DIM = `model.base_filters`), with a tanh output.
 `resnet` (wgan_dist/resnet.py): the paper's CIFAR-10 ResNet, 32x32x3. `dcgan64`
 (wgan_dist/dcgan64.py): the DCGAN of the paper's gan_64x64.py, 64x64x3. The layers they share
-are in wgan_dist/model_layers.py.
+are in wgan_dist/models/layers.py.
 
 Both networks end in a float32 layer so that losses and the gradient penalty are formed in
 float32 whatever the compute dtype of the layers in between.
@@ -29,11 +29,11 @@ import ml_collections
 import tensorflow as tf
 from keras import layers
 
-from wgan_dist import dcgan64
-from wgan_dist import devices
-from wgan_dist import model_layers
-from wgan_dist import resnet
-from wgan_dist.model_layers import LEAKY_SLOPE
+from wgan_dist.models import dcgan64
+from wgan_dist.dist import devices
+from wgan_dist.models import layers as model_layers
+from wgan_dist.models import resnet
+from wgan_dist.models.layers import LEAKY_SLOPE
 
 # The conditional seed generator's class embedding, joined to z: 50, as in the widely copied
 # Keras conditional-GAN examples of the blog lineage the seed models come from; any size >= K - 1

@@ -8,7 +8,7 @@ Class-conditional models (`model.num_classes` = K > 0) take labels as int32 [B] 
 1 + K float32 outputs (score, then the auxiliary classifier's logits), 'projection' (Miyato &
 Koyama 2018) D(x, y) = psi(phi(x)) + <embed(y), phi(x)>, a float32 [B, 1].
 
-Kept apart from models.py (which picks an architecture) so that every architecture module,
+Kept apart from architectures.py (which picks an architecture) so that every architecture module,
 resnet.py and dcgan64.py included, imports these without importing the registry of
 architectures: the import graph has no cycle.
 """

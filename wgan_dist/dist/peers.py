@@ -20,7 +20,7 @@ from typing import Iterator
 import tensorflow as tf
 from absl import logging
 
-from wgan_dist import distribution
+from wgan_dist.dist import distribution
 
 # Exit status of a worker that lost a peer (documented in README, "Several nodes").
 EXIT_LOST_WORKER = 3

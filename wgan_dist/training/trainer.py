@@ -19,11 +19,11 @@ import ml_collections
 import numpy as np
 import tensorflow as tf
 
-from wgan_dist import ema
-from wgan_dist import input_pipeline
-from wgan_dist import sources
-from wgan_dist import steps
-from wgan_dist import train_state
+from wgan_dist.algorithm import ema
+from wgan_dist.data import input_pipeline
+from wgan_dist.data import sources
+from wgan_dist.algorithm import steps
+from wgan_dist.training import state as train_state
 
 
 # "No non-finite step", as an offset in the call: beyond any call's length, and exact as a

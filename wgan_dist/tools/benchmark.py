@@ -34,16 +34,16 @@ from tensorflow.python.framework import ops as tf_ops  # pylint: disable=g-direc
 from tensorflow.python.profiler.internal import flops_registry  # pylint: disable=unused-import,g-direct-tensorflow-import
 from tensorflow.python.util import deprecation  # pylint: disable=g-direct-tensorflow-import
 
-from wgan_dist import config_validation
-from wgan_dist import distribution
-from wgan_dist import input_pipeline
-from wgan_dist import losses
-from wgan_dist import model_layers
-from wgan_dist import models
-from wgan_dist import optimizers
-from wgan_dist import sources
-from wgan_dist import train_state
-from wgan_dist import trainer as trainer_lib
+from wgan_dist.config import validation as config_validation
+from wgan_dist.dist import distribution
+from wgan_dist.data import input_pipeline
+from wgan_dist.algorithm import losses
+from wgan_dist.models import layers as model_layers
+from wgan_dist.models import architectures as models
+from wgan_dist.algorithm import optimizers
+from wgan_dist.data import sources
+from wgan_dist.training import state as train_state
+from wgan_dist.training import trainer as trainer_lib
 
 
 # Loops of the training tf.function, outermost first: generator steps, then critic updates.

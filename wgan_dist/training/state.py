@@ -11,11 +11,11 @@ import keras
 import ml_collections
 import tensorflow as tf
 
-from wgan_dist import ema
-from wgan_dist import models
-from wgan_dist import optimizers
-from wgan_dist import precision
-from wgan_dist import steps
+from wgan_dist.algorithm import ema
+from wgan_dist.models import architectures as models
+from wgan_dist.algorithm import optimizers
+from wgan_dist.algorithm import precision
+from wgan_dist.algorithm import steps
 
 
 @dataclasses.dataclass(frozen=True)

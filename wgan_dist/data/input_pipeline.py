@@ -17,7 +17,7 @@ import ml_collections
 import numpy as np
 import tensorflow as tf
 
-from wgan_dist import sources
+from wgan_dist.data import sources
 
 
 def _center_square(images: tf.Tensor) -> tf.Tensor:

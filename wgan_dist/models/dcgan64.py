@@ -20,7 +20,7 @@ import math
 import keras
 from keras import layers
 
-from wgan_dist import model_layers
+from wgan_dist.models import layers as model_layers
 
 IMAGE_SIZE = 64
 CHANNELS = 3

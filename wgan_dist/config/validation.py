@@ -1,5 +1,5 @@
 """Checks a config before any work is done; each error names the field, the value and what is
-allowed. The allowed values of choice fields come from wgan_dist/schema.py; the modules that act
+allowed. The allowed values of choice fields come from wgan_dist/config/schema.py; the modules that act
 on a config trust it once it has passed here.
 
 Every field of configs/default.py has a rule here, types included: ml_collections refuses most
@@ -14,7 +14,7 @@ from typing import Callable
 
 import ml_collections
 
-from wgan_dist import schema
+from wgan_dist.config import schema
 
 _INT64 = (-2**63, 2**63 - 1)
 

@@ -9,9 +9,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from wgan_dist import images
-from wgan_dist import losses
-from wgan_dist import random_keys
+from wgan_dist.data import images
+from wgan_dist.algorithm import losses
+from wgan_dist.algorithm import random_keys
 
 DEFAULT_GRID = 64
 DEFAULT_FRAMES = 10

@@ -21,9 +21,9 @@ import ml_collections
 import tensorflow as tf
 
 from configs import default
-from wgan_dist import checkpointing
-from wgan_dist import distribution
-from wgan_dist import models
+from wgan_dist.training import checkpointing
+from wgan_dist.dist import distribution
+from wgan_dist.models import architectures as models
 
 EMA_KEY = 'ema_generator'
 

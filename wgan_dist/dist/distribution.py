@@ -15,8 +15,8 @@ import ml_collections
 import tensorflow as tf
 from absl import logging
 
-from wgan_dist import config_validation
-from wgan_dist import devices
+from wgan_dist.config import validation as config_validation
+from wgan_dist.dist import devices
 
 _COORDINATED_JOBS = ('chief', 'worker')
 

@@ -18,7 +18,7 @@ import ml_collections
 import tensorflow as tf
 from absl import logging
 
-from wgan_dist import config_validation
+from wgan_dist.config import validation as config_validation
 
 # The fields `resolve` decides and the workers must agree on.
 RESOLVED_FIELDS = ('distribution.all_reduce', 'model.conv_impl')

@@ -12,7 +12,7 @@ SOURCES = ('mnist', 'embedded_mnist', 'fashion_mnist', 'cifar10', 'folder', 'npz
 # data.on_bad_image: what to do with image files that cannot be read or decoded.
 BAD_IMAGE_POLICIES = ('fail', 'skip')
 
-# model.architecture (wgan_dist/models.py).
+# model.architecture (wgan_dist/models/architectures.py).
 ARCHITECTURES = ('seed', 'dcgan', 'resnet', 'dcgan64')
 # The (image size, channels) each architecture's strides produce.
 SUPPORTED_IMAGE_SHAPES = {'seed': ((28, 1),), 'dcgan': ((28, 1),), 'resnet': ((32, 3),),
@@ -22,7 +22,7 @@ SUPPORTED_IMAGE_SHAPES = {'seed': ((28, 1),), 'dcgan': ((28, 1),), 'resnet': ((3
 CRITIC_NORMS = ('layer', 'none')
 # model.conditioning: how a class-conditional critic (model.num_classes > 0) uses the label.
 CONDITIONINGS = ('acgan', 'projection')
-# model.conv_impl: how the seed critic computes its conv1-conv3 (wgan_dist/model_layers.py):
+# model.conv_impl: how the seed critic computes its conv1-conv3 (wgan_dist/models/layers.py):
 # 'patch_matmul' (one matmul of the patches; faster on CPUs), 'conv' (Conv2D: cuDNN on GPUs),
 # 'auto' (resolved once per job: 'conv' with GPUs, else 'patch_matmul'; wgan_dist/devices.py).
 CONV_IMPLS = ('auto', 'patch_matmul', 'conv')

@@ -1,0 +1,3 @@
+"""Training: the trainer (several steps per tf.function call), the controller and its periodic
+actions, the train state, checkpoints and monitoring. Imports the levels below
+(models, eval, dist, data, algorithm, config), never the command-line modules above."""
