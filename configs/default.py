@@ -155,6 +155,11 @@ def get_config() -> ml_collections.ConfigDict:
   # generator steps and at the last step; 0 = off.
   config.eval_every_steps = 1000
   config.num_eval_samples = 1000
+  # MNIST's real reference (wgan_dist/eval/reference.py): 'heldout' = images the generator never
+  # trains on (the embedded sample's 1,000 held-out digits, then left out of training; full
+  # MNIST's test split) | 'train_full' = images of its training data (the generator trains on
+  # all 5,000 embedded digits, the reference among them).
+  config.eval_reference = 'heldout'
   # RGB data (CIFAR-10, CelebA): path of locally available InceptionV3 weights for Inception
   # FID / Inception Score ('' = no Inception evaluation; MNIST uses its own classifier).
   config.eval_inception_weights = ''

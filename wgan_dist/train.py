@@ -42,6 +42,7 @@ from wgan_dist.training import state as train_state
 from wgan_dist.training import trainer as trainer_lib
 from wgan_dist.dist import watchdog as watchdog_lib
 from wgan_dist.eval import evaluator as evaluator_lib
+from wgan_dist.eval import reference
 
 NUM_SAMPLES = 16  # The fixed noise vectors of the 4x4 sample grid (unconditional models).
 SAMPLES_PER_CLASS = 8  # Columns of a conditional model's grid: one row per class.
@@ -141,7 +142,8 @@ def _train(config: ml_collections.ConfigDict, workdir: str, multi_worker: bool,
       devices.check_workers_agree(config, distribution.cluster_tasks(), distribution.this_task(),
                                   config.distribution.peer_timeout_secs)
     config_validation.validate_replicas(config, strategy.num_replicas_in_sync)
-    source = sources.load_source(config)
+    # Without the evaluation reference's images when they are held out (eval/reference.py).
+    source = reference.training_source(config, sources.load_source(config))
     total_steps = resolve_num_steps(config, source.size)
     state = train_state.create_train_state(config, strategy, total_steps)
     logging.info('Generator %s: %d parameters; critic %s: %d parameters', state.generator.name,

@@ -11,6 +11,8 @@ here and implementing it where it acts.
 SOURCES = ('mnist', 'embedded_mnist', 'fashion_mnist', 'cifar10', 'folder', 'npz', 'tfds')
 # data.on_bad_image: what to do with image files that cannot be read or decoded.
 BAD_IMAGE_POLICIES = ('fail', 'skip')
+# eval_reference: which real MNIST images the evaluation compares with (wgan_dist/eval/reference.py).
+EVAL_REFERENCES = ('heldout', 'train_full')
 
 # model.architecture (wgan_dist/models/architectures.py).
 ARCHITECTURES = ('seed', 'dcgan', 'resnet', 'dcgan64')

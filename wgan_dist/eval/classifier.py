@@ -86,9 +86,12 @@ class Split:
   source: str
 
 
-def embedded_split() -> Split:
-  """The embedded sample's fixed split: 400 train / 100 held out per class (module docstring)."""
-  images, labels = sources.load_embedded_mnist()
+def embedded_split_indices(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+  """(train, held-out) row indices into the embedded sample, given its labels in stored order:
+  the first TRAIN_PER_CLASS rows of each class train, the rest are held out; each split in its
+  fixed seed-0 shuffled order (module docstring). Indices, not images, so that the training
+  stream can leave the held-out digits out of whatever array holds the sample."""
+  labels = np.asarray(labels)
   rank_in_class = np.zeros(len(labels), np.int64)
   for label in range(NUM_CLASSES):
     members = np.flatnonzero(labels == label)
@@ -96,6 +99,13 @@ def embedded_split() -> Split:
   rng = np.random.default_rng(_SPLIT_SHUFFLE_SEED)
   train = rng.permutation(np.flatnonzero(rank_in_class < TRAIN_PER_CLASS))
   held_out = rng.permutation(np.flatnonzero(rank_in_class >= TRAIN_PER_CLASS))
+  return train, held_out
+
+
+def embedded_split() -> Split:
+  """The embedded sample's fixed split: 400 train / 100 held out per class (module docstring)."""
+  images, labels = sources.load_embedded_mnist()
+  train, held_out = embedded_split_indices(labels)
   return Split(images[train], labels[train], images[held_out], labels[held_out],
                'embedded_mnist')
 

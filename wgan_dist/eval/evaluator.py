@@ -13,8 +13,9 @@
 
 Two backbones (`backbone_name`), chosen by the data:
 - 'mnist': MNIST (data.source 'mnist' or 'embedded_mnist', 28x28x1) is scored with the
-  project's own digit classifier (wgan_dist/eval/classifier.py) against the embedded sample's
-  1,000 held-out images, offline, whatever eval_inception_weights says.
+  project's own digit classifier (wgan_dist/eval/classifier.py) against the real images
+  config.eval_reference names (wgan_dist/eval/reference.py; by default 1,000 held-out digits
+  the generator never trained on), offline, whatever eval_inception_weights says.
 - 'inception': any other RGB or grayscale data, when `eval_inception_weights` names a local
   InceptionV3 weights file (wgan_dist/eval/inception.py): FID on the 2048 pool features and the
   Inception Score over the 1000 ImageNet classes. Class shares over 1000 classes say little
@@ -82,6 +83,7 @@ from wgan_dist.data import sources
 from wgan_dist.eval import classifier as classifier_lib
 from wgan_dist.eval import inception as inception_lib
 from wgan_dist.eval import metrics
+from wgan_dist.eval import reference
 
 MNIST_SOURCES = ('mnist', 'embedded_mnist')
 SCALAR_TAGS = ('eval/fid', 'eval/classifier_score', 'eval/min_class_share')
@@ -207,13 +209,15 @@ def reference_images(config: ml_collections.ConfigDict,
                      source: Optional[sources.Source] = None) -> np.ndarray:
   """The real images generated ones are compared with, float32 [N, H, W, C] in [-1, 1].
 
-  MNIST: the embedded sample's held-out split (1,000 images, 100 per class, never seen by the
-  classifier), the same on every machine and offline. Inception: see the module docstring;
+  MNIST: the reference config.eval_reference names (eval/reference.py; by default the
+  embedded sample's 1,000 held-out digits, seen by neither the classifier nor the generator,
+  or full MNIST's test split). Inception: see the module docstring;
   `source` is the training source when the caller has loaded it already (else loaded here).
   """
   if backbone_name(config) == 'inception':
     return _inception_reference(config, source)
-  return classifier_lib.to_model_range(classifier_lib.embedded_split().held_out_images)
+  return classifier_lib.to_model_range(
+      reference.mnist_reference(config, source and source.name).images)
 
 
 def _backbone(config: ml_collections.ConfigDict,
@@ -268,7 +272,7 @@ class Evaluator:
     self._intra_fid = bool(self.num_classes) and self.backbone == 'mnist'
     if self._intra_fid:
       self.scalar_tags += CONDITIONAL_SCALAR_TAGS
-      self._real_labels = classifier_lib.embedded_split().held_out_labels
+      self._real_labels = reference.mnist_reference(config, source and source.name).labels
     real = reference_images(config, source)
     # InceptionV3's activations at 299x299 take ~30 MB per image, and these chunks all run on
     # one device (the first GPU): one replica's batch at a time, the load each GPU carries in
