@@ -67,6 +67,16 @@ def fixed_sample_inputs(config: ml_collections.ConfigDict
   return tf.constant(noise), tf.constant(labels), config.model.num_classes
 
 
+def training_data(config: ml_collections.ConfigDict) -> tuple[sources.Source, int]:
+  """(the examples the generator trains on, the run's generator steps).
+
+  The examples leave out the evaluation reference's images when config.eval_reference holds
+  them out (eval/reference.py), and train.num_steps=-1 counts epochs of what remains.
+  """
+  source = reference.training_source(config, sources.load_source(config))
+  return source, resolve_num_steps(config, source.size)
+
+
 def resolve_num_steps(config: ml_collections.ConfigDict, dataset_size: int) -> int:
   """train.num_steps, or num_epochs passes of the data through the critic when it is -1."""
   train = config.train
@@ -142,9 +152,7 @@ def _train(config: ml_collections.ConfigDict, workdir: str, multi_worker: bool,
       devices.check_workers_agree(config, distribution.cluster_tasks(), distribution.this_task(),
                                   config.distribution.peer_timeout_secs)
     config_validation.validate_replicas(config, strategy.num_replicas_in_sync)
-    # Without the evaluation reference's images when they are held out (eval/reference.py).
-    source = reference.training_source(config, sources.load_source(config))
-    total_steps = resolve_num_steps(config, source.size)
+    source, total_steps = training_data(config)
     state = train_state.create_train_state(config, strategy, total_steps)
     logging.info('Generator %s: %d parameters; critic %s: %d parameters', state.generator.name,
                  state.generator.count_params(), state.critic.name,
