@@ -15,6 +15,7 @@ from wgan_dist.config import validation as config_validation
 from wgan_dist.data import input_pipeline
 from wgan_dist.data import sources
 from wgan_dist.eval import classifier
+from wgan_dist.eval import floors
 from wgan_dist.eval import reference
 
 
@@ -143,13 +144,13 @@ def test_eval_reference_is_validated_in_one_line():
 
 
 def test_real_floors_of_both_references():
-  floors = reference.real_floors(classifier.load_classifier())
+  figures = floors.real_floors(classifier.load_classifier())
   # 'heldout': disjoint 1,000-digit samples of the 4,000 training digits vs the 1,000 held-out.
-  assert floors['heldout']['samples'] == 4 and floors['heldout']['num'] == 1000
-  assert floors['heldout']['fid'][0] == pytest.approx(4.23, abs=0.05)  # held_out_report's.
-  assert floors['heldout']['fid_mean'] == pytest.approx(4.26, abs=0.05)
+  assert figures['heldout']['samples'] == 4 and figures['heldout']['num'] == 1000
+  assert figures['heldout']['fid'][0] == pytest.approx(4.23, abs=0.05)  # held_out_report's.
+  assert figures['heldout']['fid_mean'] == pytest.approx(4.26, abs=0.05)
   # 'train_full': disjoint 1,000-digit samples of all 5,000, about a fifth of them reference
   # digits: a generator that reproduced its training data would score this.
-  assert floors['train_full']['samples'] == 5
-  assert floors['train_full']['fid_mean'] == pytest.approx(3.22, abs=0.05)
-  assert floors['train_full']['fid_mean'] < floors['heldout']['fid_mean']
+  assert figures['train_full']['samples'] == 5
+  assert figures['train_full']['fid_mean'] == pytest.approx(3.22, abs=0.05)
+  assert figures['train_full']['fid_mean'] < figures['heldout']['fid_mean']

@@ -21,14 +21,12 @@ embedded sample (MNIST not downloadable) is evaluated against the embedded refer
 import dataclasses
 from typing import Optional
 
-import keras
 import ml_collections
 import numpy as np
 from absl import logging
 
 from wgan_dist.data import sources
 from wgan_dist.eval import classifier
-from wgan_dist.eval import metrics
 
 HELDOUT = 'heldout'
 TRAIN_FULL = 'train_full'
@@ -99,32 +97,3 @@ def training_source(config: ml_collections.ConfigDict,
                "'train_full' trains on all of them)", kept.size, source.size, len(held_out))
   return kept
 
-
-def _disjoint_samples(rows: np.ndarray, num: int) -> list[np.ndarray]:
-  """`rows` cut into as many disjoint runs of `num` as it holds, in order."""
-  return [rows[start:start + num] for start in range(0, len(rows) - num + 1, num)]
-
-
-def real_floors(model: keras.Model, num: int = classifier.FLOOR_SAMPLES) -> dict:
-  """What real digits score against the embedded reference (its 1,000 held-out digits), per
-  eval_reference: disjoint `num`-image samples of the digits the generator trains on, each
-  scored against the reference. 'heldout': the 4,000 train-split digits, in the split's
-  shuffled order (4 samples; the first is held_out_report's real_fid_floor). 'train_full': all
-  5,000 digits in a fixed seed-0 order (5 samples, each about one fifth reference digits): what
-  a generator that reproduced its training data would score.
-
-  Returns {reference: {'num', 'samples', 'fid' (one per sample), 'fid_mean', 'fid_std'}}.
-  """
-  images, labels = sources.load_embedded_mnist()
-  train, held_out = classifier.embedded_split_indices(labels)
-  features, _ = classifier.feature_model(model).predict(classifier.to_model_range(images),
-                                                        batch_size=500, verbose=0)
-  reference_features = features[held_out]
-  everything = np.random.default_rng(0).permutation(len(images))
-  floors = {}
-  for name, rows in ((HELDOUT, train), (TRAIN_FULL, everything)):
-    fids = [metrics.frechet_distance_of_features(features[sample], reference_features)
-            for sample in _disjoint_samples(rows, num)]
-    floors[name] = {'num': num, 'samples': len(fids), 'fid': fids,
-                    'fid_mean': float(np.mean(fids)), 'fid_std': float(np.std(fids, ddof=1))}
-  return floors
