@@ -154,3 +154,10 @@ def test_real_floors_of_both_references():
   assert figures['train_full']['samples'] == 5
   assert figures['train_full']['fid_mean'] == pytest.approx(3.22, abs=0.05)
   assert figures['train_full']['fid_mean'] < figures['heldout']['fid_mean']
+  # KID (its mean over subsets of 500) and precision/recall (k = 3) of the same samples.
+  assert figures['heldout']['kid_mean'] == pytest.approx(0.994, abs=0.01)
+  assert figures['train_full']['kid_mean'] == pytest.approx(0.182, abs=0.01)
+  assert figures['heldout']['precision_mean'] == pytest.approx(0.888, abs=0.002)
+  assert figures['heldout']['recall_mean'] == pytest.approx(0.867, abs=0.002)
+  assert figures['train_full']['precision_mean'] == pytest.approx(0.911, abs=0.002)
+  assert figures['train_full']['recall_mean'] == pytest.approx(0.909, abs=0.002)

@@ -5,7 +5,8 @@ config.eval_reference choices (wgan_dist/eval/reference.py).
 
 The reference is the embedded sample's 1,000 held-out digits. Disjoint 1,000-image samples of
 the digits the generator trains on are scored against it, one figure per sample, then the mean
-and the standard deviation over samples:
+and the standard deviation over samples, for FID, KID and precision/recall (on the classifier's
+features, as the evaluation computes them):
 - 'heldout': the 4,000 train-split digits, in the split's shuffled order (4 samples; the first
   is classifier.held_out_report's real_fid_floor);
 - 'train_full': all 5,000 digits in a fixed seed-0 order (5 samples, each holding about 200 of
@@ -25,7 +26,9 @@ from absl import app  # pylint: disable=wrong-import-position
 
 from wgan_dist.data import sources  # pylint: disable=wrong-import-position
 from wgan_dist.eval import classifier  # pylint: disable=wrong-import-position
+from wgan_dist.eval import kid  # pylint: disable=wrong-import-position
 from wgan_dist.eval import metrics  # pylint: disable=wrong-import-position
+from wgan_dist.eval import precision_recall  # pylint: disable=wrong-import-position
 from wgan_dist.eval import reference  # pylint: disable=wrong-import-position
 
 # Seed of the order of all 5,000 digits the 'train_full' samples are cut from.
@@ -39,7 +42,9 @@ def _disjoint_samples(rows: np.ndarray, num: int) -> list[np.ndarray]:
 
 def real_floors(model: keras.Model, num: int = classifier.FLOOR_SAMPLES) -> dict:
   """{reference name: {'num', 'num_reference', 'samples', 'fid' (one per sample), 'fid_mean',
-  'fid_std'}} for 'heldout' and 'train_full' (module docstring); `model`: the classifier."""
+  'fid_std', and the same for 'kid' (KID's mean over its subsets, eval/kid.py), 'precision'
+  and 'recall' (k = 3, eval/precision_recall.py)}} for 'heldout' and 'train_full' (module
+  docstring); `model`: the classifier."""
   images, labels = sources.load_embedded_mnist()
   train, held_out = classifier.embedded_split_indices(labels)
   features, _ = classifier.feature_model(model).predict(classifier.to_model_range(images),
@@ -48,11 +53,21 @@ def real_floors(model: keras.Model, num: int = classifier.FLOOR_SAMPLES) -> dict
   everything = np.random.default_rng(_ORDER_SEED).permutation(len(images))
   floors = {}
   for name, rows in ((reference.HELDOUT, train), (reference.TRAIN_FULL, everything)):
-    fids = [metrics.frechet_distance_of_features(features[sample], reference_features)
-            for sample in _disjoint_samples(rows, num)]
-    floors[name] = {'num': num, 'num_reference': len(held_out), 'samples': len(fids),
-                    'fid': fids, 'fid_mean': float(np.mean(fids)),
-                    'fid_std': float(np.std(fids, ddof=1))}
+    figures = {'fid': [], 'kid': [], 'precision': [], 'recall': []}
+    for sample in _disjoint_samples(rows, num):
+      figures['fid'].append(
+          metrics.frechet_distance_of_features(features[sample], reference_features))
+      figures['kid'].append(kid.kernel_inception_distance(features[sample],
+                                                          reference_features)[0])
+      precision, recall = precision_recall.precision_recall(features[sample],
+                                                            reference_features)
+      figures['precision'].append(precision)
+      figures['recall'].append(recall)
+    floors[name] = {'num': num, 'num_reference': len(held_out),
+                    'samples': len(figures['fid']), **figures}
+    for metric, values in figures.items():
+      floors[name][f'{metric}_mean'] = float(np.mean(values))
+      floors[name][f'{metric}_std'] = float(np.std(values, ddof=1))
   return floors
 
 
@@ -61,10 +76,13 @@ def main(argv: list[str]) -> None:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
   floors = real_floors(classifier.load_classifier())
   for name, floor in floors.items():
-    print(f"eval_reference={name!r}: FID {floor['fid_mean']:.2f} ± {floor['fid_std']:.2f} "
-          f"({floor['samples']} disjoint samples of {floor['num']} real digits vs the "
-          f"{floor['num_reference']} reference digits: "
-          + ', '.join(f'{fid:.2f}' for fid in floor['fid']) + ')')
+    print(f"eval_reference={name!r}: {floor['samples']} disjoint samples of {floor['num']} "
+          f"real digits vs the {floor['num_reference']} reference digits, mean ± std over "
+          'samples:')
+    for metric, digits in (('fid', 2), ('kid', 4), ('precision', 3), ('recall', 3)):
+      print(f"  {metric}: {floor[metric + '_mean']:.{digits}f} ± "
+            f"{floor[metric + '_std']:.{digits}f} ("
+            + ', '.join(f'{value:.{digits}f}' for value in floor[metric]) + ')')
   print(json.dumps(floors, sort_keys=True))
 
 
