@@ -143,6 +143,7 @@ def test_eval_reference_is_validated_in_one_line():
   assert '\n' not in message
 
 
+@pytest.mark.slow
 def test_real_floors_of_both_references():
   figures = floors.real_floors(classifier.load_classifier())
   # 'heldout': disjoint 1,000-digit samples of the 4,000 training digits vs the 1,000 held-out.
