@@ -64,7 +64,8 @@ def test_hparams_dashboard_has_the_config_and_eval_metrics(workdir):
   experiment = found[hparams_metadata.EXPERIMENT_TAG].experiment
   assert {info.name for info in experiment.hparam_infos} == set(hparams)
   metrics = [info.name.tag for info in experiment.metric_infos]
-  assert metrics == ['eval/fid', 'eval/classifier_score', 'eval/min_class_share']
+  assert metrics == ['eval/fid', 'eval/kid', 'eval/precision', 'eval/recall',
+                     'eval/classifier_score', 'eval/min_class_share']
   # The metrics are scalars of the same run, so the dashboard finds their values.
   for tag in metrics:
     assert set(helpers.event_scalars(workdir, tag)) == {4}

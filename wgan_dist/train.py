@@ -43,6 +43,7 @@ from wgan_dist.training import trainer as trainer_lib
 from wgan_dist.dist import watchdog as watchdog_lib
 from wgan_dist.eval import evaluator as evaluator_lib
 from wgan_dist.eval import reference
+from wgan_dist.eval import records
 
 NUM_SAMPLES = 16  # The fixed noise vectors of the 4x4 sample grid (unconditional models).
 SAMPLES_PER_CLASS = 8  # Columns of a conditional model's grid: one row per class.
@@ -106,15 +107,25 @@ def write_class_names(workdir: str, source: sources.Source) -> None:
     json.dump(list(source.class_names), f, indent=1)
 
 
-def _evaluate(evaluator: evaluator_lib.Evaluator,
-              state: train_state.TrainState) -> dict[str, float]:
-  """eval/* scalars of the generator (and eval_ema/* of the averaged one), with class shares."""
-  scalars = evaluator.evaluate(state.generator).all_scalars()
+def _evaluate(evaluator: evaluator_lib.Evaluator, state: train_state.TrainState,
+              records_workdir: Optional[str] = None, step: int = 0) -> dict[str, float]:
+  """eval/* scalars of the generator (and eval_ema/* of the averaged one), with class shares
+  (means over config.eval_seeds noise draws, and eval/<metric>_std when more than one); with
+  `records_workdir` (the chief's workdir), a record of each evaluation in its
+  eval/records.jsonl."""
+  evaluation = evaluator.evaluate(state.generator)
+  scalars = evaluation.all_scalars()
   logging.info('Evaluation: %s', ', '.join(f'{k} {v:.4g}' for k, v in sorted(scalars.items())
                                            if 'class_share_' not in k))
+  evaluations = [(evaluation, False)]
   if state.ema_generator is not None:
+    evaluations.append((evaluator.evaluate(state.ema_generator), True))
     scalars.update({name.replace('eval/', 'eval_ema/', 1): value for name, value in
-                    evaluator.evaluate(state.ema_generator).all_scalars().items()})
+                    evaluations[-1][0].all_scalars().items()})
+  if records_workdir is not None:
+    for measured, ema in evaluations:
+      records.append(records_workdir, records.make_record(
+          measured.report(), step=step, checkpoint=None, ema=ema, source='training'))
   return scalars
 
 
@@ -183,7 +194,8 @@ def _train(config: ml_collections.ConfigDict, workdir: str, multi_worker: bool,
   try:
     with signals.StopSignals(on_signal=watchdog.stop_requested) as stop_signals:
       run = _Run(config, total_steps, trainer, checkpointer, monitor, profiler, evaluator,
-                 is_chief, signals.Agreement(strategy, multi_worker), stop_signals, watchdog)
+                 is_chief, signals.Agreement(strategy, multi_worker), stop_signals, watchdog,
+                 workdir=workdir)
       step = actions.run(run.train, run.actions(), first_step=first_step, last_step=total_steps,
                          steps_per_loop=config.train.steps_per_loop)
       if not run.last_means:
@@ -206,8 +218,9 @@ class _Run:
                monitor: monitoring.Monitor, profiler: actions.Profiler,
                evaluator: Optional[evaluator_lib.Evaluator], is_chief: bool,
                agreement: signals.Agreement, stop_signals: signals.StopSignals,
-               watchdog: watchdog_lib.Watchdog):
+               watchdog: watchdog_lib.Watchdog, workdir: Optional[str] = None):
     self._total_steps, self._trainer, self._state = total_steps, trainer, trainer.state
+    self._workdir = workdir
     self._watchdog = watchdog
     self._checkpointer, self._monitor, self._profiler = checkpointer, monitor, profiler
     self._evaluator, self._is_chief = evaluator, is_chief
@@ -277,8 +290,9 @@ class _Run:
       self._monitor.write_samples(step, np.asarray(self._sample()), self._sample_rows)
 
   def _evaluate(self, step: int) -> None:
-    # Every worker evaluates (the gathers are collectives); only the chief's writer writes.
-    self._monitor.write_scalars(step, _evaluate(self._evaluator, self._state))
+    # Every worker evaluates (the gathers are collectives); only the chief writes.
+    self._monitor.write_scalars(step, _evaluate(
+        self._evaluator, self._state, self._workdir if self._is_chief else None, step))
 
   def _save(self, step: int) -> Optional[str]:
     # Never save a broken state over a good one.

@@ -156,6 +156,7 @@ def _validate_run(config: ml_collections.ConfigDict) -> None:
   # The Frechet distance needs a covariance, which needs at least two samples.
   _integer(config, 'num_eval_samples', 2)
   _choice(config, 'eval_reference', schema.EVAL_REFERENCES)
+  _integer(config, 'eval_seeds', 1)
   weights = config.eval_inception_weights
   _require(isinstance(weights, str) and (not weights or os.path.isfile(weights)),
            'eval_inception_weights', weights,
