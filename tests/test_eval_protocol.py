@@ -171,7 +171,7 @@ def test_protocol_names_what_the_figures_were_measured_on(setup):
   with open(classifier_lib.WEIGHTS_PATH, 'rb') as f:
     assert fields['feature_weights_sha256'] == hashlib.sha256(f.read()).hexdigest()
   assert fields['num_generated'] == 100 and fields['num_reference'] == 1000
-  assert fields['reference_split'] == 'embedded_mnist held-out (last 100 per digit)'
+  assert fields['reference_split'] == 'embedded_mnist/heldout (1000 images, never trained on)'
   assert fields['image_size'] == [28, 28, 1] and fields['resize'] == 'none'
   assert 'MNIST classifier' in fields['feature_extractor'] and 'uint8' in fields['quantisation']
   assert fields['seed'] == 0 and fields['noise_draws'] == 2 and fields['kid_subset_size'] == 50
