@@ -33,8 +33,9 @@ def get_config(variant: str = '') -> ml_collections.ConfigDict:
     # Found by measurement on a 2-core CPU (docs/quick_recipe.md has every trial): the paper's
     # MNIST models at a quarter width (DIM = 16), one critic update per generator update with
     # two time-scale learning rates (critic 6e-4, generator 3e-4; Adam beta = (0, 0.9) kept),
-    # 20,000 generator steps: under 10 minutes on 2 cores, FID ~5 against a real-data floor of
-    # 4.2 and a classifier score >= 8.5 on three seeds. At equal compute this beat
+    # 20,000 generator steps: under 10 minutes on 2 cores; on three seeds the EMA generator
+    # scores FID 4.8-5.5 against 1,000 held-out digits it never trained on (real-data floor
+    # 4.3) and a classifier score >= 8.5. At equal compute this beat
     # n_critic = 5 or 2, wider models and lower rates.
     config.model.architecture = 'dcgan'
     config.model.base_filters = 16
