@@ -121,7 +121,7 @@ def test_slurm_without_cpus_per_task_passes_none(tmp_path):
 # free ports, bringing up the namespace's loopback) is the real interpreter.
 _WORKER_STAND_IN = f'''if [[ "$1 $2" != "-m wgan_dist.main" ]]; then exec {sys.executable} "$@"; fi
 echo "worker $TASK_INDEX netns=$(readlink /proc/self/ns/net) uid=$(id -u) ppid=$PPID \\
-pgid=$(ps -o pgid= -p $$ | tr -d ' ') hosts=${{WORKER_HOSTS:-}} args=$*"
+pgid=$(cut -d ' ' -f 5 /proc/$$/stat) hosts=${{WORKER_HOSTS:-}} args=$*"
 exit "${{WORKER_EXIT:-0}}"
 '''
 
