@@ -80,7 +80,7 @@ def test_workers_in_their_namespace_refuse_connections_from_outside_it(tmp_path)
         cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
   try:
     deadline = time.monotonic() + 900  # Generous: a loaded machine starts TensorFlow slowly.
-    ports, workers, refused_while_training = [], [], 0
+    ports, workers, refused_while_training, unreadable = [], [], 0, []
     while job.poll() is None:
       assert time.monotonic() < deadline, chief_log.read_text()[-3000:]
       if not ports and ' workers on ' in chief_log.read_text():
@@ -92,8 +92,10 @@ def test_workers_in_their_namespace_refuse_connections_from_outside_it(tmp_path)
         try:
           inside = _listening_ports(f'/proc/{workers[0]}/net')
           namespace = os.readlink(f'/proc/{workers[0]}/ns/net')
-        except OSError:
-          break  # The worker has ended.
+        except OSError as error:  # The worker has ended: the job will follow.
+          unreadable.append(f'{workers[0]}: {error}')
+          time.sleep(0.2)
+          continue
         if set(ports) <= inside:  # Both servers are up in the workers' namespace...
           assert namespace != os.readlink('/proc/self/ns/net')
           assert not set(ports) & _listening_ports('/proc/net')  # ...and not in this one,
@@ -113,6 +115,7 @@ def test_workers_in_their_namespace_refuse_connections_from_outside_it(tmp_path)
   log = chief_log.read_text()
   assert job.wait() == 0, log[-3000:]
   assert "local_cluster: network: the workers' own namespace (unshare " in log
-  assert refused_while_training > 0, 'no check fell between the first step and the last'
+  assert refused_while_training > 0, ('no check fell between the first step and the last',
+                                      ports, workers, unreadable[:3])
   assert ports and all(_refused(port) for port in ports)
   assert 'step 20/20' in log
