@@ -188,8 +188,8 @@ def make_naive_eager_step(config: ml_collections.ConfigDict, images: np.ndarray,
   """
   with model_layers.plain_convolutions():
     generator, critic = models.build_models(config)
-  generator_optimizer = optimizers.make_adam(config.train, 'generator_adam', total_steps=1)
-  critic_optimizer = optimizers.make_adam(config.train, 'critic_adam', total_steps=1)
+  generator_optimizer = optimizers.make_adam(config.train, 'generator', total_steps=1)
+  critic_optimizer = optimizers.make_adam(config.train, 'critic', total_steps=1)
   train_config = config.train
   batch = train_config.global_batch_size
   rng = np.random.default_rng(config.seed)
