@@ -64,9 +64,11 @@ def test_a_name_outside_the_registry_is_refused_naming_its_values(field):
   names = registry.lookup(field).names
   with pytest.raises(config_validation.ConfigError) as error:
     config_validation.validate(_tiny(field, 'no_such_name'))
-  assert str(error.value) == (f"{field}='no_such_name' is not allowed; allowed: one of {names}")
-  with pytest.raises(registry.UnknownName, match=f"{field}='no_such_name'.*{names!r}"[:40]):
+  expected = f"{field}='no_such_name' is not allowed; allowed: one of {names}"
+  assert str(error.value) == expected
+  with pytest.raises(registry.UnknownName) as error:  # The dispatch refuses it alike.
     registry.lookup(field).get('no_such_name')
+  assert str(error.value) == expected
 
 
 @pytest.mark.parametrize('name', architectures.ARCHITECTURES.names)
@@ -138,7 +140,7 @@ def test_every_precision_is_a_keras_policy_with_its_scaling(name):
   assert entry.loss_scaling == (name == 'mixed_float16')
   assert entry.inner_gradient_scale >= 1.0
   optimizer = precision.wrap_optimizer(keras.optimizers.Adam(), name, 2.0**15)
-  assert (precision.loss_scale(optimizer) is not None) == entry.loss_scaling
+  assert isinstance(optimizer, keras.optimizers.LossScaleOptimizer) == entry.loss_scaling
 
 
 @pytest.mark.parametrize('name', devices.ALL_REDUCES.names)

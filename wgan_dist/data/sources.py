@@ -439,7 +439,7 @@ def _load_tfds(name: str, allow_download: bool, num_classes: int
   return images, labels, names or None
 
 
-class _Loaded(NamedTuple):
+class Loaded(NamedTuple):
   """What a source's loader found, before the checks every source shares."""
   name: str  # The source actually loaded ('mnist' may fall back to 'embedded_mnist').
   images: Optional[np.ndarray] = None
@@ -448,13 +448,13 @@ class _Loaded(NamedTuple):
   class_names: Optional[tuple[str, ...]] = None
 
 
-def _load_embedded(config: ml_collections.ConfigDict) -> _Loaded:
+def _load_embedded(config: ml_collections.ConfigDict) -> Loaded:
   del config
   images, labels = load_embedded_mnist()
-  return _Loaded('embedded_mnist', images, labels=labels, class_names=MNIST_CLASS_NAMES)
+  return Loaded('embedded_mnist', images, labels=labels, class_names=MNIST_CLASS_NAMES)
 
 
-def _load_keras(config: ml_collections.ConfigDict) -> _Loaded:
+def _load_keras(config: ml_collections.ConfigDict) -> Loaded:
   """A keras.datasets set (its name is data.source); 'mnist' falls back to the embedded sample."""
   name = config.data.source
   loaded = _keras_dataset(name, getattr(tf.keras.datasets, name).load_data,
@@ -467,39 +467,39 @@ def _load_keras(config: ml_collections.ConfigDict) -> _Loaded:
     raise DataError(f'data.source={name!r}: the data set is not cached under ~/.keras/datasets '
                     'and could not be downloaded')
   images, labels = loaded
-  return _Loaded(name, images, labels=labels, class_names=SOURCES.get(name).class_names)
+  return Loaded(name, images, labels=labels, class_names=SOURCES.get(name).class_names)
 
 
-def _load_folder(config: ml_collections.ConfigDict) -> _Loaded:
+def _load_folder(config: ml_collections.ConfigDict) -> Loaded:
   data, num_classes = config.data, config.model.num_classes
   files = _list_image_files(data.path)
   classes = _folder_classes(data.path, files, num_classes) if num_classes > 0 else None
   files = _check_image_files(files, data)  # After the layout check: decoding is work.
   if classes is None:
-    return _Loaded('folder', files=files)
+    return Loaded('folder', files=files)
   logging.info('Classes of data.path=%r (sub-directory -> label): %s', data.path,
                ', '.join(f'{folder} -> {label}' for label, folder in enumerate(classes)))
-  return _Loaded('folder', files=files, labels=_folder_labels(data.path, files, classes),
+  return Loaded('folder', files=files, labels=_folder_labels(data.path, files, classes),
                  class_names=classes)
 
 
-def _load_npz_source(config: ml_collections.ConfigDict) -> _Loaded:
+def _load_npz_source(config: ml_collections.ConfigDict) -> Loaded:
   images, labels = _load_npz(config.data.path, config.model.num_classes)
-  return _Loaded('npz', images, labels=labels)
+  return Loaded('npz', images, labels=labels)
 
 
-def _load_tfds_source(config: ml_collections.ConfigDict) -> _Loaded:
+def _load_tfds_source(config: ml_collections.ConfigDict) -> Loaded:
   images, labels, class_names = _load_tfds(config.data.path, config.data.allow_download,
                                            config.model.num_classes)
-  return _Loaded('tfds', images, labels=labels, class_names=class_names)
+  return Loaded('tfds', images, labels=labels, class_names=class_names)
 
 
 @dataclasses.dataclass(frozen=True)
 class SourceKind:
   """What `data.source` names: its loader, and what the shared checks need to know of it."""
-  # load(validated config) -> _Loaded: finds the images (and, with model.num_classes > 0, the
+  # load(validated config) -> Loaded: finds the images (and, with model.num_classes > 0, the
   # labels), raising DataError naming what is wrong; `load_source` checks the rest.
-  load: Callable[[ml_collections.ConfigDict], _Loaded]
+  load: Callable[[ml_collections.ConfigDict], Loaded]
   # A built-in data set's class names in label order (its labels are range-checked against
   # model.num_classes); None for sources whose labels their loader checks.
   class_names: Optional[tuple[str, ...]] = None

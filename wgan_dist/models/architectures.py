@@ -160,7 +160,8 @@ class Architecture:
 ARCHITECTURES: registry.Registry[Architecture] = registry.Registry('model.architecture', {
     'seed': Architecture(_seed_generator, _seed_critic, ((28, 1),)),
     'dcgan': Architecture(_dcgan_generator, _dcgan_critic, ((28, 1),)),
-    'resnet': Architecture(resnet.make_generator, resnet.make_critic, ((32, 3),)),
+    'resnet': Architecture(resnet.make_generator, resnet.make_critic,
+                          ((resnet.IMAGE_SIZE, resnet.CHANNELS),)),
     'dcgan64': Architecture(dcgan64.make_generator, dcgan64.make_critic,
                             ((dcgan64.IMAGE_SIZE, dcgan64.CHANNELS),)),
 })
