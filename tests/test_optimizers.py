@@ -77,7 +77,8 @@ def test_linear_decay_needs_the_run_length():
 
 
 def test_unknown_decay_is_refused():
-  # One check, before any work (config/schema.py LR_DECAYS); the optimizers trust a validated config.
+  # One check, before any work (config/schema.py LR_DECAYS); the optimizers trust a validated
+  # config.
   config = cifar10.get_config()
   config.train.lr_decay = 'cosine'
   with pytest.raises(ValueError, match=r"train.lr_decay='cosine'.*'none', 'linear'"):

@@ -29,7 +29,7 @@ def _tiny(field: str, name: str):
   """The tiny MNIST config with `field` = `name` (and what that name needs to validate)."""
   config = mnist.get_config('tiny')
   if field == 'model.architecture':
-    config = TINY_CONFIGS[name].get_config('tiny')
+    config = TINY_CONFIGS.get(name, mnist).get_config('tiny')
   if field == 'model.conditioning':
     config.model.num_classes = 10
   section, _, leaf = field.rpartition('.')
