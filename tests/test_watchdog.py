@@ -90,8 +90,9 @@ def test_a_call_that_overruns_ends_the_process_naming_it():
   dog.close()
   assert code == watchdog_lib.EXIT_STALLED == 3
   assert message.startswith('stalled: the checkpoint action at step 4 did not return within '
-                            '0.2 s (distribution.step_timeout_secs=0.2; 10x the slowest such '
-                            'call so far; 3x for the first)'), message
+                            '0.2 s (the largest of distribution.step_timeout_secs=0.2, 10x the '
+                            'slowest such call so far and 2x the first; 3x step_timeout_secs '
+                            'for the first)'), message
   assert '\n' not in message
 
 

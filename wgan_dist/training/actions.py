@@ -20,9 +20,9 @@ from wgan_dist.training import sample_action
 from wgan_dist.training import stop_action
 
 
-# Name -> class (a controller.PeriodicAction, built by `cls.from_run(run)`), in the order they run when due at the
-# same step. A plain dict until the project's generic registry class replaces it; keep it the
-# only list of actions.
+# Name -> class (a controller.PeriodicAction, built by `cls.from_run(run)`; its `field` is the
+# config field of its schedule), in the order they run when due at the same step. A plain dict
+# until the project's generic registry class replaces it; keep it the only list of actions.
 ACTIONS: dict[str, type[controller.PeriodicAction]] = {
     'log': log_action.Log,
     'sample': sample_action.Sample,
@@ -32,6 +32,11 @@ ACTIONS: dict[str, type[controller.PeriodicAction]] = {
     # Last: a trace that starts at a step leaves out the actions before it.
     'profile': profile_action.Profiler,
 }
+
+
+def fields() -> dict[str, str]:
+  """{config field: action name} of every action with a schedule in the config."""
+  return {cls.field: name for name, cls in ACTIONS.items() if cls.field}
 
 
 def check(config: ml_collections.ConfigDict) -> None:

@@ -15,7 +15,7 @@ from wgan_dist.training import state as train_state
 
 def schedule(run: context.Run) -> schedules.Every:
   """When the action saves (the stop-signal action skips a save it already made)."""
-  return schedules.Every(run.config.checkpoint_every_steps, run.total_steps)
+  return schedules.Every(run.config[Checkpoint.field], run.total_steps)
 
 
 def save(state: train_state.TrainState, checkpointer: checkpointing.Checkpointer,
@@ -31,6 +31,7 @@ def save(state: train_state.TrainState, checkpointer: checkpointing.Checkpointer
 class Checkpoint(controller.PeriodicAction):
   """Saves the train state."""
   name = 'checkpoint'
+  field = 'checkpoint_every_steps'
 
   def __init__(self, run: context.Run):
     self.schedule = schedule(run)

@@ -31,8 +31,8 @@ from wgan_dist.training import trainer as trainer_lib
 class PeriodicAction:
   """A periodic action: `run(step)` whenever `schedule` is due after a loop call.
 
-  Subclasses set `name` (what the watchdog's messages call it) and `schedule`, and override
-  `run`; `from_run(run)` builds one from a run's parts (context.Run; by default `cls(run)`). The
+  Subclasses set `name` (what the watchdog's messages call it), `field` (the config field its
+  schedule comes from, if any) and `schedule`, and override `run`; `from_run(run)` builds one from a run's parts (context.Run; by default `cls(run)`). The
   rest is optional: `at_start` also runs it once before the first call,
   `around_call(step)` wraps every training call (the profiler marks the call's steps),
   `hparams_metrics` are the scalar tags the HParams dashboard shows as metrics, `close()` runs
@@ -40,6 +40,7 @@ class PeriodicAction:
   of a config (checked before any work).
   """
   name: str = ''
+  field: Optional[str] = None
   schedule: schedules.Schedule = schedules.AfterEveryCall()
   at_start: bool = False
   hparams_metrics: tuple[str, ...] = ()

@@ -29,6 +29,7 @@ def evaluate(evaluator: evaluator_lib.Evaluator,
 class Evaluate(controller.PeriodicAction):
   """Evaluates on every worker (the gathers are collectives); only the chief's writer writes."""
   name = 'evaluate'
+  field = 'eval_every_steps'
 
   @staticmethod
   def config_error(config: ml_collections.ConfigDict) -> Optional[str]:

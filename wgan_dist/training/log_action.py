@@ -11,9 +11,10 @@ from wgan_dist.training import state as train_state
 class Log(controller.PeriodicAction):
   """Writes the log window; `last_means` are the means it wrote last ({} before any)."""
   name = 'log'
+  field = 'log_every_steps'
 
   def __init__(self, run: context.Run):
-    self.schedule = schedules.Every(run.config.log_every_steps, run.total_steps)
+    self.schedule = schedules.Every(run.config[self.field], run.total_steps)
     self._monitor, self._state = run.monitor, run.state
     self.last_means: dict[str, float] = {}
 

@@ -22,11 +22,12 @@ from wgan_dist.training import schedules
 class Profiler(controller.PeriodicAction):
   """Traces generator steps [steps_range[0], steps_range[1]) into `logdir` (chief only)."""
   name = 'profile'
+  field = 'profile_steps'
   at_start = True
 
   @classmethod
   def from_run(cls, run: context.Run) -> 'Profiler':
-    return cls(run.config.profile_steps, os.path.join(run.workdir, 'profile'), run.is_chief)
+    return cls(run.config[cls.field], os.path.join(run.workdir, 'profile'), run.is_chief)
 
   def __init__(self, steps_range: tuple[int, int], logdir: str, is_chief: bool):
     self._first, self._last = (int(steps_range[0]), int(steps_range[1]))

@@ -41,9 +41,10 @@ def fixed_sample_inputs(config: ml_collections.ConfigDict
 class Sample(controller.PeriodicAction):
   """Writes the grid of the (not averaged) generator on fixed inputs."""
   name = 'sample'
+  field = 'sample_every_steps'
 
   def __init__(self, run: context.Run):
-    self.schedule = schedules.Every(run.config.sample_every_steps, run.total_steps)
+    self.schedule = schedules.Every(run.config[self.field], run.total_steps)
     self._monitor, self._is_chief = run.monitor, run.is_chief
     noise, labels, self._rows = fixed_sample_inputs(run.config)
     generator = run.state.generator
