@@ -101,13 +101,14 @@ def _train(config: ml_collections.ConfigDict, workdir: str, multi_worker: bool,
       workdir, total_steps=total_steps,
       images_per_step=config.train.n_critic * config.train.global_batch_size, is_chief=is_chief)
   try:
-    monitor.write_config(config, first_step)
-    if is_chief:
-      write_class_names(workdir, source)
+    # Installed (`with`) only for the loop; built first, for the stop-signal action.
     stop_signals = signals.StopSignals(on_signal=watchdog.stop_requested)
     periodic = actions.build(context.Run(config, workdir, total_steps, strategy, state, source,
                                          monitor, checkpointer, is_chief, multi_worker,
                                          stop_signals))
+    monitor.write_config(config, first_step)
+    if is_chief:
+      write_class_names(workdir, source)
     monitor.write_hparams(config, [tag for action in periodic.values()
                                    for tag in action.hparams_metrics])
     with stop_signals:

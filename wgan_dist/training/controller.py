@@ -23,6 +23,7 @@ import ml_collections
 
 from wgan_dist.algorithm import steps
 from wgan_dist.dist import watchdog as watchdog_lib
+from wgan_dist.training import context
 from wgan_dist.training import monitoring
 from wgan_dist.training import schedules
 from wgan_dist.training import trainer as trainer_lib
@@ -32,12 +33,12 @@ class PeriodicAction:
   """A periodic action: `run(step)` whenever `schedule` is due after a loop call.
 
   Subclasses set `name` (what the watchdog's messages call it), `field` (the config field its
-  schedule comes from, if any) and `schedule`, and override `run`; `from_run(run)` builds one from a run's parts (context.Run; by default `cls(run)`). The
-  rest is optional: `at_start` also runs it once before the first call,
-  `around_call(step)` wraps every training call (the profiler marks the call's steps),
-  `hparams_metrics` are the scalar tags the HParams dashboard shows as metrics, `close()` runs
-  when the loop ends, however it ends, and `config_error(config)` says what the action refuses
-  of a config (checked before any work).
+  schedule comes from, if any) and `schedule`, and override `run`; `from_run(run)` builds one
+  from a run's parts (context.Run; by default `cls(run)`). The rest is optional: `at_start` also
+  runs it once before the first call, `around_call(step)` wraps every training call (the
+  profiler marks the call's steps), `hparams_metrics` are the scalar tags the HParams dashboard
+  shows as metrics, `close()` runs when the loop ends, however it ends, and
+  `config_error(config)` says what the action refuses of a config (checked before any work).
   """
   name: str = ''
   field: Optional[str] = None
@@ -46,7 +47,7 @@ class PeriodicAction:
   hparams_metrics: tuple[str, ...] = ()
 
   @classmethod
-  def from_run(cls, run) -> 'PeriodicAction':
+  def from_run(cls, run: context.Run) -> 'PeriodicAction':
     return cls(run)  # pylint: disable=too-many-function-args
 
   @staticmethod
