@@ -281,4 +281,4 @@ def test_a_worker_stuck_outside_the_collectives_ends_the_job_naming_the_stalled_
   assert last.startswith('error: stalled: the '), last
   # The chief is in its own save at step 2 or in a collective after it; those calls have each
   # run before (measured), or run first (3x the floor).
-  assert 'did not return within ' in last and '(distribution.step_timeout_secs=25;' in last, last
+  assert 'did not return within ' in last and 'distribution.step_timeout_secs=25, ' in last, last
