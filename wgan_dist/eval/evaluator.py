@@ -21,7 +21,7 @@ KID (kid.py) and improved precision / recall (precision_recall.py, k = 3) are co
 same features as FID, for both backbones.
 
 Two backbones (`backbone_name`), chosen by the data:
-- 'mnist': MNIST (data.source 'mnist' or 'embedded_mnist', 28x28x1) is scored with the
+- 'mnist': MNIST (a data.source of MNIST's digits, MNIST_SOURCES; 28x28x1) is scored with the
   project's own digit classifier (wgan_dist/eval/classifier.py) against the real images
   config.eval_reference names (wgan_dist/eval/reference.py; by default 1,000 held-out digits
   the generator never trained on), offline, whatever eval_inception_weights says.
@@ -102,7 +102,9 @@ from wgan_dist.eval import precision_recall
 from wgan_dist.eval import protocol as protocol_lib
 from wgan_dist.eval import reference as reference_lib
 
-MNIST_SOURCES = ('mnist', 'embedded_mnist')
+# The sources of MNIST's digits (the registry's entries with MNIST's classes).
+MNIST_SOURCES = tuple(name for name, kind in sources.SOURCES.items()
+                      if kind.class_names == sources.MNIST_CLASS_NAMES)
 # On the features FID uses, for every backbone: KID (mean over subsets), improved precision and
 # recall (k = 3).
 DISTRIBUTION_TAGS = ('eval/kid', 'eval/precision', 'eval/recall')
