@@ -54,7 +54,7 @@ def test_seed_critic_never_reads_the_last_row_and_column():
   # ..., 24 and end at pixel 26, so pixel 27 reaches no output. Whatever the generator draws in
   # the last row and column gets no gradient from the critic (nor from the penalty).
   keras.utils.set_random_seed(0)
-  critic = architectures.BUILDERS['seed'][1]((28, 28, 1), 4, 'layer')
+  critic = architectures.ARCHITECTURES['seed'].make_critic((28, 28, 1), 4, 'layer')
   images = np.random.default_rng(0).uniform(-1, 1, (4, 28, 28, 1)).astype(np.float32)
   gradient = _input_gradient(critic, images)
   assert np.all(gradient[:, 27, :] == 0) and np.all(gradient[:, :, 27] == 0)
@@ -62,6 +62,6 @@ def test_seed_critic_never_reads_the_last_row_and_column():
   assert np.all(np.abs(gradient[:, :27, 26]).max(axis=0) > 0)
   # The paper's MNIST critic (the quick recipe's) reads every pixel: its 'same' convolutions
   # have windows over the last row and column.
-  dcgan_critic = architectures.BUILDERS['dcgan'][1]((28, 28, 1), 4, 'none')
+  dcgan_critic = architectures.ARCHITECTURES['dcgan'].make_critic((28, 28, 1), 4, 'none')
   gradient = _input_gradient(dcgan_critic, images)
   assert np.all(np.abs(gradient).max(axis=0) > 0)
