@@ -34,6 +34,16 @@ def get_config() -> ml_collections.ConfigDict:
   # An image file that cannot be decoded ('folder'): 'fail' stops before training with an error
   # naming the file; 'skip' leaves it out, counts it and logs the count and the first names.
   config.data.on_bad_image = 'fail'
+  # 'tfds' only: the split to train on, in TFDS's split syntax ('train', 'train[:90%]',
+  # 'train+validation'), and the TFDS data directory ('' = TFDS's default: $TFDS_DATA_DIR or
+  # ~/tensorflow_datasets).
+  config.data.split = 'train'
+  config.data.tfds_data_dir = ''
+  # A resume whose data order's inputs differ from the checkpoint's (the data set's fingerprint
+  # or image count, seed, train.global_batch_size or train.n_critic) stops before any step,
+  # naming the old and new values. True continues anyway, from the checkpoint's weights, with
+  # the new order (and, with train.num_steps=-1, the new length): a deliberate change.
+  config.data.allow_changed_on_resume = False
 
   config.model = ml_collections.ConfigDict()
   # 'seed' (the original blog's models) | 'dcgan' (the paper's MNIST models) | 'resnet' (the

@@ -32,6 +32,7 @@ from wgan_dist.dist import distribution
 from wgan_dist.data import images
 from wgan_dist.algorithm import losses
 from wgan_dist.training import monitoring
+from wgan_dist.training import run_identity
 from wgan_dist.dist import peers
 from wgan_dist.algorithm import random_keys
 from wgan_dist.tools import restore
@@ -76,13 +77,14 @@ def resolve_num_steps(config: ml_collections.ConfigDict, dataset_size: int) -> i
 
 
 def _restore(state: train_state.TrainState, checkpointer: checkpointing.Checkpointer,
-             total_steps: int) -> None:
+             total_steps: int) -> Optional[str]:
   restored = checkpointer.restore_latest()
   if restored:
     logging.info('Resuming at step %d of %d', int(state.step.numpy()), total_steps)
     if state.ema_generator is not None and not restore.has_ema(restored):
       logging.info('Starting the EMA generator from the restored generator')
       state.ema_generator.set_weights(state.generator.get_weights())
+  return restored
 
 
 def write_class_names(workdir: str, source: sources.Source) -> None:
@@ -142,16 +144,20 @@ def _train(config: ml_collections.ConfigDict, workdir: str, multi_worker: bool,
                                   config.distribution.peer_timeout_secs)
     config_validation.validate_replicas(config, strategy.num_replicas_in_sync)
     source = sources.load_source(config)
+    recorder = run_identity.start(config, source, distribution.cluster_tasks(),
+                                  distribution.this_task())
     total_steps = resolve_num_steps(config, source.size)
     state = train_state.create_train_state(config, strategy, total_steps)
     logging.info('Generator %s: %d parameters; critic %s: %d parameters', state.generator.name,
                  state.generator.count_params(), state.critic.name,
                  state.critic.count_params())
     is_chief = distribution.is_chief()
-    checkpointer = checkpointing.Checkpointer(workdir, config.max_checkpoints_to_keep,
-                                              is_chief=is_chief, **state.as_dict())
+    checkpointer = checkpointing.Checkpointer(
+        workdir, config.max_checkpoints_to_keep, is_chief=is_chief,
+        optional=('ema_generator', run_identity.KEY), **state.as_dict(), **recorder.trackables())
     with watchdog.watch('restore', 'restoring the newest checkpoint'):
-      _restore(state, checkpointer, total_steps)
+      restored = _restore(state, checkpointer, total_steps)
+    recorder.check_resume(restored, config.data.allow_changed_on_resume)
   first_step = int(state.step.numpy())
   if multi_worker:
     with watchdog.watch('resume check', f'checking all workers resumed at step {first_step}'):
@@ -166,6 +172,7 @@ def _train(config: ml_collections.ConfigDict, workdir: str, multi_worker: bool,
       images_per_step=config.train.n_critic * config.train.global_batch_size, is_chief=is_chief)
   monitor.write_config(config, first_step)
   if is_chief:
+    run_identity.record_in_config_json(workdir, recorder.current)
     write_class_names(workdir, source)
   monitor.write_hparams(config, evaluator_lib.metric_tags(
       evaluator, with_ema=state.ema_generator is not None))
