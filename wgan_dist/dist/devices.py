@@ -17,7 +17,7 @@ import tensorflow as tf
 from absl import logging
 
 from wgan_dist.config import validation as config_validation
-from wgan_dist.dist import peers
+from wgan_dist.dist import exchange
 
 # The fields `resolve` decides and the workers must agree on.
 RESOLVED_FIELDS = ('distribution.all_reduce', 'model.conv_impl')
@@ -135,7 +135,7 @@ def check_workers_agree(config: ml_collections.ConfigDict, tasks: list[tuple[str
   mine = {field: _field(config, field) for field in RESOLVED_FIELDS}
   # The logical GPUs: the devices the strategy replicates over (the strategy exists already).
   mine['gpus'] = len(tf.config.list_logical_devices('GPU'))
-  values = peers.exchange('devices', mine, tasks, me, timeout_secs, store)
+  values = exchange.exchange('devices', mine, tasks, me, timeout_secs, store)
   compared = (*RESOLVED_FIELDS, 'gpus')
   choices = {tuple(value[field] for field in compared) for value in values.values()}
   if len(choices) > 1:

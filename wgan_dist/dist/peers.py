@@ -6,27 +6,23 @@ for all workers at most `distribution.peer_timeout_secs`; a crashed peer resets 
 the coordination service fails every collective after the same timeout. This module
 - turns those errors (long gRPC dumps) into one-line `LostWorkerError`s that say which worker
   (task and address from TF_CONFIG) was lost, and
-- adds a last-resort deadline on the start of the job, for any wait TensorFlow leaves unbounded;
-- `exchange`: every worker publishes a value and reads every worker's, through the coordination
-  service's key-value store (no collective: used to compare what the workers chose or loaded
-  before a first collective that a disagreement could hang).
+- adds a last-resort deadline on the start of the job, for any wait TensorFlow leaves unbounded.
 """
 
 import contextlib
-import json
 import os
 import re
 import socket
 import sys
 import threading
-from typing import Any, Iterator
+from typing import Iterator
 
 import tensorflow as tf
 from absl import logging
 
 from wgan_dist.dist import distribution
 
-# Exit status of a worker that lost a peer (documented in README, "Several nodes").
+# Exit status of a worker that lost a peer (documented in docs/distributed.md, "Several nodes").
 EXIT_LOST_WORKER = 3
 _TASK_PATTERN = re.compile(r'/job:(chief|worker)/(?:replica:\d+/)?task:(\d+)')
 
@@ -152,35 +148,3 @@ def check_same_step(strategy: tf.distribute.Strategy, step: int) -> None:
     raise RuntimeError(f'the workers resumed at different steps (this one at {step}, mean '
                        f'{mean:g}): their views of the checkpoint directory differ; rerun the job '
                        'when the shared file system is consistent')
-
-
-# exchange calls so far in this process: their keys are numbered by it, so that a second
-# multi-worker run in one process (tests) does not find the first one's keys (every worker makes
-# the same calls in the same order, so the numbers match across workers).
-_EXCHANGES = [0]
-
-
-def exchange(name: str, value: Any, tasks: list[tuple[str, int, str]], me: tuple[str, int],
-             timeout_secs: float, store=None) -> dict[tuple[str, int, str], Any]:
-  """{(job, index, address): its value} of every worker of `tasks`, this one's being `value`.
-
-  `value` must survive JSON. `tasks`: (job, index, address) of every worker
-  (distribution.cluster_tasks()); `me`: this one's (job, index). Call after the strategy exists
-  (it starts the coordination service). Waits at most `timeout_secs` for each worker's value.
-  `store`: the coordination service's key-value store (TensorFlow's context; tests pass a fake).
-  """
-  if store is None:
-    from tensorflow.python.eager import context  # pylint: disable=g-direct-tensorflow-import,import-outside-toplevel
-    store = context.context()
-  _EXCHANGES[0] += 1
-  prefix = f'wgan_dist/{name}/{_EXCHANGES[0]}'
-  job, index = me
-  store.set_config_key_value(f'{prefix}/{job}/{index}', json.dumps(value))
-  return {(other_job, other_index, address): json.loads(store.get_config_key_value(
-              f'{prefix}/{other_job}/{other_index}', int(timeout_secs * 1000)))
-          for other_job, other_index, address in tasks}
-
-
-def describe_task(task: tuple[str, int, str]) -> str:
-  """'worker 1 (host1:2222)'."""
-  return _describe([task])

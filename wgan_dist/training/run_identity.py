@@ -12,7 +12,7 @@ train.global_batch_size and train.n_critic. `RunIdentity` holds them.
   continues anyway (a deliberate change) with a warning, and later checkpoints record the new
   values. A checkpoint written before the record existed is accepted as is.
 - Workers (`check_workers_agree`): every worker of a multi-worker job publishes its values
-  through the coordination service (peers.exchange, no collective) and all stop, naming each
+  through the coordination service (dist/exchange.py, no collective) and all stop, naming each
   worker's values, if they differ, e.g. a folder from which one worker could not read a file
   under on_bad_image='skip'.
 
@@ -33,7 +33,7 @@ from absl import logging
 from wgan_dist.config import validation as config_validation
 from wgan_dist.data import identity
 from wgan_dist.data import sources
-from wgan_dist.dist import peers
+from wgan_dist.dist import exchange
 
 # The key of the record in the checkpoints and in config.json.
 KEY = 'run_identity'
@@ -136,19 +136,19 @@ def check_workers_agree(current: RunIdentity, tasks: list[tuple[str, int, str]],
                         me: tuple[str, int], timeout_secs: float, store=None) -> None:
   """Multi-worker: sources.DataError naming each worker's values unless all have `current`'s.
 
-  `tasks`, `me`, `timeout_secs`, `store`: as peers.exchange. Call after the data is loaded and
+  `tasks`, `me`, `timeout_secs`, `store`: as exchange.exchange. Call after the data is loaded and
   before the first collective of training.
   """
   if len(tasks) <= 1:
     return
-  values = {task: RunIdentity(**value) for task, value in peers.exchange(
+  values = {task: RunIdentity(**value) for task, value in exchange.exchange(
       'run_identity', dataclasses.asdict(current), tasks, me, timeout_secs, store).items()}
   if len(set(values.values())) == 1:
     return
   differing = [name for name in current.values()
                if len({value.values()[name] for value in values.values()}) > 1]
   described = '; '.join(
-      f'{peers.describe_task(task)}: ' + ', '.join(f'{name} {value.values()[name]!r}'
+      f'{exchange.describe_task(task)}: ' + ', '.join(f'{name} {value.values()[name]!r}'
                                                   for name in differing)
       for task, value in values.items())
   hint = (" (with data.on_bad_image='skip', a file one worker could not read is left out "
