@@ -50,13 +50,11 @@ def create_train_state(config: ml_collections.ConfigDict, strategy: tf.distribut
       ema_generator = (ema.make_ema_generator(generator, lambda: models.build_models(config)[0])
                        if config.train.ema_decay > 0 else None)
     generator_optimizer = precision.wrap_optimizer(
-        optimizers.make_adam(config.train, 'generator_adam', updates_per_step=1,
-                             total_steps=total_steps), config.mixed_precision,
-        config.initial_loss_scale)
+        optimizers.make_adam(config.train, 'generator', total_steps=total_steps),
+        config.mixed_precision, config.initial_loss_scale)
     critic_optimizer = precision.wrap_optimizer(
-        optimizers.make_adam(config.train, 'critic_adam', updates_per_step=config.train.n_critic,
-                             total_steps=total_steps), config.mixed_precision,
-        config.initial_loss_scale)
+        optimizers.make_adam(config.train, 'critic', total_steps=total_steps),
+        config.mixed_precision, config.initial_loss_scale)
     # Built now so that a restore fills their slots and the step function creates no variables.
     generator_optimizer.build(generator.trainable_variables)
     critic_optimizer.build(critic.trainable_variables)

@@ -59,9 +59,10 @@ class Trainer:
     self._ema_decay = config.train.ema_decay
     self._ema_warmup = config.train.ema_warmup
     self.metric_names = steps.metric_names(config)
-    # Which update measures what (the generator's metrics are named generator_*).
-    self._generator_side = {name for name in self.metric_names if name.startswith('generator_')}
-    self._critic_side = set(self.metric_names) - self._generator_side
+    # Which update measures what, as the steps declare it.
+    self._critic_side = set(steps.critic_metric_names(config))
+    self._generator_side = set(steps.generator_metric_names(config))
+    assert self._critic_side | self._generator_side == set(self.metric_names)
     self.critic_step = steps.make_critic_step(
         strategy=strategy, config=config, generator=state.generator, critic=state.critic,
         critic_optimizer=state.critic_optimizer)
