@@ -5,6 +5,7 @@ names are the checkpoint's keys (checkpointing.py, restore.py read them).
 """
 
 import dataclasses
+import math
 from typing import Optional
 
 import keras
@@ -94,3 +95,12 @@ def check_finite_weights(state: TrainState, step: int, last_checkpoint: Optional
             if not bool(tf.reduce_all(tf.math.is_finite(variable)))]
   if broken:
     raise steps.NonFiniteError(step, [f'weights {", ".join(broken[:5])}'], last_checkpoint)
+
+
+def resolve_num_steps(config: ml_collections.ConfigDict, dataset_size: int) -> int:
+  """train.num_steps, or num_epochs passes of the data through the critic when it is -1."""
+  train = config.train
+  if train.num_steps != -1:
+    return train.num_steps
+  real_images_per_step = train.global_batch_size * train.n_critic
+  return max(1, math.ceil(train.num_epochs * dataset_size / real_images_per_step))
