@@ -78,7 +78,9 @@ def start(config: ml_collections.ConfigDict, source: sources.Source,
   """The run identity of `config` on `source`, checked across the workers (`tasks`, `me`: as
   check_workers_agree), in a Recorder for the checkpoints."""
   current = of(config, identity.of_source(source))
-  check_workers_agree(current, tasks, me, config.distribution.peer_timeout_secs)
+  # The workers finish loading at different times (a folder's scan on a busier node): wait as
+  # long as the watchdog lets a first call run, not the peer timeout of a lost worker.
+  check_workers_agree(current, tasks, me, 3 * config.distribution.step_timeout_secs)
   return Recorder(current)
 
 
