@@ -17,9 +17,11 @@ def get_config() -> ml_collections.ConfigDict:
   config.seed = 0
 
   config.data = ml_collections.ConfigDict()
-  # 'mnist' | 'embedded_mnist' | 'fashion_mnist' | 'cifar10' | 'folder' | 'npz' | 'tfds'.
+  # 'mnist' | 'embedded_mnist' | 'fashion_mnist' | 'cifar10' | 'folder' | 'npz' | 'tfds' |
+  # 'prepared' (a directory written by python -m wgan_dist.prepare; docs/data.md).
   config.data.source = 'mnist'
-  # Directory of images ('folder'), a .npz file ('npz') or a TFDS dataset name ('tfds').
+  # Directory of images ('folder'), of a prepared dataset ('prepared'), a .npz file ('npz') or a
+  # TFDS dataset name ('tfds').
   config.data.path = ''
   # Side length and channel count the model sees; images of another size are resized.
   config.data.image_size = 28

@@ -30,6 +30,7 @@ from wgan_dist.config import validation as config_validation
 from wgan_dist.dist import devices
 from wgan_dist.dist import distribution
 from wgan_dist.data import images
+from wgan_dist.data import prepared
 from wgan_dist.algorithm import losses
 from wgan_dist.training import monitoring
 from wgan_dist.dist import peers
@@ -179,6 +180,9 @@ def _train(config: ml_collections.ConfigDict, workdir: str, multi_worker: bool,
       if not run.last_means:
         logging.info('Nothing to do: the checkpoint is at step %d of %d', step, total_steps)
   except tf.errors.OpError as error:
+    shard_error = prepared.data_error(error)  # A prepared dataset's bad shard, in one line.
+    if shard_error is not None:
+      raise shard_error from error
     if multi_worker and peers.is_lost_worker(error):  # Name the lost peer in one line.
       raise peers.lost_worker_error(error) from error
     raise

@@ -8,7 +8,8 @@ here and implementing it where it acts.
 """
 
 # data.source: where the real images come from (wgan_dist/sources.py).
-SOURCES = ('mnist', 'embedded_mnist', 'fashion_mnist', 'cifar10', 'folder', 'npz', 'tfds')
+SOURCES = ('mnist', 'embedded_mnist', 'fashion_mnist', 'cifar10', 'folder', 'npz', 'tfds',
+           'prepared')
 # data.on_bad_image: what to do with image files that cannot be read or decoded.
 BAD_IMAGE_POLICIES = ('fail', 'skip')
 

@@ -41,7 +41,7 @@ import re
 import socket
 import time
 import zipfile
-from typing import Callable, Optional
+from typing import Any, Callable, Optional
 
 import ml_collections
 import numpy as np
@@ -72,16 +72,19 @@ _CLASS_NAMES = {'embedded_mnist': MNIST_CLASS_NAMES, 'mnist': MNIST_CLASS_NAMES,
 
 @dataclasses.dataclass(frozen=True)
 class Source:
-  """Either in-memory images (uint8 or float, [N, H, W, C]) or a list of image files.
+  """In-memory images (uint8 or float, [N, H, W, C]), a list of image files, or a prepared
+  dataset (data/prepared.py's Dataset: streamed, its labels in its records).
 
   labels: int32 [N], labels[i] the class of images[i] / files[i]; None for an unconditional run
-  (model.num_classes = 0). class_names: the name of each label id, when known.
+  (model.num_classes = 0) and for a prepared dataset. class_names: the name of each label id,
+  when known.
   """
   name: str
   images: Optional[np.ndarray] = None
   files: Optional[list[str]] = None
   labels: Optional[np.ndarray] = None
   class_names: Optional[tuple[str, ...]] = None
+  prepared: Optional[Any] = None
 
   def __post_init__(self):
     # A label per example, or the pipeline would pair images with the wrong labels.
@@ -92,10 +95,21 @@ class Source:
 
   @property
   def size(self) -> int:
+    if self.prepared is not None:
+      return self.prepared.count
     return len(self.images) if self.images is not None else len(self.files)
 
+  @property
+  def has_labels(self) -> bool:
+    return self.labels is not None or (self.prepared is not None and self.prepared.with_labels)
+
   def subset(self, indices: np.ndarray) -> 'Source':
-    """The examples at `indices`, with their labels."""
+    """The examples at `indices`, with their labels (a prepared dataset's are read into
+    memory)."""
+    if self.prepared is not None:
+      images, labels = self.prepared.read(np.asarray(indices))
+      return Source(self.name, images=images, class_names=self.class_names,
+                    labels=labels if self.has_labels else None)
     return dataclasses.replace(
         self, images=None if self.images is None else self.images[indices],
         files=None if self.files is None else [self.files[i] for i in indices],
@@ -470,6 +484,10 @@ def load_source(config: ml_collections.ConfigDict) -> Source:
     images, labels = _load_npz(data.path, num_classes)
   elif name == 'tfds':
     images, labels, class_names = _load_tfds(data.path, data.allow_download, num_classes)
+  elif name == 'prepared':
+    # The format's own module (it builds on Source, so it is imported here, not at the top).
+    from wgan_dist.data import prepared  # pylint: disable=import-outside-toplevel
+    return prepared.load_source(config)
 
   where = (f'data.path={data.path!r} (data.source={name!r})' if name in ('npz', 'tfds')
            else f'data.source={name!r}')
