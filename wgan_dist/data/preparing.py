@@ -4,8 +4,8 @@
 - a directory of image files (PNG, JPEG, BMP, GIF), searched recursively; labels from class
   sub-directories (sorted names -> 0, 1, ...);
 - a .zip of image files, its members laid out as a directory's;
-- an .npz (images under 'x', 'images', 'x_train' or 'arr_0'; labels under 'y' or 'labels') or
-  a .npy of images;
+- an .npz (images under 'x', 'images', 'x_train' or 'arr_0'; labels under 'y' or 'labels';
+  optionally their names under 'class_names', a string array) or a .npy of images;
 - 'keras:mnist', 'keras:fashion_mnist', 'keras:cifar10': keras.datasets' cached files under
   $KERAS_HOME/datasets (default ~/.keras/datasets), read without the network;
 - 'tfds:NAME': a TensorFlow Datasets set already in its data directory, read example by
@@ -179,7 +179,8 @@ def _npz_input(path: str, mode: str) -> _Input:
     raise PrepareError(f"--source={path!r} holds arrays {sorted(loaded)}; expected one named "
                        "'x', 'images', 'x_train' or 'arr_0'")
   label_key = next((k for k in ('y', 'labels', 'y_train') if k in loaded), None)
-  return _array_input('npz', loaded[key], loaded[label_key] if label_key else None, None, mode,
+  names = [str(name) for name in loaded['class_names']] if 'class_names' in loaded else None
+  return _array_input('npz', loaded[key], loaded[label_key] if label_key else None, names, mode,
                       f'--source={path!r}')
 
 
@@ -236,11 +237,14 @@ def _tfds_input(name: str, split: str, data_dir: str, mode: str) -> _Input:
   try:
     builder = tfds.builder(name, data_dir=data_dir or None)
     split_data = builder.as_dataset(split=split, shuffle_files=False)
-    count = builder.info.splits[split].num_examples
   except Exception as error:  # pylint: disable=broad-except  # tfds has many error types.
     raise PrepareError(f'{where} does not load (only a data set already prepared in the TFDS '
                        f'data directory is read): {type(error).__name__}: '
                        f'{(str(error).strip().splitlines() or [""])[0]}') from error
+  try:  # For the progress line only.
+    count = builder.info.splits[split].num_examples
+  except (KeyError, ValueError):
+    count = None
   features = builder.info.features
   if 'image' not in features:
     raise PrepareError(f"{where} has no 'image' feature; it has {sorted(features.keys())}")
@@ -335,7 +339,7 @@ class Progress:
   def __init__(self, total: Optional[int], stream: TextIO = sys.stderr):
     self.total, self.stream, self.start = total, stream, time.perf_counter()
     self.tty = hasattr(stream, 'isatty') and stream.isatty()
-    self._last = 0.0
+    self._last = self.start
 
   def line(self, done: int) -> str:
     elapsed = time.perf_counter() - self.start
