@@ -439,3 +439,35 @@ def test_prepare_command_line(tmp_path, mnist_npz):
       text=True, timeout=120, check=False, env=dict(os.environ, PYTHONPATH=REPO_ROOT))
   assert result.returncode == 1
   assert result.stderr.strip().splitlines()[-1].startswith('error: --source=')
+
+
+@pytest.mark.slow
+def test_two_workers_equal_two_replicas_each_reading_its_share(tmp_path, tiny_config, mnist_npz):
+  """Two worker processes on a prepared dataset train as one process with two replicas, and each
+  worker reads about half the records: its share of each global batch, plus bounded read-ahead
+  (one pipeline of the same run would read all of each global batch)."""
+  from tests import test_multi_worker  # pylint: disable=import-outside-toplevel
+  steps = 10
+  _, config = _configs(tiny_config, mnist_npz)
+  workdir, _, code, logs = test_multi_worker._local_cluster(  # pylint: disable=protected-access
+      tmp_path, f'--config.train.num_steps={steps}', '--config.log_every_steps=1',
+      '--config.data.source=prepared', f'--config.data.path={config.data.path}',
+      '--config.train.steps_per_loop=5', '--config.checkpoint_every_steps=10',
+      '--config.sample_every_steps=10')
+  assert code == 0, [test_multi_worker._tail(log) for log in logs]  # pylint: disable=protected-access
+  trained = steps * config.train.n_critic * config.train.global_batch_size // 2
+  share = config.train.global_batch_size // 2
+  read_ahead = (prepared.READ_PARALLELISM + prepared.READ_AHEAD_BATCHES + 4) * share
+  for log in logs:
+    with open(log) as f:
+      lines = [line for line in f if 'this process read' in line]
+    assert len(lines) == 1, log
+    read = int(lines[0].split('this process read ')[1].split()[0])
+    assert trained <= read <= trained + read_ahead < 2 * trained, (log, read, trained)
+  config.train.num_steps = steps
+  history, _, _ = helpers.train_steps(config, cpu_replicas=2, num_steps=steps)
+  for tag in test_multi_worker.LOSS_TAGS:
+    logged = helpers.event_scalars(str(workdir), f'train/{tag}')
+    np.testing.assert_allclose([logged[step] for step in range(1, steps + 1)],
+                               [step_metrics[tag] for step_metrics in history], rtol=1e-5,
+                               atol=1e-6, err_msg=tag)

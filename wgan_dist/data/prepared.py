@@ -9,6 +9,7 @@ global index and bytes, checked on every read, so a changed, moved or swapped re
 shard. Paths go through tf.io.gfile (local disks, cluster file systems, buckets, ram://).
 """
 
+import atexit
 import dataclasses
 import hashlib
 import json
@@ -22,7 +23,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from wgan_dist.data import sources
+from wgan_dist.data import errors
 
 FORMAT = 'wgan_dist.prepared'
 FORMAT_VERSION = 1
@@ -34,7 +35,7 @@ READ_PARALLELISM = 4
 READ_AHEAD_BATCHES = 2
 
 
-class ShardError(sources.DataError):
+class ShardError(errors.DataError):
   """A shard that is missing, truncated or altered; the message names it."""
 
 
@@ -130,7 +131,7 @@ class Writer:
     """Finishes the last shard and writes dataset.json (extra: more of its fields); returns it."""
     self._close_shard()
     if not self.count:
-      raise sources.DataError(f'no images to write to {self.out_dir!r}')
+      raise errors.DataError(f'no images to write to {self.out_dir!r}')
     num_classes = 0
     if self.labelled:
       num_classes = max(len(self.label_counts), len(class_names or ()))
@@ -193,14 +194,14 @@ class Dataset:
     return _reader(self).read(np.asarray(indices, np.int64))
 
 
-def _field_error(path: str, message: str) -> sources.DataError:
-  return sources.DataError(f'{os.path.join(path, METADATA)}: {message}')
+def _field_error(path: str, message: str) -> errors.DataError:
+  return errors.DataError(f'{os.path.join(path, METADATA)}: {message}')
 
 
 def open_dataset(path: str) -> Dataset:
   """Reads and checks dataset.json and the shards' presence and sizes (no record is read)."""
   if not path:
-    raise sources.DataError("data.source='prepared' needs data.path: a directory written by "
+    raise errors.DataError("data.source='prepared' needs data.path: a directory written by "
                             'python -m wgan_dist.prepare')
   meta_path = os.path.join(path, METADATA)
   if not tf.io.gfile.exists(meta_path):
@@ -208,7 +209,7 @@ def open_dataset(path: str) -> Dataset:
         tf.io.gfile.isdir(path) and tf.io.gfile.glob(os.path.join(path, 'shard-*.bin')))
     why = (' (it holds shards but no dataset.json: an interrupted prepare; run it again)' if half
            else '')
-    raise sources.DataError(f'data.path={path!r} has no {METADATA}{why}; allowed: a directory '
+    raise errors.DataError(f'data.path={path!r} has no {METADATA}{why}; allowed: a directory '
                             'written by python -m wgan_dist.prepare')
   try:
     with tf.io.gfile.GFile(meta_path, 'r') as f:
@@ -252,11 +253,11 @@ def check_config(dataset: Dataset, config: ml_collections.ConfigDict) -> None:
   data, where = config.data, f"data.path={dataset.path!r} (data.source='prepared')"
   height, width, channels = dataset.image_shape
   if height != data.image_size or width != data.image_size:
-    raise sources.DataError(f'{where} holds {height}x{width} images but data.image_size='
+    raise errors.DataError(f'{where} holds {height}x{width} images but data.image_size='
                             f'{data.image_size}; allowed: data.image_size={height}, or prepare '
                             f'the data again with --image_size={data.image_size}')
   if channels != data.channels:
-    raise sources.DataError(f'{where} holds {channels}-channel images but data.channels='
+    raise errors.DataError(f'{where} holds {channels}-channel images but data.channels='
                             f'{data.channels}; allowed: data.channels={channels}, or prepare the '
                             f'data again with --channels={data.channels}')
   if data.center_crop:
@@ -265,11 +266,11 @@ def check_config(dataset: Dataset, config: ml_collections.ConfigDict) -> None:
   num_classes = config.model.num_classes
   if num_classes > 0:
     if not dataset.labelled:
-      raise sources.DataError(f'{where} has no labels; model.num_classes={num_classes} needs a '
+      raise errors.DataError(f'{where} has no labels; model.num_classes={num_classes} needs a '
                               'label per image; allowed: a labelled dataset, or '
                               'model.num_classes=0 (unconditional)')
     if dataset.meta['num_classes'] > num_classes:
-      raise sources.DataError(
+      raise errors.DataError(
           f'{where} has labels 0..{dataset.meta["num_classes"] - 1} but model.num_classes='
           f'{num_classes}; allowed: model.num_classes >= {dataset.meta["num_classes"]}')
 
@@ -349,9 +350,20 @@ def _reader(dataset: Dataset) -> _Reader:
   """One reader per dataset and process: its descriptors and read counts are shared."""
   key = (dataset.path, dataset.fingerprint)
   with _READERS_LOCK:
+    if not _READERS:
+      atexit.register(_log_reads)
     if key not in _READERS:
       _READERS[key] = _Reader(dataset)
     return _READERS[key]
+
+
+def _log_reads() -> None:
+  """At exit, one line per dataset read: what this process read (a worker reads its share)."""
+  for reader in _READERS.values():
+    read = reader.records_read
+    logging.info('Prepared dataset %s: this process read %d records (%d bytes) from %d of its '
+                 '%d shards', reader.dataset.path, read.sum(), read.sum() * reader.record_bytes,
+                 np.count_nonzero(read), len(read))
 
 
 def records_read(dataset: Dataset) -> np.ndarray:
@@ -383,7 +395,7 @@ def read_batches(dataset: Dataset, index_batches: tf.data.Dataset) -> tf.data.Da
   return index_batches.map(read_op, num_parallel_calls=READ_PARALLELISM, deterministic=True)
 
 
-def data_error(error: BaseException) -> Optional[sources.DataError]:
+def data_error(error: BaseException) -> Optional[errors.DataError]:
   """The one-line ShardError a read raised inside the input pipeline, if `error` carries one."""
   message = str(getattr(error, 'message', error))
   start = message.find(_ERROR_MARK)
@@ -391,15 +403,3 @@ def data_error(error: BaseException) -> Optional[sources.DataError]:
     return None
   line = message[start + len(_ERROR_MARK):].splitlines()[0]
   return ShardError(line)
-
-
-def load_source(config: ml_collections.ConfigDict) -> sources.Source:
-  """data.source='prepared': the opened and checked dataset at data.path (nothing read)."""
-  dataset = open_dataset(config.data.path)
-  check_config(dataset, config)
-  conditional = config.model.num_classes > 0
-  logging.info('Data: prepared dataset %s, %d images %s in %d shards, %s', dataset.path,
-               dataset.count, 'x'.join(map(str, dataset.image_shape)),
-               len(dataset.meta['shards']), dataset.fingerprint)
-  return sources.Source('prepared', class_names=dataset.class_names if conditional else None,
-                        prepared=dataclasses.replace(dataset, with_labels=conditional))

@@ -46,6 +46,9 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
+from wgan_dist.data import errors
+from wgan_dist.data import prepared
+
 IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.gif')
 # Bad files named in an error or warning (with the reason); the rest are only counted.
 NAMED_BAD_FILES = 5
@@ -54,8 +57,7 @@ _CHANNEL_NAMES = {1: 'grayscale', 2: 'grayscale+alpha', 3: 'RGB', 4: 'RGBA'}
 _DOWNLOAD_TIMEOUT_S = 20
 
 
-class DataError(ValueError):
-  """A data source that cannot be used; the message names the field, path or value."""
+DataError = errors.DataError  # Defined apart so that data/prepared.py raises it too.
 
 
 # Class names of the sources that have them, in label order.
@@ -123,8 +125,6 @@ def embedded_mnist_path() -> str:
 def load_embedded_mnist() -> tuple[np.ndarray, np.ndarray]:
   """The embedded sample as (uint8 images [5000, 28, 28, 1], int64 labels [5000]), 500 per
   class in class order."""
-  # The format's module builds on this one's Source, so it is imported here, not at the top.
-  from wgan_dist.data import prepared  # pylint: disable=import-outside-toplevel
   dataset = prepared.open_dataset(embedded_mnist_path())
   images, labels = dataset.read(np.arange(dataset.count))
   return images, labels.astype(np.int64)
@@ -447,6 +447,18 @@ def _load_tfds(name: str, allow_download: bool, num_classes: int
   return images, labels, names or None
 
 
+def _load_prepared(config: ml_collections.ConfigDict) -> Source:
+  """data.source='prepared': the opened and checked dataset at data.path (no record read)."""
+  dataset = prepared.open_dataset(config.data.path)
+  prepared.check_config(dataset, config)
+  conditional = config.model.num_classes > 0
+  logging.info('Data: prepared dataset %s, %d images %s in %d shards, %s', dataset.path,
+               dataset.count, 'x'.join(map(str, dataset.image_shape)),
+               len(dataset.meta['shards']), dataset.fingerprint)
+  return Source('prepared', class_names=dataset.class_names if conditional else None,
+                prepared=dataclasses.replace(dataset, with_labels=conditional))
+
+
 def load_source(config: ml_collections.ConfigDict) -> Source:
   """Finds and checks the images (and, with model.num_classes > 0, the labels) of a validated
   config; raises DataError naming what is wrong."""
@@ -481,9 +493,7 @@ def load_source(config: ml_collections.ConfigDict) -> Source:
   elif name == 'tfds':
     images, labels, class_names = _load_tfds(data.path, data.allow_download, num_classes)
   elif name == 'prepared':
-    # The format's own module (it builds on Source, so it is imported here, not at the top).
-    from wgan_dist.data import prepared  # pylint: disable=import-outside-toplevel
-    return prepared.load_source(config)
+    return _load_prepared(config)
 
   where = (f'data.path={data.path!r} (data.source={name!r})' if name in ('npz', 'tfds')
            else f'data.source={name!r}')
