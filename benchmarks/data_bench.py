@@ -1,6 +1,7 @@
 """Benchmarks of prepared datasets (BENCHMARKS.md, "Prepared data"): synthetic data, then timing.
 
   python benchmarks/data_bench.py jpegs --out=DIR --count=20000     # CelebA-like 178x218 JPEGs
+  python benchmarks/data_bench.py prepare --path=JPEGS --out=DIR --image_size=64
   python benchmarks/data_bench.py pipeline --source=prepared --path=DIR --image_size=64
   python benchmarks/data_bench.py pipeline --source=folder --path=JPEGS --image_size=64
   python benchmarks/data_bench.py formats --path=PREPARED           # raw records vs PNG
@@ -94,13 +95,29 @@ def time_pipeline(source: str, path: str, image_size: int, batch: int, seconds: 
   iterator = iter(input_pipeline.make_dataset(loaded, config, batch))
   for _ in range(5):
     next(iterator)
-  count, start = 0, time.perf_counter()
+  count, start, cpu = 0, time.perf_counter(), time.process_time()
   while time.perf_counter() - start < seconds:
     next(iterator)
     count += batch
-  elapsed = time.perf_counter() - start
+  elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
   _print({'source': source, 'images': loaded.size, 'load_source_seconds': load_seconds,
-          'images_per_sec': count / elapsed, 'batch': batch, 'cores': os.cpu_count()})
+          'images_per_sec': count / elapsed, 'images_per_cpu_sec': count / cpu,
+          'batch': batch, 'cores': os.cpu_count()})
+
+
+def time_prepare(source: str, out: str, image_size: int) -> None:
+  """prepare (--center_crop) in this process: wall and CPU seconds (all threads) per image; on
+  a shared machine images_per_cpu_sec x cores is the rate the cores would give alone."""
+  sys.path.insert(0, _REPO)
+  from wgan_dist.data import preparing  # pylint: disable=import-outside-toplevel
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel,unused-import
+  start, cpu = time.perf_counter(), time.process_time()
+  meta = preparing.prepare(preparing.Options(source=source, out=out, image_size=image_size,
+                                             center_crop=True, overwrite=True))
+  elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
+  _print({'images': meta['count'], 'seconds': elapsed, 'cpu_seconds': cpu,
+          'images_per_sec': meta['count'] / elapsed, 'images_per_cpu_sec': meta['count'] / cpu,
+          'cores': os.cpu_count()})
 
 
 def compare_formats(path: str, count: int = 20000) -> None:
@@ -199,6 +216,8 @@ def main(argv: list[str]) -> None:
     make_jpegs(_OUT.value, _COUNT.value)
   elif command == 'pipeline':
     time_pipeline(_SOURCE.value, _PATH.value, _IMAGE_SIZE.value, _BATCH.value, _SECONDS.value)
+  elif command == 'prepare':
+    time_prepare(_PATH.value, _OUT.value, _IMAGE_SIZE.value)
   elif command == 'formats':
     compare_formats(_PATH.value)
   elif command == 'large':
@@ -206,7 +225,7 @@ def main(argv: list[str]) -> None:
   elif command == 'startup':
     startup(_PATH.value, _STEPS.value, _WORKDIR.value)
   else:
-    raise app.UsageError('command: jpegs, pipeline, formats, large or startup')
+    raise app.UsageError('command: jpegs, prepare, pipeline, formats, large or startup')
 
 
 if __name__ == '__main__':
