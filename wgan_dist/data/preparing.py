@@ -410,9 +410,17 @@ def prepare(options: Options, progress_stream: Optional[TextIO] = sys.stderr) ->
   progress = Progress(source.count, progress_stream) if progress_stream else None
   skipped: list[dict[str, str]] = []
 
+  def _reason(index: int) -> str:
+    if source.contents is None:
+      return 'does not decode'
+    try:
+      return decode_reason(source.contents(index))
+    except (OSError, tf.errors.OpError) as error:  # It did not even read.
+      return f'does not read: {error}'
+
   def bad(first: int, stop: int) -> None:
     for index in range(first, stop):
-      reason = decode_reason(source.contents(index)) if source.contents else 'does not decode'
+      reason = _reason(index)
       if options.on_bad_image == 'error':
         raise PrepareError(f'{source.names(index)} does not decode: {reason} '
                            '(--on_bad_image=error stops here; nothing was written as a '
