@@ -7,6 +7,7 @@
   python benchmarks/data_bench.py formats --path=PREPARED           # raw records vs PNG
   python benchmarks/data_bench.py large --out=DIR --count=1000000   # 28x28x1 prepared records
   python benchmarks/data_bench.py startup --path=DIR --steps=1      # start-up and peak RSS
+  python benchmarks/data_bench.py first_batch --path=DIR1,DIR2      # the data's start-up part
 
 Each prints one JSON line with its figures and the 1-minute load average (the machine is
 shared: a figure taken under a high load is marked by it).
@@ -103,6 +104,26 @@ def time_pipeline(source: str, path: str, image_size: int, batch: int, seconds: 
   _print({'source': source, 'images': loaded.size, 'load_source_seconds': load_seconds,
           'images_per_sec': count / elapsed, 'images_per_cpu_sec': count / cpu,
           'batch': batch, 'cores': os.cpu_count()})
+
+
+def time_first_batch(paths: list[str], repeats: int = 3) -> None:
+  """The data's part of a start-up, alternating between datasets in one process: seconds to
+  load_source (open and check) and to the first batch of the training pipeline (tiny config)."""
+  sys.path.insert(0, _REPO)
+  from configs import mnist  # pylint: disable=import-outside-toplevel
+  from wgan_dist.data import input_pipeline  # pylint: disable=import-outside-toplevel
+  from wgan_dist.data import sources  # pylint: disable=import-outside-toplevel
+  results = {path: [] for path in paths}
+  for _ in range(repeats):
+    for path in paths:
+      config = mnist.get_config('tiny')
+      config.data.source, config.data.path = 'prepared', path
+      start = time.perf_counter()
+      loaded = sources.load_source(config)
+      opened = time.perf_counter() - start
+      next(iter(input_pipeline.make_dataset(loaded, config, 8, first_batch=123456)))
+      results[path].append((round(opened, 4), round(time.perf_counter() - start, 4)))
+  _print({'load_source_and_first_batch_seconds': results})
 
 
 def time_prepare(source: str, out: str, image_size: int) -> None:
@@ -216,6 +237,8 @@ def main(argv: list[str]) -> None:
     make_jpegs(_OUT.value, _COUNT.value)
   elif command == 'pipeline':
     time_pipeline(_SOURCE.value, _PATH.value, _IMAGE_SIZE.value, _BATCH.value, _SECONDS.value)
+  elif command == 'first_batch':
+    time_first_batch(_PATH.value.split(','))
   elif command == 'prepare':
     time_prepare(_PATH.value, _OUT.value, _IMAGE_SIZE.value)
   elif command == 'formats':
@@ -225,7 +248,8 @@ def main(argv: list[str]) -> None:
   elif command == 'startup':
     startup(_PATH.value, _STEPS.value, _WORKDIR.value)
   else:
-    raise app.UsageError('command: jpegs, prepare, pipeline, formats, large or startup')
+    raise app.UsageError('command: jpegs, first_batch, prepare, pipeline, formats, large or '
+                         'startup')
 
 
 if __name__ == '__main__':

@@ -446,15 +446,16 @@ def test_two_workers_equal_two_replicas_each_reading_its_share(tmp_path, tiny_co
   """Two worker processes on a prepared dataset train as one process with two replicas, and each
   worker reads about half the records: its share of each global batch, plus bounded read-ahead
   (one pipeline of the same run would read all of each global batch)."""
-  from tests import test_multi_worker  # pylint: disable=import-outside-toplevel
+  # pylint: disable=import-outside-toplevel,protected-access
+  from tests import test_multi_worker
   steps = 10
   _, config = _configs(tiny_config, mnist_npz)
-  workdir, _, code, logs = test_multi_worker._local_cluster(  # pylint: disable=protected-access
+  workdir, _, code, logs = test_multi_worker._local_cluster(
       tmp_path, f'--config.train.num_steps={steps}', '--config.log_every_steps=1',
       '--config.data.source=prepared', f'--config.data.path={config.data.path}',
       '--config.train.steps_per_loop=5', '--config.checkpoint_every_steps=10',
       '--config.sample_every_steps=10')
-  assert code == 0, [test_multi_worker._tail(log) for log in logs]  # pylint: disable=protected-access
+  assert code == 0, [test_multi_worker._tail(log) for log in logs]
   trained = steps * config.train.n_critic * config.train.global_batch_size // 2
   share = config.train.global_batch_size // 2
   read_ahead = (prepared.READ_PARALLELISM + prepared.READ_AHEAD_BATCHES + 4) * share
