@@ -339,12 +339,11 @@ def test_altered_shard_is_one_line_at_training_time(tiny_config, mnist_npz, tmp_
     f.seek(400)
     f.write(bytes([byte[0] ^ 1]))
   source = sources.load_source(config)  # Sizes are right: found only when read.
-  with pytest.raises(tf.errors.OpError) as raised:
+  # What train_and_evaluate wraps the run in: the pipeline's error becomes one line.
+  with pytest.raises(prepared.ShardError) as raised, prepared.naming_bad_shards():
     for _ in input_pipeline.make_dataset(source, config, 64).take(2):
       pass
-  error = prepared.data_error(raised.value)
-  assert error is not None
-  assert 'shard-00002.bin: record 20 fails its checksum' in _one_line(error)
+  assert 'shard-00002.bin: record 20 fails its checksum' in _one_line(raised.value)
   assert prepared.data_error(tf.errors.UnknownError(None, None, 'another error')) is None
 
 

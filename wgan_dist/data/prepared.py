@@ -10,13 +10,14 @@ shard. Paths go through tf.io.gfile (local disks, cluster file systems, buckets,
 """
 
 import atexit
+import contextlib
 import dataclasses
 import hashlib
 import json
 import os
 import threading
 import zlib
-from typing import Any, Optional
+from typing import Any, Iterator, Optional
 
 import ml_collections
 import numpy as np
@@ -393,6 +394,18 @@ def read_batches(dataset: Dataset, index_batches: tf.data.Dataset) -> tf.data.Da
     return images, labels
 
   return index_batches.map(read_op, num_parallel_calls=READ_PARALLELISM, deterministic=True)
+
+
+@contextlib.contextmanager
+def naming_bad_shards() -> Iterator[None]:
+  """Turns a bad-shard error raised inside the input pipeline into its one-line ShardError."""
+  try:
+    yield
+  except tf.errors.OpError as error:
+    shard_error = data_error(error)
+    if shard_error is not None:
+      raise shard_error from error
+    raise
 
 
 def data_error(error: BaseException) -> Optional[errors.DataError]:
