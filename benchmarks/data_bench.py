@@ -126,6 +126,25 @@ def time_first_batch(paths: list[str], repeats: int = 3) -> None:
   _print({'load_source_and_first_batch_seconds': results})
 
 
+def pipeline_rss(path: str, batches: int = 40000, every: int = 5000) -> None:
+  """This process's RSS while the training pipeline (tiny config, batch 64) streams `batches`
+  batches of a prepared dataset: flat if reading keeps nothing."""
+  sys.path.insert(0, _REPO)
+  from configs import mnist  # pylint: disable=import-outside-toplevel
+  from wgan_dist.data import input_pipeline  # pylint: disable=import-outside-toplevel
+  from wgan_dist.data import sources  # pylint: disable=import-outside-toplevel
+  config = mnist.get_config('tiny')
+  config.data.source, config.data.path = 'prepared', path
+  iterator = iter(input_pipeline.make_dataset(sources.load_source(config), config, 64))
+  samples = []
+  for index in range(1, batches + 1):
+    next(iterator)
+    if index % every == 0:
+      with open('/proc/self/status') as f:
+        samples.append(int(f.read().split('VmRSS:')[1].split()[0]) // 1024)
+  _print({'batches': batches, 'rss_mb_every_5000_batches': samples})
+
+
 def time_prepare(source: str, out: str, image_size: int) -> None:
   """prepare (--center_crop) in this process: wall and CPU seconds (all threads) per image; on
   a shared machine images_per_cpu_sec x cores is the rate the cores would give alone."""
@@ -237,6 +256,8 @@ def main(argv: list[str]) -> None:
     make_jpegs(_OUT.value, _COUNT.value)
   elif command == 'pipeline':
     time_pipeline(_SOURCE.value, _PATH.value, _IMAGE_SIZE.value, _BATCH.value, _SECONDS.value)
+  elif command == 'pipeline_rss':
+    pipeline_rss(_PATH.value)
   elif command == 'first_batch':
     time_first_batch(_PATH.value.split(','))
   elif command == 'prepare':
@@ -248,7 +269,7 @@ def main(argv: list[str]) -> None:
   elif command == 'startup':
     startup(_PATH.value, _STEPS.value, _WORKDIR.value)
   else:
-    raise app.UsageError('command: jpegs, first_batch, prepare, pipeline, formats, large or '
+    raise app.UsageError('command: jpegs, pipeline_rss, first_batch, prepare, pipeline, formats, large or '
                          'startup')
 
 
