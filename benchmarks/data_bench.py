@@ -269,8 +269,8 @@ def main(argv: list[str]) -> None:
   elif command == 'startup':
     startup(_PATH.value, _STEPS.value, _WORKDIR.value)
   else:
-    raise app.UsageError('command: jpegs, pipeline_rss, first_batch, prepare, pipeline, formats, large or '
-                         'startup')
+    raise app.UsageError('command: jpegs, pipeline_rss, first_batch, prepare, pipeline, '
+                         'formats, large or startup')
 
 
 if __name__ == '__main__':
