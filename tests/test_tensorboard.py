@@ -132,14 +132,16 @@ def test_first_scalars_section_holds_the_headline_figures(workdir):
   sections = _sections(tags)
   assert [name for name, _ in sections] == ['core', 'eval', 'eval_class_share', 'perf', 'train']
   first = sections[0][1]
-  assert first == ['core/classifier_score', 'core/critic_loss', 'core/fid',
-                   'core/generator_loss', 'core/min_class_share', 'core/wasserstein_estimate']
+  assert first == ['core/eval/classifier_score', 'core/eval/fid', 'core/eval/min_class_share',
+                   'core/train/critic_loss', 'core/train/generator_loss',
+                   'core/train/wasserstein_estimate']
   assert len(first) <= 12  # One page of a section.
   # The copies carry the same values as the tags they copy.
-  for name, source in (('fid', 'eval/fid'), ('critic_loss', 'train/critic_loss'),
-                       ('wasserstein_estimate', 'train/wasserstein_estimate')):
-    assert helpers.event_scalars(workdir, f'core/{name}') == helpers.event_scalars(workdir, source)
-  assert set(helpers.event_scalars(workdir, 'core/fid')) == {4}
+  for tag in ('eval/fid', 'train/critic_loss', 'train/wasserstein_estimate'):
+    assert helpers.event_scalars(workdir, f'core/{tag}') == helpers.event_scalars(workdir, tag)
+  assert set(helpers.event_scalars(workdir, 'core/eval/fid')) == {4}
+  assert (helpers.event_scalars(workdir, 'core/eval/fid', run='train/ema')
+          == helpers.event_scalars(workdir, 'eval/fid', run='train/ema'))
 
 
 def test_contract_tags_stay_in_the_train_run(workdir):
@@ -151,7 +153,8 @@ def test_ema_figures_share_the_raw_figures_charts(workdir):
   # The EMA generator's figures: the same tags, in the run train/ema, so one chart (one tag)
   # shows both; no eval_ema/* tag and no eval_ema section.
   ema = _scalar_tags(workdir, 'train/ema')
-  assert ema == ({f'eval/{name}' for name in EVAL_NAMES} | {f'core/{name}' for name in EVAL_NAMES}
+  assert ema == ({f'eval/{name}' for name in EVAL_NAMES}
+                 | {f'core/eval/{name}' for name in EVAL_NAMES}
                  | {f'eval_class_share/{k}' for k in range(10)})
   for name in EVAL_NAMES:
     raw = helpers.event_scalars(workdir, f'eval/{name}')
@@ -263,9 +266,12 @@ def test_hparams_rows_are_named_by_run_with_the_same_columns(logdir, workdir):
   # Whichever run TensorBoard reads the experiment from, the columns are the same.
   columns = _experiment_metrics(workdir)
   assert columns == _experiment_metrics(str(logdir / 'other'))
-  assert columns[:3] == [('', 'eval/fid', 'eval/fid'), ('ema', 'eval/fid', 'eval_ema/fid'),
-                         ('', 'eval/classifier_score', 'eval/classifier_score')]
-  assert ('', 'train/wasserstein_estimate', 'train/wasserstein_estimate') in columns
+  # The five TensorBoard shows until more are ticked: the first section's figures.
+  assert columns[:5] == [('', 'eval/fid', 'eval/fid'), ('ema', 'eval/fid', 'eval_ema/fid'),
+                         ('', 'eval/classifier_score', 'eval/classifier_score'),
+                         ('', 'eval/min_class_share', 'eval/min_class_share'),
+                         ('', 'train/wasserstein_estimate', 'train/wasserstein_estimate')]
+  assert len(columns) == len(set(columns)) == 2 * len(dashboards.EVAL_METRIC_TAGS) + 1
   assert {(group, tag) for group, tag, _ in columns} >= {
       ('', 'eval/inception_score'), ('', 'eval/intra_fid'), ('ema', 'eval/conditional_accuracy')}
 

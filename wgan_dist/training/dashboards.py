@@ -6,9 +6,11 @@ and Time Series tabs sort every tag in natural order ('/' and digits before lett
 value) and make a section of each first path component, in the order of that sort; a section
 shows 12 charts a page. One chart is one tag, with a line per run. So:
 
-- `core/*`, first ('core' sorts before 'eval', 'perf', 'samples' and 'train'): copies of the
-  figures a user checks first (CORE_TAGS): FID, the classifier or Inception score, the smallest
-  class share, the class-conditional figures, the Wasserstein estimate and both losses.
+- `core/<tag>`, first ('core' sorts before 'eval', 'perf', 'samples' and 'train'): copies of
+  the figures a user checks first (CORE_TAGS): FID, the classifier or Inception score and the
+  smallest class share (core/eval/*, first), then both losses and the Wasserstein estimate
+  (core/train/*): six charts, the first screen at two charts a row. The other evaluation
+  figures (the class-conditional ones, any the evaluation gains) are in `eval`, next.
 - The EMA generator's figures are written under the same tags as the trained generator's, in a
   run of their own, `train/ema` (EMA_RUN), so one chart holds both curves (runs `<run>/train`
   and `<run>/train/ema`). Inside the training loop they are named eval_ema/<name>.
@@ -19,7 +21,8 @@ shows 12 charts a page. One chart is one tag, with a line per run. So:
   (the work directory relative to --logdir, then `/train`), and a metric of the EMA generator
   is looked up in the `ema` group (the `train/ema` run). Every run describes the same columns
   (EVAL_METRIC_TAGS, raw and EMA, and the Wasserstein estimate), whichever run TensorBoard
-  reads the experiment from; a run fills the ones it logs.
+  reads the experiment from; a run fills the ones it logs. TensorBoard shows the first five
+  metric columns (and the first five hyperparameters, alphabetically) until more are ticked.
 """
 
 import os
@@ -43,8 +46,9 @@ LOSS_TAGS = ('train/critic_loss', 'train/generator_loss')
 EVAL_METRIC_TAGS = tuple(dict.fromkeys(
     evaluator_lib.SCALAR_TAGS + evaluator_lib.CONDITIONAL_SCALAR_TAGS +
     evaluator_lib.INCEPTION_SCALAR_TAGS))
-# Copied into the first section (core/<name>), of the trained and of the EMA generator.
-CORE_TAGS = EVAL_METRIC_TAGS + (WASSERSTEIN_TAG,) + LOSS_TAGS
+# Copied into the first section (core/<tag>), of the trained and of the EMA generator.
+CORE_TAGS = ('eval/fid', 'eval/classifier_score', 'eval/inception_score',
+             'eval/min_class_share', WASSERSTEIN_TAG) + LOSS_TAGS
 
 _CLASS_SHARE = re.compile(r'eval/class_share_(\d+)')
 
@@ -52,7 +56,7 @@ _CLASS_SHARE = re.compile(r'eval/class_share_(\d+)')
 def placements(name: str) -> list[tuple[str, str]]:
   """[(run directory under the work directory, tag), ...]: where the scalar the training loop
   names `name` is written (e.g. 'eval_ema/fid' -> [('train/ema', 'eval/fid'),
-  ('train/ema', 'core/fid')])."""
+  ('train/ema', 'core/eval/fid')])."""
   run = TRAIN_RUN
   if name.startswith(EMA_PREFIX):
     run, name = EMA_RUN, 'eval/' + name[len(EMA_PREFIX):]
@@ -61,16 +65,21 @@ def placements(name: str) -> list[tuple[str, str]]:
     return [(run, f'{CLASS_SHARE_SECTION}/{share[1]}')]
   places = [(run, name)]
   if name in CORE_TAGS:
-    places.append((run, f'{CORE_SECTION}/{name.split("/", 1)[1]}'))
+    places.append((run, f'{CORE_SECTION}/{name}'))
   return places
 
 
 def hparams_metrics(metric_tags: list[str]) -> list[hparams_api.Metric]:
-  """The HParams columns: each EVAL_METRIC_TAGS figure of the generator and of the EMA
-  generator (shown as eval_ema/<name>), the Wasserstein estimate, then any of `metric_tags`
-  (the training loop's names) not among them."""
-  names = [name for tag in EVAL_METRIC_TAGS for name in (tag, tag.replace('eval/', EMA_PREFIX))]
-  names += [WASSERSTEIN_TAG] + [tag for tag in metric_tags if tag not in names]
+  """The HParams columns, the same for every run: the figures of the first Scalars section that
+  every MNIST run logs first (TensorBoard's table shows the first five: FID of the generator and
+  of the EMA generator, classifier score, smallest class share, Wasserstein estimate), then the
+  rest of EVAL_METRIC_TAGS and their EMA versions (named eval_ema/<name>), then any of
+  `metric_tags` (the training loop's names) not among them."""
+  names = ['eval/fid', 'eval_ema/fid', 'eval/classifier_score', 'eval/min_class_share',
+           WASSERSTEIN_TAG]
+  names += [name for tag in EVAL_METRIC_TAGS for name in (tag, tag.replace('eval/', EMA_PREFIX))
+            if name not in names]
+  names += [tag for tag in metric_tags if tag not in names]
   metrics = []
   for name in names:
     run, tag = placements(name)[0]
