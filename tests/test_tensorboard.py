@@ -222,8 +222,9 @@ def test_layout_of_other_evaluations():
       '^eval/fid$', '^eval/inception_score$']
   conditional = dashboards.layout(['eval/fid', 'eval/classifier_score', 'eval/min_class_share',
                                    'eval/conditional_accuracy', 'eval/intra_fid', 'eval/kid'])
-  assert [c.title for c in conditional.category[0].chart][3:6] == [
-      'eval/conditional_accuracy', 'eval/intra_fid', 'eval/kid']
+  assert [c.multiline.tag[0] for c in conditional.category[0].chart][3:6] == [
+      '^eval/conditional_accuracy$', '^eval/intra_fid$', '^eval/kid$']
+  assert conditional.category[0].chart[5].title == 'eval/kid'
   assert len(dashboards.layout([]).category[0].chart) == 2
 
 

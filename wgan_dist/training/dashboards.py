@@ -107,14 +107,15 @@ def layout(metric_tags: list[str]) -> layout_pb2.Layout:
   if 'eval/fid' in logged:
     charts.append(_chart('FID (lower is better; runs .../train and .../train/ema)',
                          r'^eval/fid$'))
-  for tag, title in (('eval/classifier_score', 'Classifier score (1 to 10)'),
-                     ('eval/inception_score', 'Inception score'),
-                     ('eval/min_class_share', 'Smallest class share (mode coverage)')):
-    if tag in logged:
-      charts.append(_chart(title, f'^{re.escape(tag)}$'))
-  covered = {'eval/fid', 'eval/classifier_score', 'eval/inception_score', 'eval/min_class_share'}
-  # Conditional figures, and any headline figure the evaluation gains, one chart each.
-  charts += [_chart(tag, f'^{re.escape(tag)}$') for tag in logged if tag not in covered]
+  titles = {'eval/classifier_score': 'Classifier score (1 to 10)',
+            'eval/inception_score': 'Inception score',
+            'eval/min_class_share': 'Smallest class share (mode coverage)',
+            'eval/conditional_accuracy': 'Conditional accuracy (classified as the label asked)',
+            'eval/intra_fid': 'Intra-FID (FID per class, mean over classes)'}
+  # In this order; any headline figure the evaluation gains gets a chart titled by its tag.
+  order = list(titles) + [tag for tag in logged if tag not in titles and tag != 'eval/fid']
+  charts += [_chart(titles.get(tag, tag), f'^{re.escape(tag)}$') for tag in order
+             if tag in logged]
   charts.append(_chart('Wasserstein estimate (mean D(x) - mean D(G(z)))',
                        f'^{re.escape(WASSERSTEIN_TAG)}$'))
   charts.append(_chart('Critic and generator losses', r'^train/(critic|generator)_loss$'))
