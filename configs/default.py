@@ -107,7 +107,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.initial_loss_scale = 2.0**15
   # TensorFloat-32 for float32 matmuls and convolutions on Ampere/Hopper GPUs (10-bit mantissa
   # inputs, float32 accumulation). True = TensorFlow's default (on); False = full float32, as on
-  # CPUs and older GPUs (README, "Exactness").
+  # CPUs and older GPUs (docs/distributed.md, "Exactness").
   config.allow_tf32 = True
 
   config.distribution = ml_collections.ConfigDict()

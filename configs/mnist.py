@@ -1,4 +1,4 @@
-"""MNIST WGAN-GP with the seed architecture and hyperparameters (README, "Architectures").
+"""MNIST WGAN-GP with the seed architecture and hyperparameters (docs/architectures.md).
 
 Full run (all local GPUs, or the CPU):
   python -m wgan_dist.main --config=configs/mnist.py

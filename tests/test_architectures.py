@@ -208,7 +208,7 @@ def test_a_few_steps_train_on_tiny_images(name, cpu_replicas, tmp_path):
 @pytest.mark.parametrize('name', ['cifar10', 'celeba64'])
 @pytest.mark.parametrize('policy', ['mixed_float16', 'mixed_bfloat16'])
 def test_outputs_are_float32_under_mixed_precision(name, policy):
-  # Losses and the penalty are formed in float32 (README, "Mixed precision").
+  # Losses and the penalty are formed in float32 (docs/mixed_precision.md).
   config = CONFIGS[name].get_config('tiny')
   with precision.policy_scope(policy):
     generator, critic = models.build_models(config)

@@ -106,7 +106,7 @@ def _head(features: int, k: int, conditioning: str) -> int:
 
 
 def test_formulas_give_the_seed_models_known_counts():
-  # The formulas against the README's seed counts (batch norm in the blog's critic: 4 each).
+  # The formulas against the seed counts of docs/architectures.md (batch norm in the blog's critic: 4 each).
   assert _generator_params('seed', 100, 64, 0) == 2_278_401
   trunk, features = _critic_trunk('seed', 64, 4)
   assert trunk + _head(features, 0, 'acgan') == 10_807_302
