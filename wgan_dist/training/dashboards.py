@@ -25,7 +25,6 @@ shows 12 charts a page. One chart is one tag, with a line per run. So:
   metric columns (and the first five hyperparameters, alphabetically) until more are ticked.
 """
 
-import os
 import re
 
 from tensorboard.plugins.custom_scalar import layout_pb2
@@ -34,7 +33,7 @@ from tensorboard.plugins.hparams import api as hparams_api
 from wgan_dist.eval import evaluator as evaluator_lib
 
 TRAIN_RUN = 'train'  # Under the work directory: every figure of the trained generator.
-EMA_RUN = os.path.join(TRAIN_RUN, 'ema')  # The EMA generator's eval/* figures.
+EMA_RUN = f'{TRAIN_RUN}/ema'  # The EMA generator's eval/* figures.
 CORE_SECTION = 'core'
 CLASS_SHARE_SECTION = 'eval_class_share'
 EMA_PREFIX = 'eval_ema/'  # How the training loop names the EMA generator's figures.
@@ -83,9 +82,9 @@ def hparams_metrics(metric_tags: list[str]) -> list[hparams_api.Metric]:
   metrics = []
   for name in names:
     run, tag = placements(name)[0]
-    group = os.path.relpath(run, TRAIN_RUN)
-    metrics.append(hparams_api.Metric(tag, group='' if group == '.' else group,
-                                      display_name=name))
+    # The run relative to the session's (TensorBoard looks the value up in <session>/<group>).
+    group = run[len(TRAIN_RUN) + 1:] if run != TRAIN_RUN else ''
+    metrics.append(hparams_api.Metric(tag, group=group, display_name=name))
   return metrics
 
 
