@@ -20,7 +20,7 @@ from wgan_dist.config import validation as config_validation
 from wgan_dist.models import layers as model_layers
 from wgan_dist.models import architectures as models
 from wgan_dist.algorithm import precision
-from wgan_dist import train
+from wgan_dist.training import state as train_state
 
 CONFIGS = {'cifar10': cifar10, 'celeba64': celeba64, 'fashion_mnist': fashion_mnist}
 
@@ -102,7 +102,7 @@ def test_celeba64_config_reads_a_centre_cropped_folder():
           config.data.center_crop) == ('folder', 64, 3, True)
   assert (config.model.architecture, config.model.critic_norm) == ('dcgan64', 'layer')
   # The docstring's "about 31.7k generator steps" for 50 epochs of the 202,599 CelebA images.
-  assert train.resolve_num_steps(config, 202_599) == 31_657
+  assert train_state.resolve_num_steps(config, 202_599) == 31_657
 
 
 @pytest.mark.parametrize('norm, weights_per_channel', [('none', 0), ('layer', 2)])

@@ -12,7 +12,7 @@
     evaluation.all_scalars()                        #  scalars + eval/class_share_<k>
 
 Two backbones (`backbone_name`), chosen by the data:
-- 'mnist': MNIST (data.source 'mnist' or 'embedded_mnist', 28x28x1) is scored with the
+- 'mnist': MNIST (a data.source of MNIST's digits, MNIST_SOURCES; 28x28x1) is scored with the
   project's own digit classifier (wgan_dist/eval/classifier.py) against the embedded sample's
   1,000 held-out images, offline, whatever eval_inception_weights says.
 - 'inception': any other RGB or grayscale data, when `eval_inception_weights` names a local
@@ -83,7 +83,9 @@ from wgan_dist.eval import classifier as classifier_lib
 from wgan_dist.eval import inception as inception_lib
 from wgan_dist.eval import metrics
 
-MNIST_SOURCES = ('mnist', 'embedded_mnist')
+# The sources of MNIST's digits (the registry's entries with MNIST's classes).
+MNIST_SOURCES = tuple(name for name, kind in sources.SOURCES.items()
+                      if kind.class_names == sources.MNIST_CLASS_NAMES)
 SCALAR_TAGS = ('eval/fid', 'eval/classifier_score', 'eval/min_class_share')
 # Added to SCALAR_TAGS for a class-conditional generator (MNIST backbone).
 CONDITIONAL_SCALAR_TAGS = ('eval/conditional_accuracy', 'eval/intra_fid')

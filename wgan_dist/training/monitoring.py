@@ -54,6 +54,12 @@ class Monitor:
     self._timed_steps = 0
     self._timed_seconds = 0.0
 
+  @property
+  def writer(self) -> tf.summary.SummaryWriter:
+    """The run's summary writer under workdir/train (a no-op writer on workers other than the
+    chief), for periodic actions that write summaries of their own."""
+    return self._writer
+
   def write_config(self, config: ml_collections.ConfigDict, step: int) -> None:
     """Saves the resolved config as config.json and as a TensorBoard text summary."""
     if not self._is_chief:
