@@ -147,7 +147,9 @@ def get_config() -> ml_collections.ConfigDict:
   # not cut short), it exits unsaved, saying so.
   config.distribution.stop_grace_secs = 120.0
 
-  # Intervals in generator steps; the last step always logs, samples and saves.
+  # Intervals in generator steps of the periodic actions (wgan_dist/training/actions.py); each
+  # also runs at the last step, and 0 turns it off (a run with checkpoint_every_steps=0 saves
+  # only when stopped by a signal).
   config.log_every_steps = 100
   config.sample_every_steps = 500
   config.checkpoint_every_steps = 1000

@@ -154,9 +154,10 @@ def _validate_run(config: ml_collections.ConfigDict) -> None:
   _number(config, 'distribution.step_timeout_secs', lambda v: v > 0, '> 0 seconds')
   _number(config, 'distribution.stop_grace_secs', lambda v: v > 0, '> 0 seconds')
   _flag(config, 'allow_tf32')
-  for field in ('log_every_steps', 'sample_every_steps', 'checkpoint_every_steps',
-                'max_checkpoints_to_keep'):
-    _integer(config, field, 1)
+  # The periodic actions' intervals (training/actions.py); 0 turns an action off.
+  for field in ('log_every_steps', 'sample_every_steps', 'checkpoint_every_steps'):
+    _integer(config, field, 0, 'an integer >= 0 (0 = off)')
+  _integer(config, 'max_checkpoints_to_keep', 1)
   steps = config.profile_steps
   _require(isinstance(steps, (tuple, list)) and len(steps) == 2 and
            all(_is_integer(step) for step in steps) and 0 <= steps[0] <= steps[1],

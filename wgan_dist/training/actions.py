@@ -9,6 +9,7 @@ them to the controller (controller.py); each class reads its own schedule from t
 
 import ml_collections
 
+from wgan_dist.config import registry
 from wgan_dist.config import validation as config_validation
 from wgan_dist.training import checkpoint_action
 from wgan_dist.training import context
@@ -21,17 +22,18 @@ from wgan_dist.training import stop_action
 
 
 # Name -> class (a controller.PeriodicAction, built by `cls.from_run(run)`; its `field` is the
-# config field of its schedule), in the order they run when due at the same step. A plain dict
-# until the project's generic registry class replaces it; keep it the only list of actions.
-ACTIONS: dict[str, type[controller.PeriodicAction]] = {
-    'log': log_action.Log,
-    'sample': sample_action.Sample,
-    'evaluate': evaluate_action.Evaluate,
-    'checkpoint': checkpoint_action.Checkpoint,
-    'stop signal': stop_action.StopSignal,
-    # Last: a trace that starts at a step leaves out the actions before it.
-    'profile': profile_action.Profiler,
-}
+# config field of its schedule), in the order they run when due at the same step. The only
+# list of actions: the driver builds every entry.
+ACTIONS: registry.Registry[type[controller.PeriodicAction]] = registry.Registry(
+    'periodic action', {
+        'log': log_action.Log,
+        'sample': sample_action.Sample,
+        'evaluate': evaluate_action.Evaluate,
+        'checkpoint': checkpoint_action.Checkpoint,
+        'stop signal': stop_action.StopSignal,
+        # Last: a trace that starts at a step leaves out the actions before it.
+        'profile': profile_action.Profiler,
+        })
 
 
 def fields() -> dict[str, str]:
