@@ -151,7 +151,7 @@ def get_config() -> ml_collections.ConfigDict:
 
   # Intervals in generator steps of the periodic actions (wgan_dist/training/actions.py); each
   # also runs at the last step, and 0 turns it off (a run with checkpoint_every_steps=0 saves
-  # only when stopped by a signal).
+  # only when a signal stops it before its last training call).
   config.log_every_steps = 100
   config.sample_every_steps = 500
   config.checkpoint_every_steps = 1000
