@@ -22,9 +22,11 @@ def get_config() -> ml_collections.ConfigDict:
 
   config.data = ml_collections.ConfigDict()
   # Where the real images come from: a name of the registry SOURCES in wgan_dist/data/sources.py
-  # (built-in data sets, a directory of images 'folder', an array file 'npz', a TFDS set 'tfds').
+  # (built-in data sets, a directory of images 'folder', an array file 'npz', a TFDS set 'tfds',
+  # a directory written by python -m wgan_dist.prepare 'prepared': docs/data.md).
   config.data.source = 'mnist'
-  # Directory of images ('folder'), a .npz file ('npz') or a TFDS dataset name ('tfds').
+  # Directory of images ('folder'), of a prepared dataset ('prepared'), a .npz file ('npz') or a
+  # TFDS dataset name ('tfds').
   config.data.path = ''
   # Side length and channel count the model sees; images of another size are resized.
   config.data.image_size = 28
@@ -159,7 +161,7 @@ def get_config() -> ml_collections.ConfigDict:
 
   # Intervals in generator steps of the periodic actions (wgan_dist/training/actions.py); each
   # also runs at the last step, and 0 turns it off (a run with checkpoint_every_steps=0 saves
-  # only when stopped by a signal).
+  # only when a signal stops it before its last training call).
   config.log_every_steps = 100
   config.sample_every_steps = 500
   config.checkpoint_every_steps = 1000

