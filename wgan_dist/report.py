@@ -112,7 +112,9 @@ def ema_tag(tag: str) -> str:
   return tag.replace('eval/', 'eval_ema/', 1)
 
 
-KNOWN_TAGS = tuple(name for tag in EVAL_TAGS for name in (tag, ema_tag(tag))) + (
+# In the printed summary only (no panel): KID, precision and recall.
+SUMMARY_TAGS = ('eval/kid', 'eval/precision', 'eval/recall')
+KNOWN_TAGS = tuple(name for tag in EVAL_TAGS + SUMMARY_TAGS for name in (tag, ema_tag(tag))) + (
     WASSERSTEIN_TAG,)
 
 Series = dict[str, tuple[np.ndarray, np.ndarray]]  # {tag: (steps, values)}, steps ascending.
