@@ -1,5 +1,9 @@
-"""The schema: every configuration field of wgan_dist, defined once, with its default (the
-allowed values of the choice fields are in wgan_dist/config/schema.py).
+"""Every configuration field of wgan_dist, defined once, with its default.
+
+The allowed values of a choice field are not repeated here: an extension point's field
+(model.architecture, model.conditioning, data.source, mixed_precision, distribution.all_reduce)
+takes the names of its registry, whose home the field's comment gives (config/registry.py lists
+them); the simple switches take wgan_dist/config/schema.py's values.
 
 Variants (`configs/mnist.py`, ...) import `get_config()` from here and change only what
 differs. The returned config is locked by the command line, so a misspelt override such as
@@ -17,7 +21,8 @@ def get_config() -> ml_collections.ConfigDict:
   config.seed = 0
 
   config.data = ml_collections.ConfigDict()
-  # 'mnist' | 'embedded_mnist' | 'fashion_mnist' | 'cifar10' | 'folder' | 'npz' | 'tfds'.
+  # Where the real images come from: a name of the registry SOURCES in wgan_dist/data/sources.py
+  # (built-in data sets, a directory of images 'folder', an array file 'npz', a TFDS set 'tfds').
   config.data.source = 'mnist'
   # Directory of images ('folder'), a .npz file ('npz') or a TFDS dataset name ('tfds').
   config.data.path = ''
@@ -36,8 +41,9 @@ def get_config() -> ml_collections.ConfigDict:
   config.data.on_bad_image = 'fail'
 
   config.model = ml_collections.ConfigDict()
-  # 'seed' (the original blog's models) | 'dcgan' (the paper's MNIST models) | 'resnet' (the
-  # paper's CIFAR-10 ResNet, 32x32x3) | 'dcgan64' (64x64x3). Allowed values: wgan_dist/config/schema.py.
+  # The generator and critic: a name of the registry ARCHITECTURES in
+  # wgan_dist/models/architectures.py, whose docstring describes each and whose entries give the
+  # (data.image_size, data.channels) each fits.
   config.model.architecture = 'seed'
   # Dimension of the standard-normal noise z.
   config.model.noise_dim = 100
@@ -50,9 +56,9 @@ def get_config() -> ml_collections.ConfigDict:
   # Class-conditional training: the number of classes (labels 0..num_classes-1 from the data
   # source); 0 = unconditional (the default: nothing below applies).
   config.model.num_classes = 0
-  # How a conditional critic uses the label: 'acgan' (the paper's: an auxiliary classifier
-  # head, its cross-entropy added to both losses, weighted by train.acgan_critic_weight and
-  # train.acgan_generator_weight) | 'projection' (D(x, y) = psi(phi(x)) + <embed(y), phi(x)>).
+  # How a conditional critic uses the label: a name of the registry CONDITIONINGS in
+  # wgan_dist/algorithm/conditioning.py (the paper's 'acgan', an auxiliary classifier head whose
+  # cross-entropy is added to both losses with train.acgan_*_weight, is the default).
   # The generator always gets class-conditional batch norm (an embedding joined to z in 'seed').
   config.model.conditioning = 'acgan'
   # How the seed critic's conv1-conv3 are computed (same variables, same results up to
@@ -100,14 +106,15 @@ def get_config() -> ml_collections.ConfigDict:
   config.train.acgan_critic_weight = 1.0
   config.train.acgan_generator_weight = 0.1
 
-  # 'float32' | 'mixed_float16' (dynamic loss scaling; Volta/Turing GPUs) | 'mixed_bfloat16'
-  # (Ampere/Hopper GPUs). The gradient penalty is formed in float32 under every policy.
+  # The Keras dtype policy: a name of the registry PRECISIONS in wgan_dist/algorithm/precision.py
+  # (float16 with dynamic loss scaling for Volta/Turing GPUs, bfloat16 for Ampere/Hopper). The
+  # gradient penalty is formed in float32 under every policy.
   config.mixed_precision = 'float32'
   # mixed_float16 only: the dynamic loss scale's starting value (halved on each overflow).
   config.initial_loss_scale = 2.0**15
   # TensorFloat-32 for float32 matmuls and convolutions on Ampere/Hopper GPUs (10-bit mantissa
   # inputs, float32 accumulation). True = TensorFlow's default (on); False = full float32, as on
-  # CPUs and older GPUs (README, "Exactness").
+  # CPUs and older GPUs (docs/distributed.md, "Exactness").
   config.allow_tf32 = True
 
   config.distribution = ml_collections.ConfigDict()
@@ -120,10 +127,10 @@ def get_config() -> ml_collections.ConfigDict:
   # multi_worker: a worker that sends no heartbeat for this long counts as lost, and the others
   # stop with an error naming it (also the bound on waiting for all workers to start).
   config.distribution.peer_timeout_secs = 60
-  # How gradients are summed across replicas: 'auto' (multi-worker: 'nccl' with GPUs, else
-  # 'ring'; one process: 'nccl' with GPUs and NCCL, else 'reduce_to_one_device'; resolved once
-  # and checked to be the same on every worker) | 'nccl' | 'ring' (multi-worker only) |
-  # 'hierarchical_copy' | 'reduce_to_one_device' (one process only). Ignored by one_device.
+  # How gradients are summed across replicas: a name of the registry ALL_REDUCES in
+  # wgan_dist/dist/devices.py, whose entries say which strategies take each; 'auto' is resolved
+  # once for this worker's devices and checked to be the same on every worker. Ignored by
+  # one_device.
   config.distribution.all_reduce = 'auto'
   # Let TensorFlow take GPU memory as it needs it instead of (nearly) all of it at start-up:
   # for GPUs shared with other processes (not applied to a GPU split into logical devices);
@@ -140,7 +147,9 @@ def get_config() -> ml_collections.ConfigDict:
   # not cut short), it exits unsaved, saying so.
   config.distribution.stop_grace_secs = 120.0
 
-  # Intervals in generator steps; the last step always logs, samples and saves.
+  # Intervals in generator steps of the periodic actions (wgan_dist/training/actions.py); each
+  # also runs at the last step, and 0 turns it off (a run with checkpoint_every_steps=0 saves
+  # only when stopped by a signal).
   config.log_every_steps = 100
   config.sample_every_steps = 500
   config.checkpoint_every_steps = 1000

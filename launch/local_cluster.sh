@@ -9,7 +9,16 @@
 # between the workers, each getting an equal run of consecutive ones as its own
 # CUDA_VISIBLE_DEVICES (8 GPUs, 2 workers: 0-3 and 4-7); GPUs left over are unused, with a
 # warning; fewer GPUs than workers is an error. Without GPUs (or with CUDA_VISIBLE_DEVICES=''),
-# every worker runs on the CPU. LOCAL_CLUSTER_DRY_RUN=1 prints each worker's devices and stops.
+# every worker runs on the CPU. LOCAL_CLUSTER_DRY_RUN=1 prints each worker's devices and the
+# network the workers would get, and stops.
+# Network: TensorFlow's server in each worker listens on every interface, unauthenticated, even
+# though the workers name 127.0.0.1. So the workers run in a private network namespace of their
+# own, which has nothing but a loopback: their ports cannot be reached from outside it, not even
+# from this machine's loopback (nor can the workers reach any other network: data sets must be
+# cached, e.g. by one single-process run). As root this is `unshare --net`; as another user
+# `unshare --user --map-root-user --net` (unprivileged user namespaces), then back to the user's
+# own uid. Where neither is permitted, or with LOCAL_CLUSTER_NETWORK=host, the workers use the
+# machine's network, with one warning line. One line says which network the workers got.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 if [[ $# -lt 1 || ! "$1" =~ ^[1-9][0-9]*$ ]]; then
@@ -20,6 +29,65 @@ num_workers=$1
 shift
 if [[ " $* " != *" --config="* ]]; then
   set -- --config=configs/mnist.py "$@"
+fi
+
+# The workers' network. Inside the namespace (this script runs again there, as the same
+# process) _LOCAL_CLUSTER_NAMESPACE names how it was made.
+network=${LOCAL_CLUSTER_NETWORK:-private}
+if [[ "$network" != private && "$network" != host ]]; then
+  echo "local_cluster: LOCAL_CLUSTER_NETWORK=$network: allowed: private (the default: the" \
+    "workers' own network namespace where the system permits it) or host" >&2
+  exit 2
+fi
+namespace=${_LOCAL_CLUSTER_NAMESPACE:-}
+unset _LOCAL_CLUSTER_NAMESPACE  # Not passed on to the workers.
+if [[ "$network" == private && -z "$namespace" ]]; then
+  # A new network namespace has its loopback down: bring it up (TensorFlow's server and its
+  # clients need 127.0.0.1) with the ioctls `ip link set lo up` makes (SIOCGIFFLAGS, then
+  # SIOCSIFFLAGS with IFF_UP added), so that iproute2 need not be installed.
+  lo_up='import fcntl, socket, struct
+with socket.socket() as s:
+  flags = struct.unpack_from("H", fcntl.ioctl(s, 0x8913, struct.pack("40s", b"lo")), 16)[0]
+  fcntl.ioctl(s, 0x8914, struct.pack("16sH22x", b"lo", flags | 0x1))'
+  attempts=()
+  if ((EUID == 0)); then
+    attempts+=('unshare --net')
+  fi
+  attempts+=('unshare --user --map-root-user --net')
+  why='unshare not found'
+  for attempt in "${attempts[@]}"; do
+    command -v unshare >/dev/null 2>&1 || break
+    read -r -a enter <<<"$attempt"
+    # In the namespace: loopback up, then (under a user namespace) back to the user's own uid
+    # and gid with --map-user (util-linux >= 2.38; before it the workers run as the namespace's
+    # root, which is the user outside it: their files are the user's either way).
+    enter+=(bash -c 'python -c "$1" && shift && exec "$@"' local_cluster "$lo_up")
+    if [[ "$attempt" == *--user* ]] && unshare --help 2>&1 | grep -q -- '--map-user'; then
+      enter+=(unshare --user "--map-user=$(id -u)" "--map-group=$(id -g)")
+    fi
+    # Tried first: once exec'd, a failure could not fall back.
+    if why=$("${enter[@]}" true 2>&1); then
+      namespace=$attempt
+      break
+    fi
+    why=$(head -n 1 <<<"$why")
+  done
+  if [[ -n "$namespace" && "${LOCAL_CLUSTER_DRY_RUN:-0}" != 1 ]]; then
+    # The same process (exec all the way), so signals and the exit status are the script's.
+    export _LOCAL_CLUSTER_NAMESPACE=$namespace
+    exec "${enter[@]}" bash launch/local_cluster.sh "$num_workers" "$@"
+  fi
+fi
+if [[ -n "$namespace" ]]; then
+  network_line="local_cluster: network: the workers' own namespace ($namespace), loopback only:"
+  network_line+=" their ports cannot be reached from outside it (nor other networks from inside)"
+elif [[ "$network" == host ]]; then
+  network_line="local_cluster: warning: LOCAL_CLUSTER_NETWORK=host: the workers' ports listen"
+  network_line+=" on all interfaces, unauthenticated, for the whole job (docs/security.md)"
+else
+  network_line="local_cluster: warning: no private network namespace for the workers ($why):"
+  network_line+=" their ports listen on all interfaces, unauthenticated, for the whole job"
+  network_line+=" (docs/security.md)"
 fi
 
 # The GPUs to split: CUDA_VISIBLE_DEVICES when set (even empty), else nvidia-smi's list.
@@ -49,6 +117,7 @@ for ((index = 0; index < num_workers; index++)); do
   worker_gpus+=("$(IFS=,; echo "${share[*]}")")
   echo "local_cluster: worker $index: CUDA_VISIBLE_DEVICES=${worker_gpus[index]}" >&2
 done
+echo "$network_line" >&2
 if [[ "${LOCAL_CLUSTER_DRY_RUN:-0}" == 1 ]]; then
   exit 0
 fi

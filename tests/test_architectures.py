@@ -20,7 +20,7 @@ from wgan_dist.config import validation as config_validation
 from wgan_dist.models import layers as model_layers
 from wgan_dist.models import architectures as models
 from wgan_dist.algorithm import precision
-from wgan_dist import train
+from wgan_dist.training import state as train_state
 
 CONFIGS = {'cifar10': cifar10, 'celeba64': celeba64, 'fashion_mnist': fashion_mnist}
 
@@ -102,7 +102,7 @@ def test_celeba64_config_reads_a_centre_cropped_folder():
           config.data.center_crop) == ('folder', 64, 3, True)
   assert (config.model.architecture, config.model.critic_norm) == ('dcgan64', 'layer')
   # The docstring's "about 31.7k generator steps" for 50 epochs of the 202,599 CelebA images.
-  assert train.resolve_num_steps(config, 202_599) == 31_657
+  assert train_state.resolve_num_steps(config, 202_599) == 31_657
 
 
 @pytest.mark.parametrize('norm, weights_per_channel', [('none', 0), ('layer', 2)])
@@ -208,7 +208,7 @@ def test_a_few_steps_train_on_tiny_images(name, cpu_replicas, tmp_path):
 @pytest.mark.parametrize('name', ['cifar10', 'celeba64'])
 @pytest.mark.parametrize('policy', ['mixed_float16', 'mixed_bfloat16'])
 def test_outputs_are_float32_under_mixed_precision(name, policy):
-  # Losses and the penalty are formed in float32 (README, "Mixed precision").
+  # Losses and the penalty are formed in float32 (docs/mixed_precision.md).
   config = CONFIGS[name].get_config('tiny')
   with precision.policy_scope(policy):
     generator, critic = models.build_models(config)

@@ -26,6 +26,7 @@ from wgan_dist.config import validation as config_validation
 from wgan_dist.dist import distribution
 from wgan_dist.algorithm import random_keys
 from wgan_dist import train
+from wgan_dist.training import evaluate_action
 from wgan_dist.eval import classifier as classifier_lib
 from wgan_dist.eval import evaluator as evaluator_lib
 from wgan_dist.eval import metrics
@@ -271,7 +272,7 @@ def test_one_and_two_replicas_give_the_same_figures(evaluations):
 
 
 def test_ema_generator_gets_the_same_conditional_tags(split):
-  # train.py's own evaluation of a state with an EMA generator (the state stands in for a
+  # The evaluate action's evaluation of a state with an EMA generator (the state stands in for a
   # TrainState: conditional models are built elsewhere).
   config = _config()
   config.num_eval_samples = 200  # 20 per class: enough for finite figures here.
@@ -282,7 +283,7 @@ def test_ema_generator_gets_the_same_conditional_tags(split):
   state = types.SimpleNamespace(
       generator=_generator(config, split.held_out_images, split.held_out_labels),
       ema_generator=_generator(config, split.held_out_images, split.held_out_labels, shift=1))
-  scalars = train._evaluate(evaluator, state)  # pylint: disable=protected-access
+  scalars = evaluate_action.evaluate(evaluator, state)
   assert scalars['eval/conditional_accuracy'] > 0.9
   assert scalars['eval_ema/conditional_accuracy'] < 0.05
   assert scalars['eval_ema/intra_fid'] > scalars['eval/intra_fid']

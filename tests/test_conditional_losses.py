@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from wgan_dist.algorithm import conditioning
 from wgan_dist.algorithm import losses
 
 SHAPE = (5, 4, 2)
@@ -49,7 +50,8 @@ def test_projection_penalty_is_that_of_each_examples_own_class():
   critic = _projection_linear_critic((directions * norms[:, None, None, None]).astype(np.float32))
   real, fake, epsilon, labels = _batch(rng)
 
-  penalty = losses.gradient_penalty(critic, real, fake, epsilon, labels=tf.constant(labels))
+  penalty = losses.gradient_penalty(critic, real, fake, epsilon, labels=tf.constant(labels),
+                                    conditioning=conditioning.PROJECTION)
 
   expected = (norms[labels] - 1.0) ** 2
   np.testing.assert_allclose(penalty.numpy(), expected, rtol=1e-5, atol=1e-6)
@@ -62,7 +64,7 @@ def test_projection_critic_scores_real_and_fake_with_the_real_label():
   real, fake, epsilon, labels = _batch(rng)
 
   terms = losses.critic_losses(critic, real, fake, epsilon, gp_lambda=10.0,
-                               labels=tf.constant(labels))
+                               labels=tf.constant(labels), conditioning=conditioning.PROJECTION)
 
   w_y = weights[labels].reshape(len(labels), -1).astype(np.float64)
   wasserstein = np.sum(w_y * (real.reshape(len(real), -1) - fake.reshape(len(fake), -1)), axis=1)
@@ -91,7 +93,8 @@ def test_acgan_critic_penalty_ignores_the_logits_and_adds_weighted_cross_entropy
   real, fake, epsilon, labels = _batch(rng)
 
   terms = losses.critic_losses(critic, real, fake, epsilon, gp_lambda=10.0,
-                               labels=tf.constant(labels), classifier_weight=weight)
+                               labels=tf.constant(labels), classifier_weight=weight,
+                               conditioning=conditioning.ACGAN_CONDITIONING)
 
   # The logits' gradient would change the norm if the penalty differentiated them too.
   np.testing.assert_allclose(terms['gradient_penalty'].numpy(), np.full(6, 0.36), rtol=1e-5)
@@ -111,7 +114,8 @@ def test_acgan_generator_loss_adds_weighted_cross_entropy_on_the_fakes():
   critic = _acgan_linear_critic(w, classifier)
   _, fake, _, labels = _batch(rng)
 
-  terms = losses.generator_losses(critic, fake, tf.constant(labels), classifier_weight=0.1)
+  terms = losses.generator_losses(critic, fake, tf.constant(labels), classifier_weight=0.1,
+                                  conditioning=conditioning.ACGAN_CONDITIONING)
 
   flat = fake.reshape(len(fake), -1).astype(np.float64)
   cross_entropy = _cross_entropy(flat @ classifier, labels)
@@ -136,12 +140,23 @@ def test_unconditional_generator_loss_is_minus_the_score():
                              rtol=1e-4, atol=1e-5)
 
 
-@pytest.mark.parametrize('make_critic', [
-    lambda: _projection_linear_critic(np.ones((NUM_CLASSES,) + SHAPE, np.float32)),
-    lambda: _acgan_linear_critic(np.ones(SHAPE, np.float32),
-                                 np.ones((int(np.prod(SHAPE)), NUM_CLASSES), np.float32))],
+@pytest.mark.parametrize('make_critic, kind', [
+    (lambda: _projection_linear_critic(np.ones((NUM_CLASSES,) + SHAPE, np.float32)),
+     conditioning.PROJECTION),
+    (lambda: _acgan_linear_critic(np.ones(SHAPE, np.float32),
+                                  np.ones((int(np.prod(SHAPE)), NUM_CLASSES), np.float32)),
+     conditioning.ACGAN_CONDITIONING)],
     ids=['projection', 'acgan'])
-def test_a_conditional_critic_without_labels_is_a_clear_error(make_critic):
+def test_a_conditional_critic_without_labels_is_a_clear_error(make_critic, kind):
   real, fake, epsilon, _ = _batch(np.random.default_rng(5))
   with pytest.raises(ValueError, match='is class-conditional .* it needs the labels'):
-    losses.critic_losses(make_critic(), real, fake, epsilon, gp_lambda=10.0)
+    losses.critic_losses(make_critic(), real, fake, epsilon, gp_lambda=10.0, conditioning=kind)
+
+
+def test_an_acgan_critic_read_as_unconditional_is_a_clear_error():
+  # Its [B, 1 + K] output is not one score per example: refused, never guessed from.
+  critic = _acgan_linear_critic(np.ones(SHAPE, np.float32),
+                                np.ones((int(np.prod(SHAPE)), NUM_CLASSES), np.float32))
+  real, fake, epsilon, _ = _batch(np.random.default_rng(6))
+  with pytest.raises(ValueError, match=r'returned shape \(6, 4\); allowed: \[B, 1\]'):
+    losses.gradient_penalty(critic, real, fake, epsilon)

@@ -15,8 +15,8 @@ from configs import mnist
 from wgan_dist.dist import distribution
 from wgan_dist.models import layers as model_layers
 from wgan_dist.models import architectures as models
+from wgan_dist.algorithm import conditioning as conditioning_lib
 from wgan_dist.algorithm import precision
-from wgan_dist.config import schema
 
 NUM_CLASSES = 3
 # model.architecture -> the config module whose 'tiny' variant fits its image shape.
@@ -106,15 +106,15 @@ def _head(features: int, k: int, conditioning: str) -> int:
 
 
 def test_formulas_give_the_seed_models_known_counts():
-  # The formulas against the README's seed counts (batch norm in the blog's critic: 4 each).
+  # The formulas against the seed counts of docs/architectures.md (batch norm in the blog's critic: 4 each).
   assert _generator_params('seed', 100, 64, 0) == 2_278_401
   trunk, features = _critic_trunk('seed', 64, 4)
   assert trunk + _head(features, 0, 'acgan') == 10_807_302
 
 
-@pytest.mark.parametrize('architecture', schema.ARCHITECTURES)
+@pytest.mark.parametrize('architecture', models.ARCHITECTURES.names)
 @pytest.mark.parametrize('k, conditioning', [(0, 'acgan')] + [
-    (NUM_CLASSES, name) for name in schema.CONDITIONINGS])
+    (NUM_CLASSES, name) for name in conditioning_lib.CONDITIONINGS.names])
 def test_parameter_counts_and_interfaces(architecture, k, conditioning):
   config = _config(architecture, k, conditioning)
   generator, critic = models.build_models(config)
@@ -235,7 +235,7 @@ def _randomise_tables(generator, seed=0):
       _set_tables(layer, 1 + 0.5 * rng.standard_normal(shape), 0.5 * rng.standard_normal(shape))
 
 
-@pytest.mark.parametrize('architecture', schema.ARCHITECTURES)
+@pytest.mark.parametrize('architecture', models.ARCHITECTURES.names)
 def test_generator_output_depends_on_the_label(architecture):
   config = _config(architecture)
   generator, _ = models.build_models(config)
@@ -289,7 +289,7 @@ def _features(critic, images) -> np.ndarray:
   return trunk(tf.constant(images)).numpy().astype(np.float64)
 
 
-@pytest.mark.parametrize('architecture', schema.ARCHITECTURES)
+@pytest.mark.parametrize('architecture', models.ARCHITECTURES.names)
 def test_projection_is_psi_of_phi_plus_embed_y_dot_phi(architecture):
   config = _config(architecture, conditioning='projection')
   _, critic = models.build_models(config)
@@ -310,7 +310,7 @@ def test_projection_is_psi_of_phi_plus_embed_y_dot_phi(architecture):
                                                  keepdims=True), rtol=1e-4, atol=1e-5)
 
 
-@pytest.mark.parametrize('architecture', schema.ARCHITECTURES)
+@pytest.mark.parametrize('architecture', models.ARCHITECTURES.names)
 def test_acgan_critic_gives_the_score_then_the_class_logits(architecture):
   config = _config(architecture, conditioning='acgan')
   _, critic = models.build_models(config)
@@ -323,8 +323,8 @@ def test_acgan_critic_gives_the_score_then_the_class_logits(architecture):
                              atol=1e-5)
 
 
-@pytest.mark.parametrize('architecture', schema.ARCHITECTURES)
-@pytest.mark.parametrize('conditioning', schema.CONDITIONINGS)
+@pytest.mark.parametrize('architecture', models.ARCHITECTURES.names)
+@pytest.mark.parametrize('conditioning', conditioning_lib.CONDITIONINGS.names)
 def test_conditional_critic_scores_each_example_alone(architecture, conditioning):
   # The per-example gradient penalty assumes D(x_i, y_i) depends on example i only.
   config = _config(architecture, conditioning=conditioning)
@@ -341,8 +341,8 @@ def test_conditional_critic_scores_each_example_alone(architecture, conditioning
     np.testing.assert_allclose(call(i, i + 1), scores[i:i + 1], rtol=1e-4, atol=1e-5)
 
 
-@pytest.mark.parametrize('architecture', schema.ARCHITECTURES)
-@pytest.mark.parametrize('conditioning', schema.CONDITIONINGS)
+@pytest.mark.parametrize('architecture', models.ARCHITECTURES.names)
+@pytest.mark.parametrize('conditioning', conditioning_lib.CONDITIONINGS.names)
 def test_mixed_float16_builds_with_float32_outputs(architecture, conditioning):
   config = _config(architecture, conditioning=conditioning)
   keras.utils.set_random_seed(0)

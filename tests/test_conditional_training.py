@@ -9,6 +9,7 @@ from PIL import Image
 
 from tests import helpers
 from wgan_dist.dist import distribution
+from wgan_dist.algorithm import conditioning as conditioning_lib
 from wgan_dist.algorithm import losses
 from wgan_dist.algorithm import random_keys
 from wgan_dist.data import sources
@@ -101,7 +102,8 @@ def test_critic_step_generates_its_fakes_for_the_real_batch_labels(conditioning)
     fake = losses.generate(state.generator, z, fake_labels)
     terms = losses.critic_losses(state.critic, images, fake, epsilon, config.train.gp_lambda,
                                  labels=labels,
-                                 classifier_weight=config.train.acgan_critic_weight)
+                                 classifier_weight=config.train.acgan_critic_weight,
+                                 conditioning=conditioning_lib.from_config(config))
     return {name: float(tf.reduce_mean(value)) for name, value in terms.items()}
 
   by_hand = expected(labels)

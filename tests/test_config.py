@@ -6,9 +6,9 @@ import pytest
 
 from configs import default
 from configs import mnist
-from wgan_dist.training import actions
+from wgan_dist.training import schedules
 from wgan_dist.config import validation as config_validation
-from wgan_dist import train
+from wgan_dist.training import state as train_state
 
 
 MNIST_VARIANTS = ('', 'quick', 'conditional', 'tiny')
@@ -84,14 +84,14 @@ def test_num_steps_from_epochs():
   config.train.num_steps = -1
   config.train.num_epochs = 2
   # 2 passes of 5,000 images at 64 x 5 real images per generator step.
-  assert train.resolve_num_steps(config, 5000) == 32
+  assert train_state.resolve_num_steps(config, 5000) == 32
 
 
 def test_schedule_helpers():
-  assert actions.Every(100, 1000).next_due(0) - 0 == 100
-  assert actions.Every(100, 1000).next_due(130) - 130 == 70
-  assert actions.Every(100, 1000).is_due(200) and actions.Every(300, 1000).is_due(1000)
-  assert not actions.Every(100, 1000).is_due(150)
+  assert schedules.Every(100, 1000).next_due(0) - 0 == 100
+  assert schedules.Every(100, 1000).next_due(130) - 130 == 70
+  assert schedules.Every(100, 1000).is_due(200) and schedules.Every(300, 1000).is_due(1000)
+  assert not schedules.Every(100, 1000).is_due(150)
 
 
 def test_default_workdir_is_runs_and_the_config_stem():

@@ -28,6 +28,7 @@ from wgan_dist.eval import precision_recall
 from wgan_dist.eval import protocol
 from wgan_dist.eval import records
 from wgan_dist.models import architectures as models
+from wgan_dist.training import evaluate_action
 
 NUM = 200
 BATCH = 50
@@ -183,7 +184,7 @@ def test_protocol_names_what_the_figures_were_measured_on(setup):
 def test_training_time_evaluation_writes_a_record_per_generator(setup, tmp_path):
   config, _, evaluator, generator = setup
   state = types.SimpleNamespace(generator=generator, ema_generator=generator)
-  scalars = train._evaluate(evaluator, state, str(tmp_path), 6)  # pylint: disable=protected-access
+  scalars = evaluate_action.evaluate(evaluator, state, str(tmp_path), 6)
   written = records.read(str(tmp_path))
   assert [r['protocol']['generator'] for r in written] == ['raw', 'ema']
   for record in written:
@@ -191,7 +192,7 @@ def test_training_time_evaluation_writes_a_record_per_generator(setup, tmp_path)
     assert record['protocol']['checkpoint'] is None
     assert record['eval/fid'] == scalars['eval/fid'] == scalars['eval_ema/fid']
     assert record['protocol']['num_generated'] == config.num_eval_samples
-  assert train._evaluate(evaluator, state) == scalars  # pylint: disable=protected-access
+  assert evaluate_action.evaluate(evaluator, state) == scalars
   assert len(records.read(str(tmp_path))) == 2  # No workdir, no record.
 
 

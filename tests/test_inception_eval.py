@@ -277,7 +277,7 @@ def test_training_logs_inception_scalars(weights_path, tmp_path):
   score = helpers.event_scalars(str(tmp_path / 'run'), 'eval/inception_score')
   assert list(fid) == list(score) == [4]
   assert np.isfinite(fid[4]) and fid[4] > 0 and 1 <= score[4] <= 1000
-  assert helpers.event_scalars(str(tmp_path / 'run'), 'eval/class_share_0') == {}
+  assert helpers.event_scalars(str(tmp_path / 'run'), 'eval_class_share/0') == {}
 
 
 @pytest.mark.parametrize('num1, num2, dim', [(40, 30, 100), (200, 150, 100), (300, 300, 512)])

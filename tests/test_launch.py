@@ -1,10 +1,14 @@
 """Launch scripts without GPUs or SLURM here: local_cluster.sh splits the visible GPUs between its
-workers (LOCAL_CLUSTER_DRY_RUN prints the split); slurm.sbatch starts one task per node with the
-job's CPUs (its srun and scontrol replaced by stand-ins that print what they were given)."""
+workers (LOCAL_CLUSTER_DRY_RUN prints the split) and runs them in a network namespace of their own
+where the system permits it (a stand-in for the trainer reports where each worker ran);
+slurm.sbatch starts one task per node with the job's CPUs (its srun and scontrol replaced by
+stand-ins that print what they were given); the launchers say which port each worker listens
+on."""
 
 import os
 import stat
 import subprocess
+import sys
 
 import pytest
 
@@ -24,6 +28,12 @@ def _assignments(stderr: str) -> list[str]:
           if ': CUDA_VISIBLE_DEVICES=' in line]
 
 
+def _gpu_warnings(stderr: str) -> list[str]:
+  """Warnings other than the one about the workers' network (which depends on the system)."""
+  return [line for line in stderr.splitlines()
+          if 'warning' in line and line not in _network_lines(stderr)]
+
+
 @pytest.mark.parametrize('visible, workers, expected', [
     ('0,1,2,3,4,5,6,7', 2, ['0,1,2,3', '4,5,6,7']),
     ('0,1,2,3', 4, ['0', '1', '2', '3']),
@@ -34,7 +44,7 @@ def test_local_cluster_gives_each_worker_its_own_gpus(visible, workers, expected
   result = _local_cluster(workers, {'CUDA_VISIBLE_DEVICES': visible})
   assert result.returncode == 0, result.stderr
   assert _assignments(result.stderr) == expected
-  assert 'warning' not in result.stderr
+  assert _gpu_warnings(result.stderr) == []
 
 
 def test_local_cluster_warns_about_gpus_left_over():
@@ -80,6 +90,12 @@ def test_slurm_starts_one_task_per_node_with_the_jobs_cpus(tmp_path):
   assert lines[0].startswith('srun --ntasks-per-node=1 --cpus-per-task=16 bash -c '), lines[0]
   assert lines[0].endswith(' multi_worker --config=configs/mnist.py'), lines[0]
   assert lines[1:] == ['SRUN_CPUS_PER_TASK=16', 'WORKER_HOSTS=gpu-a1:20007,gpu-a2:20007']
+  # Once, before the workers start: the port and that it takes anyone's connection.
+  assert result.stderr.splitlines() == [
+      'slurm: every worker listens on port 20007 on all interfaces of its node for the whole job '
+      "(gpu-a1:20007,gpu-a2:20007): TensorFlow's server, unauthenticated: whoever reaches it can "
+      'run code as you; keep the port on a private cluster network or firewalled (WGAN_DIST_PORT '
+      'sets it; docs/security.md)']
 
 
 def test_slurm_without_cpus_per_task_passes_none(tmp_path):
@@ -98,3 +114,132 @@ def test_slurm_without_cpus_per_task_passes_none(tmp_path):
   lines = result.stdout.splitlines()
   assert lines[0].startswith('srun --ntasks-per-node=1 bash -c '), lines[0]
   assert lines[1] == 'SRUN_CPUS_PER_TASK=unset'
+
+
+# The workers' network (local_cluster.sh) and the ports the launchers announce. A stand-in for
+# `python -m wgan_dist.main` reports where each worker ran; every other `python` (TF_CONFIG, the
+# free ports, bringing up the namespace's loopback) is the real interpreter.
+_WORKER_STAND_IN = f'''if [[ "$1 $2" != "-m wgan_dist.main" ]]; then exec {sys.executable} "$@"; fi
+echo "worker $TASK_INDEX netns=$(readlink /proc/self/ns/net) uid=$(id -u) ppid=$PPID \\
+pgid=$(cut -d ' ' -f 5 /proc/$$/stat) hosts=${{WORKER_HOSTS:-}} args=$*"
+exit "${{WORKER_EXIT:-0}}"
+'''
+
+
+def _run_workers(tmp_path, env_update: dict, stand_ins: dict = None):
+  """launch/local_cluster.sh 2 with the worker stand-in; returns (result, {index: report})."""
+  for name, script in {'python': _WORKER_STAND_IN, **(stand_ins or {})}.items():
+    _stand_in(tmp_path, name, script)
+  env = dict(os.environ, PATH=f'{tmp_path}:{os.environ["PATH"]}',
+             LOCAL_CLUSTER_LOG_DIR=str(tmp_path / 'logs'), CUDA_VISIBLE_DEVICES='', **env_update)
+  env.pop('_LOCAL_CLUSTER_NAMESPACE', None)
+  process = subprocess.Popen(['launch/local_cluster.sh', '2', '--config=configs/mnist.py:tiny'],
+                             cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+  stdout, stderr = process.communicate(timeout=60)
+  result = subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+  result.pid = process.pid
+  reports = stdout.splitlines() + (tmp_path / 'logs' / 'worker1.log').read_text().splitlines()
+  workers = {}
+  for line in reports:
+    if line.startswith('worker '):
+      fields = dict(field.split('=', 1) for field in line.split(' args=')[0].split()[2:])
+      workers[int(line.split()[1])] = fields
+  return result, workers
+
+
+def _network_lines(stderr: str) -> list[str]:
+  return [line for line in stderr.splitlines() if line.startswith('local_cluster: network: ')
+          or 'private network namespace' in line or 'LOCAL_CLUSTER_NETWORK' in line]
+
+
+def namespace_refusal() -> str:
+  """Why this system lets this user make no network namespace ('' when it does): the test of
+  the private mode is skipped then, decided without the script under test."""
+  attempts = [['unshare', '--net'], ['unshare', '--user', '--map-root-user', '--net']]
+  why = ''
+  for attempt in attempts[0 if os.geteuid() == 0 else 1:]:
+    try:
+      result = subprocess.run([*attempt, 'true'], capture_output=True, text=True, timeout=30,
+                              check=False)
+    except FileNotFoundError:
+      return 'unshare is not installed'
+    if result.returncode == 0:
+      return ''
+    why = result.stderr.strip()
+  return why
+
+
+def _private_network_or_skip():
+  why = namespace_refusal()
+  if why:
+    pytest.skip(f'this system permits no network namespace here: {why}')
+
+
+def test_local_cluster_runs_its_workers_in_a_private_network_namespace(tmp_path):
+  """Both workers in one namespace that is not this one, as this user, children of the script's
+  own process (its pid and process group: signals reach them as they did before)."""
+  _private_network_or_skip()
+  result, workers = _run_workers(tmp_path, {})
+  assert result.returncode == 0, result.stderr
+  network = _network_lines(result.stderr)
+  assert len(network) == 1 and network[0].startswith(
+      "local_cluster: network: the workers' own namespace (unshare "), network
+  assert 'warning' not in result.stderr
+  host_namespace = os.readlink('/proc/self/ns/net')
+  assert sorted(workers) == [0, 1]
+  assert workers[0]['netns'] == workers[1]['netns'] != host_namespace
+  for report in workers.values():
+    assert report['uid'] == str(os.getuid())
+    assert report['ppid'] == str(result.pid)
+    assert report['pgid'] == str(os.getpgid(0))  # Popen keeps the test's process group.
+  assert workers[0]['hosts'] == workers[1]['hosts']
+  assert [host.split(':')[0] for host in workers[0]['hosts'].split(',')] == ['127.0.0.1'] * 2
+
+
+def test_local_cluster_on_the_host_network_warns_once_and_runs_its_workers_here(tmp_path):
+  result, workers = _run_workers(tmp_path, {'LOCAL_CLUSTER_NETWORK': 'host', 'WORKER_EXIT': '3'})
+  assert _network_lines(result.stderr) == [
+      "local_cluster: warning: LOCAL_CLUSTER_NETWORK=host: the workers' ports listen on all "
+      'interfaces, unauthenticated, for the whole job (docs/security.md)']
+  host_namespace = os.readlink('/proc/self/ns/net')
+  assert [workers[i]['netns'] for i in (0, 1)] == [host_namespace, host_namespace]
+  assert workers[1]['ppid'] == str(result.pid)
+  # Exit status and messages as before: any failed worker fails the script, each one named.
+  assert result.returncode == 1
+  assert 'local_cluster: worker 0 (the chief) failed; its output is above' in result.stderr
+  assert f'local_cluster: worker 1 failed; see {tmp_path}/logs/worker1.log' in result.stderr
+
+
+def test_local_cluster_falls_back_with_one_warning_where_namespaces_are_refused(tmp_path):
+  _stand_in(tmp_path, 'unshare', 'echo "unshare: unshare failed: Operation not permitted" >&2\n'
+            'exit 1\n')
+  result = _local_cluster(2, {'CUDA_VISIBLE_DEVICES': '',
+                              'PATH': f'{tmp_path}:{os.environ["PATH"]}'})
+  assert result.returncode == 0, result.stderr
+  assert _network_lines(result.stderr) == [
+      'local_cluster: warning: no private network namespace for the workers (unshare: unshare '
+      'failed: Operation not permitted): their ports listen on all interfaces, unauthenticated, '
+      'for the whole job (docs/security.md)']
+
+
+def test_local_cluster_refuses_an_unknown_network():
+  result = _local_cluster(2, {'LOCAL_CLUSTER_NETWORK': 'loopback'})
+  assert result.returncode == 2
+  assert result.stderr.strip() == (
+      "local_cluster: LOCAL_CLUSTER_NETWORK=loopback: allowed: private (the default: the "
+      "workers' own network namespace where the system permits it) or host")
+
+
+def test_multi_worker_says_once_which_port_it_listens_on(tmp_path):
+  _stand_in(tmp_path, 'python', _WORKER_STAND_IN)
+  env = dict(os.environ, PATH=f'{tmp_path}:{os.environ["PATH"]}',
+             WORKER_HOSTS='node1:12345,node2:23456', TASK_INDEX='1')
+  result = subprocess.run(['launch/multi_worker.sh', '--config=configs/mnist.py'], cwd=REPO_ROOT,
+                          env=env, capture_output=True, text=True, timeout=60, check=False)
+  assert result.returncode == 0, result.stderr
+  assert result.stderr.splitlines() == [
+      'multi_worker: worker 1 of 2 listens on port 23456 on all interfaces for the whole job '
+      "(workers: node1:12345,node2:23456): TensorFlow's server, unauthenticated: whoever reaches "
+      'it can run code as this user; keep these ports on a trusted network (docs/security.md)']
+  assert result.stdout.startswith('worker 1 ')

@@ -10,9 +10,11 @@ import tensorflow as tf
 
 from tests import helpers
 from tests.conftest import REPO_ROOT
-from wgan_dist.training import actions
+from wgan_dist.training import controller
 from wgan_dist.dist import distribution
 from wgan_dist.training import monitoring
+from wgan_dist.training import profile_action
+from wgan_dist.training import schedules
 from wgan_dist.data import sources
 from wgan_dist.algorithm import steps
 from wgan_dist.training import state as train_state
@@ -76,12 +78,12 @@ def test_train_returns_metrics_and_loop_status_apart(tiny_config):
 
 
 def test_every_is_due_at_multiples_and_the_last_step():
-  every = actions.Every(3, 10)
+  every = schedules.Every(3, 10)
   assert [step for step in range(11) if every.is_due(step)] == [0, 3, 6, 9, 10]
   assert [every.next_due(step) for step in (0, 2, 3, 8, 9, 10)] == [3, 3, 6, 9, 10, None]
-  at = actions.AtSteps((5, 7))
+  at = schedules.AtSteps((5, 7))
   assert [at.next_due(step) for step in (0, 5, 6, 7)] == [5, 7, 7, None]
-  assert actions.AfterEveryCall().next_due(4) is None and actions.AfterEveryCall().is_due(4)
+  assert schedules.AfterEveryCall().next_due(4) is None and schedules.AfterEveryCall().is_due(4)
 
 
 def _record_run(actions_list, first_step=0, last_step=10, steps_per_loop=4):
@@ -92,7 +94,7 @@ def _record_run(actions_list, first_step=0, last_step=10, steps_per_loop=4):
     step[0] += num_steps
     return step[0]
 
-  reached = actions.run(train, actions_list, first_step=first_step, last_step=last_step,
+  reached = controller.run(train, actions_list, first_step=first_step, last_step=last_step,
                         steps_per_loop=steps_per_loop)
   return calls, reached
 
@@ -104,9 +106,9 @@ def test_loop_calls_end_at_the_nearest_due_action():
     return lambda step: ran.append((name, step))
 
   calls, reached = _record_run([
-      actions.Action('log', actions.Every(3, 10), record('log')),
-      actions.Action('stop', actions.AfterEveryCall(), record('stop')),
-      actions.Action('profile', actions.AtSteps((5, 7)), record('profile'), at_start=True)])
+      controller.Action('log', schedules.Every(3, 10), record('log')),
+      controller.Action('stop', schedules.AfterEveryCall(), record('stop')),
+      controller.Action('profile', schedules.AtSteps((5, 7)), record('profile'), at_start=True)])
   # Boundaries 3 (log), 5 (profile), 6 (log), 7 (profile), 9 (log), 10 (last step); never more
   # than steps_per_loop=4 per call.
   assert calls == [3, 2, 1, 1, 2, 1] and reached == 10
@@ -121,14 +123,15 @@ def test_loop_calls_end_at_the_nearest_due_action():
 def test_profile_boundaries_are_the_same_on_every_role(tmp_path):
   """Every worker must call the trainer (whose steps are collectives) with the same sizes; a
   profile boundary that only the chief respected would deadlock a multi-worker run."""
-  chief = actions.Profiler((3, 5), str(tmp_path / 'profile'), is_chief=True)
-  worker = actions.Profiler((3, 5), str(tmp_path / 'profile'), is_chief=False)
-  assert chief.schedule == worker.schedule == actions.AtSteps((3, 5))
-  runs = [_record_run([actions.Action('log', actions.Every(4, 10), lambda step: None),
-                       actions.Action('profile', profiler.schedule, lambda step: None)])
+  chief = profile_action.Profiler((3, 5), str(tmp_path / 'profile'), is_chief=True)
+  worker = profile_action.Profiler((3, 5), str(tmp_path / 'profile'), is_chief=False)
+  assert chief.schedule == worker.schedule == schedules.AtSteps((3, 5))
+  runs = [_record_run([controller.Action('log', schedules.Every(4, 10), lambda step: None),
+                       controller.Action('profile', profiler.schedule, lambda step: None)])
           for profiler in (chief, worker)]
   assert runs[0] == runs[1] == ([3, 1, 1, 3, 2], 10)
-  assert actions.Profiler((0, 0), str(tmp_path), is_chief=True).schedule == actions.AtSteps(())
+  off = profile_action.Profiler((0, 0), str(tmp_path), is_chief=True)
+  assert off.schedule == schedules.AtSteps(())
 
 
 def test_throughput_counts_only_timed_training_calls(tmp_path):

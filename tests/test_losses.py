@@ -126,3 +126,54 @@ def test_critic_losses_combine_the_terms_per_example():
                              rtol=1e-5, atol=1e-6)
   np.testing.assert_allclose(losses.generator_losses(critic, fake)['generator_loss'], -d_fake,
                              rtol=1e-6)
+
+
+class _SubclassedLinearCritic(keras.Model):
+  """D(x) = <w, x> + b as a subclassed model (no inputs or output until called)."""
+
+  def __init__(self, **kwargs):
+    super().__init__(**kwargs)
+    self.flatten = keras.layers.Flatten()
+    self.dense = keras.layers.Dense(1)
+
+  def call(self, inputs):
+    return self.dense(self.flatten(inputs))
+
+
+def _critic_of_each_kind(kind: str, shape: tuple) -> tuple[keras.Model, keras.layers.Dense]:
+  """A linear critic of `kind`, never called, and its Dense (to set w and b)."""
+  dense = keras.layers.Dense(1)
+  if kind == 'sequential':
+    return keras.Sequential([keras.Input(shape), keras.layers.Flatten(), dense]), dense
+  if kind == 'sequential_without_input':  # Builds on its first call.
+    return keras.Sequential([keras.layers.Flatten(), dense]), dense
+  if kind == 'functional':
+    image = keras.Input(shape)
+    return keras.Model(image, dense(keras.layers.Flatten()(image))), dense
+  critic = _SubclassedLinearCritic()
+  return critic, critic.dense
+
+
+@pytest.mark.parametrize('kind', ['sequential', 'sequential_without_input', 'functional',
+                                  'subclassed'])
+@pytest.mark.parametrize('called_first', [False, True])
+def test_penalty_works_on_every_kind_of_keras_critic(kind, called_first):
+  # ‖∇x D‖ = ‖w‖ for D(x) = <w, x> + b, whatever the model class and whether it was called.
+  # Not called first: the penalty's own call builds the weights, read back for the closed form.
+  shape = (4, 3, 2)
+  rng = np.random.default_rng(7)
+  critic, dense = _critic_of_each_kind(kind, shape)
+  real = rng.uniform(-1, 1, (5,) + shape).astype(np.float32)
+  fake = rng.uniform(-1, 1, (5,) + shape).astype(np.float32)
+  epsilon = rng.uniform(0, 1, (5, 1, 1, 1)).astype(np.float32)
+  if called_first:
+    critic(real[:1])
+    w = (1.7 * rng.standard_normal(shape) / np.sqrt(24)).astype(np.float32)
+    dense.set_weights([w.reshape(-1, 1), np.array([0.3], np.float32)])
+
+  penalty = losses.gradient_penalty(critic, real, fake, epsilon).numpy()
+
+  kernel = dense.get_weights()[0].astype(np.float64)
+  expected = (np.linalg.norm(kernel) - 1.0) ** 2
+  assert expected > 1e-3  # Random or set, ‖w‖ is not 1: the test can tell a wrong norm.
+  np.testing.assert_allclose(penalty, np.full(5, expected), rtol=1e-5, atol=1e-7)

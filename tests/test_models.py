@@ -8,7 +8,7 @@ from wgan_dist.config import validation as config_validation
 from wgan_dist.models import layers as model_layers
 from wgan_dist.models import architectures as models
 
-# The seed models' counts (README, "Architectures"); the blog's critic had batch norm (4 weights per channel), ours has per-channel
+# The seed models' counts (docs/architectures.md); the blog's critic had batch norm (4 weights per channel), ours has per-channel
 # layer norm (2) or none (0) on the 256-, 512- and 1024-channel layers.
 SEED_GENERATOR_PARAMS = 2_278_401
 SEED_CRITIC_PARAMS_WITH_BATCH_NORM = 10_807_302

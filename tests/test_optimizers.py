@@ -37,8 +37,8 @@ def test_critic_rate_is_keyed_on_generator_steps():
 
 def test_make_adam_decays_the_critic_over_n_critic_times_as_many_updates():
   config = cifar10.get_config()  # lr 2e-4, linear, 100k steps, n_critic 5.
-  generator_adam = optimizers.make_adam(config.train, 'generator_adam')
-  critic_adam = optimizers.make_adam(config.train, 'critic_adam')
+  generator_adam = optimizers.make_adam(config.train, 'generator')
+  critic_adam = optimizers.make_adam(config.train, 'critic')
   for optimizer, updates_at_half in ((generator_adam, 50_000), (critic_adam, 250_000)):
     optimizer.build([keras.Variable(0.0)])
     np.testing.assert_allclose(float(optimizer.learning_rate), 2e-4, rtol=1e-6)
@@ -49,14 +49,14 @@ def test_make_adam_decays_the_critic_over_n_critic_times_as_many_updates():
 def test_constant_rate_by_default():
   train_config = mnist.get_config().train
   assert train_config.lr_decay == 'none'
-  optimizer = optimizers.make_adam(train_config, 'critic_adam')
+  optimizer = optimizers.make_adam(train_config, 'critic')
   optimizer.build([keras.Variable(0.0)])
   optimizer.iterations.assign(10_000)
   np.testing.assert_allclose(float(optimizer.learning_rate), train_config.learning_rate)
 
 
 def test_schedule_survives_the_optimizer_config_round_trip():
-  optimizer = optimizers.make_adam(cifar10.get_config().train, 'critic_adam')
+  optimizer = optimizers.make_adam(cifar10.get_config().train, 'critic')
   restored = optimizers.AdamOnSummedGradients.from_config(optimizer.get_config())
   schedule = restored._learning_rate  # pylint: disable=protected-access
   assert isinstance(schedule, optimizers.LinearDecayPerGeneratorStep)
@@ -68,16 +68,17 @@ def test_linear_decay_needs_the_run_length():
   train_config = cifar10.get_config().train
   train_config.num_steps = -1
   with pytest.raises(ValueError, match=r"lr_decay='linear'.*train.num_steps"):
-    optimizers.make_adam(train_config, 'generator_adam')
+    optimizers.make_adam(train_config, 'generator')
   # An explicit run length (e.g. derived from num_epochs by the trainer) is enough.
-  optimizer = optimizers.make_adam(train_config, 'generator_adam', total_steps=10)
+  optimizer = optimizers.make_adam(train_config, 'generator', total_steps=10)
   optimizer.build([keras.Variable(0.0)])
   optimizer.iterations.assign(5)
   np.testing.assert_allclose(float(optimizer.learning_rate), 1e-4, rtol=1e-6)
 
 
 def test_unknown_decay_is_refused():
-  # One check, before any work (schema.LR_DECAYS); the optimizers trust a validated config.
+  # One check, before any work (config/schema.py LR_DECAYS); the optimizers trust a validated
+  # config.
   config = cifar10.get_config()
   config.train.lr_decay = 'cosine'
   with pytest.raises(ValueError, match=r"train.lr_decay='cosine'.*'none', 'linear'"):
@@ -89,11 +90,11 @@ def test_rate_resumes_from_a_checkpoint(tmp_path):
   # the decay instead of restarting it.
   train_config = cifar10.get_config().train
   variable = keras.Variable(0.0)
-  optimizer = optimizers.make_adam(train_config, 'critic_adam')
+  optimizer = optimizers.make_adam(train_config, 'critic')
   optimizer.build([variable])
   optimizer.iterations.assign(250_000)
   path = tf.train.Checkpoint(optimizer=optimizer).write(str(tmp_path / 'ckpt'))
-  resumed = optimizers.make_adam(train_config, 'critic_adam')
+  resumed = optimizers.make_adam(train_config, 'critic')
   resumed.build([keras.Variable(0.0)])
   np.testing.assert_allclose(float(resumed.learning_rate), 2e-4, rtol=1e-6)
   tf.train.Checkpoint(optimizer=resumed).read(path).assert_existing_objects_matched()
@@ -105,8 +106,8 @@ def test_generator_learning_rate_sets_only_the_generator(lr_decay):
   train_config = cifar10.get_config().train  # lr 2e-4, 100k steps.
   train_config.lr_decay = lr_decay
   train_config.generator_learning_rate = 5e-5
-  generator_adam = optimizers.make_adam(train_config, 'generator_adam')
-  critic_adam = optimizers.make_adam(train_config, 'critic_adam')
+  generator_adam = optimizers.make_adam(train_config, 'generator')
+  critic_adam = optimizers.make_adam(train_config, 'critic')
   for optimizer in (generator_adam, critic_adam):
     optimizer.build([keras.Variable(0.0)])
   np.testing.assert_allclose(float(generator_adam.learning_rate), 5e-5, rtol=1e-6)

@@ -83,7 +83,7 @@ def test_optimizer_applies_the_summed_gradient_once(tiny_config):
   tiny_config.train.beta1 = 0.5
   with strategy.scope():
     variable = keras.Variable(np.zeros(3, np.float32))
-    optimizer = optimizers.make_adam(tiny_config.train, 'adam')
+    optimizer = optimizers.make_adam(tiny_config.train, 'generator', name='adam')
     optimizer.build([variable])
 
   def replica_fn():

@@ -90,8 +90,9 @@ def test_a_call_that_overruns_ends_the_process_naming_it():
   dog.close()
   assert code == watchdog_lib.EXIT_STALLED == 3
   assert message.startswith('stalled: the checkpoint action at step 4 did not return within '
-                            '0.2 s (distribution.step_timeout_secs=0.2; 10x the slowest such '
-                            'call so far; 3x for the first)'), message
+                            '0.2 s (the largest of distribution.step_timeout_secs=0.2, 10x the '
+                            'slowest such call so far and 2x the first; 3x step_timeout_secs '
+                            'for the first)'), message
   assert '\n' not in message
 
 
@@ -280,4 +281,4 @@ def test_a_worker_stuck_outside_the_collectives_ends_the_job_naming_the_stalled_
   assert last.startswith('error: stalled: the '), last
   # The chief is in its own save at step 2 or in a collective after it; those calls have each
   # run before (measured), or run first (3x the floor).
-  assert 'did not return within ' in last and '(distribution.step_timeout_secs=25;' in last, last
+  assert 'did not return within ' in last and 'distribution.step_timeout_secs=25, ' in last, last

@@ -10,6 +10,6 @@ importing only those below it:
   models/    architectures by name, shared layers, ResNet, 64x64 DCGAN
   eval/      Fréchet distance, scores, the evaluator          dist/  strategy, devices, peers,
   data/      sources, input pipeline, image grids                    watchdog, signals, OOM
-  algorithm/ steps, losses, optimizers, precision, EMA, random keys
-  config/    allowed values and validation
+  algorithm/ steps, losses, conditioning, optimizers, precision, EMA, random keys
+  config/    registries (docs/extending.md), allowed values and validation
 """

@@ -7,7 +7,7 @@ One line per check, `ok` or `FAIL` and what was compared; exit status 1 if any c
 - 1 GPU and 2 logical GPUs agree per step, losses to 1e-3 relative or 1e-4 absolute (float32,
   allow_tf32=False: TF32 rounds matmul inputs to about 1e-3 by itself);
 - a run stopped at step 2 and resumed to step 4 ends bit-identical to an uninterrupted one, with
-  TF_DETERMINISTIC_OPS=1 (README, "Exactness");
+  TF_DETERMINISTIC_OPS=1 (docs/distributed.md, "Exactness");
 - with 2 or more physical GPUs: a MirroredStrategy with NCCL all-reduce over 2 of them trains
   and agrees with 1 GPU to the same bounds.
 

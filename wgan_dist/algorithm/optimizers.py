@@ -65,12 +65,6 @@ class LinearDecayPerGeneratorStep(keras.optimizers.schedules.LearningRateSchedul
             'updates_per_step': self.updates_per_step}
 
 
-def _default_updates_per_step(train_config: ml_collections.ConfigDict, name: str) -> int:
-  # train_state.create_train_state names the optimizers 'generator_adam' and 'critic_adam' (names
-  # checkpoints depend on); the critic is updated n_critic times per generator step.
-  return train_config.n_critic if name.startswith('critic') else 1
-
-
 def initial_learning_rate(train_config: ml_collections.ConfigDict, generator: bool) -> float:
   """train.learning_rate, or for the generator train.generator_learning_rate when it is set."""
   # getattr: configs saved before train.generator_learning_rate existed still load.
@@ -100,19 +94,26 @@ def make_learning_rate(train_config: ml_collections.ConfigDict, *, updates_per_s
   return LinearDecayPerGeneratorStep(initial, total_steps, updates_per_step)
 
 
-def make_adam(train_config: ml_collections.ConfigDict, name: str, *,
-              updates_per_step: Optional[int] = None,
-              total_steps: Optional[int] = None) -> keras.optimizers.Optimizer:
-  """Adam(lr, beta1, beta2) from `config.train`; create under the strategy scope.
+# The two networks an optimizer can train; its name (which checkpoints depend on) is
+# '<network>_adam' unless given.
+NETWORKS = ('generator', 'critic')
 
-  `updates_per_step`: this optimizer's updates per generator step (only the linear decay uses
-  it); by default n_critic when `name` starts with 'critic', else 1. `total_steps`: generator
-  steps of the run, for the decay; by default train.num_steps.
+
+def make_adam(train_config: ml_collections.ConfigDict, network: str, *,
+              total_steps: Optional[int] = None,
+              name: Optional[str] = None) -> keras.optimizers.Optimizer:
+  """Adam(lr, beta1, beta2) from `config.train` for `network` ('generator' | 'critic'); create
+  under the strategy scope.
+
+  The network sets the initial rate (`initial_learning_rate`) and the updates per generator
+  step the linear decay divides by: n_critic for the critic, 1 for the generator.
+  `total_steps`: generator steps of the run, for the decay; by default train.num_steps.
   """
-  if updates_per_step is None:
-    updates_per_step = _default_updates_per_step(train_config, name)
-  learning_rate = make_learning_rate(train_config, updates_per_step=updates_per_step,
-                                     total_steps=total_steps,
-                                     generator=not name.startswith('critic'))
+  if network not in NETWORKS:
+    raise ValueError(f'network={network!r} is not allowed; allowed: one of {NETWORKS}')
+  critic = network == 'critic'
+  learning_rate = make_learning_rate(
+      train_config, updates_per_step=train_config.n_critic if critic else 1,
+      total_steps=total_steps, generator=not critic)
   return AdamOnSummedGradients(learning_rate=learning_rate, beta_1=train_config.beta1,
-                               beta_2=train_config.beta2, name=name)
+                               beta_2=train_config.beta2, name=name or f'{network}_adam')

@@ -1,4 +1,5 @@
-"""Mixed precision: the Keras dtype policy the models are built under, and loss scaling.
+"""Mixed precision: PRECISIONS, the registry of `mixed_precision` (each name is the Keras dtype
+policy the models are built under), and loss scaling.
 
 `mixed_float16` wraps both optimizers in Keras' dynamic `LossScaleOptimizer`: the total loss is
 scaled once for the outer gradient, which the optimizer unscales, and a step whose gradients are
@@ -9,24 +10,40 @@ square are formed in float32. `mixed_bfloat16` has float32's exponent range and 
 """
 
 import contextlib
+import dataclasses
 from typing import Iterator
 
 import keras
 
-# Fixed scale of the penalty's inner gradient under float16: the per-pixel input gradients of a
-# 1-Lipschitz critic are ~1/sqrt(pixels) and the activations' gradients deeper in the net are of
-# the same order, so 2^7 lifts them far above fp16's subnormal range (6e-8) while leaving
-# values up to ~500 far from its maximum (65504). Under float32 and bfloat16 it is 1.
-_INNER_GRADIENT_SCALE = {'float32': 1.0, 'mixed_float16': 2.0**7, 'mixed_bfloat16': 1.0}
+from wgan_dist.config import registry
+
+@dataclasses.dataclass(frozen=True)
+class Precision:
+  """What `mixed_precision` names (the name is also the Keras dtype policy)."""
+  # Wrap the optimizers in a dynamic LossScaleOptimizer.
+  loss_scaling: bool
+  # Fixed scale of the penalty's inner gradient (then divided out; module docstring).
+  inner_gradient_scale: float
+
+
+# Under float16 the per-pixel input gradients of a 1-Lipschitz critic are ~1/sqrt(pixels) and
+# the activations' gradients deeper in the net are of the same order, so 2^7 lifts them far
+# above fp16's subnormal range (6e-8) while leaving values up to ~500 far from its maximum
+# (65504). float32 and bfloat16 need no scale.
+PRECISIONS: registry.Registry[Precision] = registry.Registry('mixed_precision', {
+    'float32': Precision(loss_scaling=False, inner_gradient_scale=1.0),
+    'mixed_float16': Precision(loss_scaling=True, inner_gradient_scale=2.0**7),
+    'mixed_bfloat16': Precision(loss_scaling=False, inner_gradient_scale=1.0),
+})
 
 
 def uses_loss_scaling(precision: str) -> bool:
-  return precision == 'mixed_float16'
+  return PRECISIONS.get(precision).loss_scaling
 
 
 def inner_gradient_scale(precision: str) -> float:
   """The fixed factor the penalty's inner gradient is computed at (then divided out)."""
-  return _INNER_GRADIENT_SCALE[precision]
+  return PRECISIONS.get(precision).inner_gradient_scale
 
 
 @contextlib.contextmanager

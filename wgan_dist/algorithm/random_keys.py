@@ -1,5 +1,13 @@
 """Stateless random draws keyed by (seed, step, iteration, purpose), sliced per replica, and
-every purpose (stream id) the project draws with.
+the purposes (stream ids) of the draws made through `key`: the noise, interpolation weights and
+labels of training, evaluation and sampling.
+
+Other draws are seeded where they are made, not here: the data order by `config.seed` and the
+epoch (data/input_pipeline.py `example_indices`, a stateless index shuffle); weight
+initialisation by `keras.utils.set_random_seed(config.seed)` (training/state.py); the Inception
+evaluation's reference subset of the training images by evaluator.REFERENCE_SEED
+(eval/evaluator.py); the digit classifier's split and training by their own fixed seeds
+(eval/classifier.py, eval/train_classifier.py).
 
 Every replica draws the *global* batch's noise from the same key and keeps its own slice. So an
 example's z and ε depend only on its global index, never on the replica count, and no two
@@ -9,8 +17,8 @@ draws are a few thousand numbers, negligible next to the step.
 
 import tensorflow as tf
 
-# Purposes: one stream per kind of draw. Every id lives here so that two kinds of draw can
-# never share a stream; a new kind takes a new number. Training's streams (1-5) are keyed by
+# Purposes: one stream per kind of draw made through `key`. Every such id lives here so that two
+# kinds of draw can never share a stream; a new kind takes a new number. Training's streams (1-5) are keyed by
 # (generator step, critic iteration); the tools' streams sit far from them.
 CRITIC_NOISE = 1  # z of each critic update.
 EPSILON = 2  # The penalty's interpolation weight per example.

@@ -23,26 +23,39 @@ import keras
 import ml_collections
 import tensorflow as tf
 
+from wgan_dist.algorithm import conditioning as conditioning_lib
 from wgan_dist.algorithm import losses
 from wgan_dist.algorithm import precision
 from wgan_dist.algorithm import random_keys
 
-# What the two steps measure (the critic's averaged over its n_critic updates by the loop).
+# What the two steps measure (the critic's averaged over its n_critic updates by the loop),
+# besides the extra terms of the conditioning (`conditioning.Conditioning.critic_metrics`,
+# `.generator_metrics`; AC-GAN's classifier cross-entropies).
 CRITIC_METRICS = ('critic_loss', 'gradient_penalty', 'wasserstein_estimate', 'critic_grad_norm')
 GENERATOR_METRICS = ('generator_loss', 'generator_grad_norm')
 METRICS = CRITIC_METRICS + GENERATOR_METRICS
-# AC-GAN conditioning also measures its auxiliary classifier's cross-entropy: on real images in
-# the critic update, on the generator's fakes in the generator update.
-ACGAN_METRICS = ('critic_classifier_loss', 'generator_classifier_loss')
+ACGAN_METRICS = (conditioning_lib.ACGAN_CONDITIONING.critic_metrics +
+                 conditioning_lib.ACGAN_CONDITIONING.generator_metrics)
 # Also in each step's result: 1.0 when the loss scale skipped the update, else 0.0.
 SKIPPED = 'skipped'
 _SUM = tf.distribute.ReduceOp.SUM
 
 
+def critic_metric_names(config: ml_collections.ConfigDict) -> tuple[str, ...]:
+  """The metrics the critic step of `config` returns (SKIPPED aside)."""
+  return CRITIC_METRICS + conditioning_lib.from_config(config).critic_metrics
+
+
+def generator_metric_names(config: ml_collections.ConfigDict) -> tuple[str, ...]:
+  """The metrics the generator step of `config` returns (SKIPPED aside)."""
+  return GENERATOR_METRICS + conditioning_lib.from_config(config).generator_metrics
+
+
 def metric_names(config: ml_collections.ConfigDict) -> tuple[str, ...]:
-  """The metrics the steps of `config` return (SKIPPED aside), in logging order."""
-  acgan = config.model.num_classes > 0 and config.model.conditioning == 'acgan'
-  return METRICS + (ACGAN_METRICS if acgan else ())
+  """The metrics the steps of `config` return (SKIPPED aside), in logging order: METRICS, then
+  the conditioning's critic and generator terms."""
+  conditioning = conditioning_lib.from_config(config)
+  return METRICS + conditioning.critic_metrics + conditioning.generator_metrics
 
 
 class NonFiniteError(RuntimeError):
@@ -73,15 +86,17 @@ def critic_loss_and_gradients(*, critic: keras.Model, real: tf.Tensor, fake: tf.
                               epsilon: tf.Tensor, gp_lambda: float, global_batch: int,
                               inner_scale: float, loss_scale: Optional[tf.Tensor],
                               labels: Optional[tf.Tensor] = None,
-                              classifier_weight: float = 0.0) -> tuple[dict, list]:
+                              classifier_weight: float = 0.0,
+                              conditioning: conditioning_lib.Conditioning = conditioning_lib.NONE
+                              ) -> tuple[dict, list]:
   """Per-example critic terms and this replica's gradient of loss_scale·(its loss share).
 
   The penalty inside is computed at the fixed `inner_scale`, independent of `loss_scale`.
-  `labels` and `classifier_weight`: losses.critic_losses.
+  `labels`, `classifier_weight` and `conditioning`: losses.critic_losses.
   """
   with tf.GradientTape() as tape:
     terms = losses.critic_losses(critic, real, fake, epsilon, gp_lambda, inner_scale, labels,
-                                 classifier_weight)
+                                 classifier_weight, conditioning)
     loss = tf.nn.compute_average_loss(terms['critic_loss'], global_batch_size=global_batch)
     scaled_loss = _scaled(loss, loss_scale)
   return terms, tape.gradient(scaled_loss, critic.trainable_variables)
@@ -138,9 +153,10 @@ def make_critic_step(*, strategy: tf.distribute.Strategy, config: ml_collections
   class-conditional config, whose fakes are then generated for the real batch's labels (so the
   penalty's x̂ interpolates within a class); `step` (generator steps done) and `iteration` (the
   critic update within the step, 0..n_critic-1) key the noise z and ε. Returns the global-batch
-  means of CRITIC_METRICS (the gradient norm of the applied, summed gradient), the AC-GAN
-  classifier's loss when there is one, and SKIPPED. Changes only the critic's variables and its
-  optimizer (and the generator's batch norm statistics, as the generator runs in training mode).
+  means of `critic_metric_names(config)` (CRITIC_METRICS, the gradient norm that of the
+  applied, summed gradient, and the conditioning's extra terms) and SKIPPED. Changes only the
+  critic's variables and its optimizer (and the generator's batch norm statistics, as the
+  generator runs in training mode).
   """
   train = config.train
   num_replicas = strategy.num_replicas_in_sync
@@ -152,10 +168,10 @@ def make_critic_step(*, strategy: tf.distribute.Strategy, config: ml_collections
                         if train.jit_compile else critic_loss_and_gradients)
 
   classifier_weight = float(train.acgan_critic_weight)
-  conditional = config.model.num_classes > 0  # Batches carry labels.
+  conditioning = conditioning_lib.from_config(config)
 
   def replica_step(batch, step: tf.Tensor, iteration: tf.Tensor) -> dict:
-    real, labels = batch if conditional else (batch, None)
+    real, labels = batch if conditioning.conditional else (batch, None)
     z = _global_noise(config, num_replicas, [config.model.noise_dim], tf.random.stateless_normal,
                       random_keys.key(config.seed, step, iteration, random_keys.CRITIC_NOISE))
     epsilon = _global_noise(config, num_replicas, [1, 1, 1], tf.random.stateless_uniform,
@@ -165,7 +181,7 @@ def make_critic_step(*, strategy: tf.distribute.Strategy, config: ml_collections
         critic=critic, real=real, fake=fake, epsilon=epsilon, gp_lambda=gp_lambda,
         global_batch=train.global_batch_size, inner_scale=inner_scale,
         loss_scale=precision.loss_scale(critic_optimizer), labels=labels,
-        classifier_weight=classifier_weight)
+        classifier_weight=classifier_weight, conditioning=conditioning)
     update = _apply_summed(critic_optimizer, grads, critic.trainable_variables, num_replicas)
     metrics = {name: tf.nn.compute_average_loss(values, global_batch_size=train.global_batch_size)
                for name, values in terms.items()}
@@ -190,23 +206,24 @@ def make_generator_step(*, strategy: tf.distribute.Strategy, config: ml_collecti
 
   `step` (generator steps done) keys the noise and, for a class-conditional config, the labels
   the fakes are generated for (uniform over the classes). Returns the global-batch means of
-  GENERATOR_METRICS, the AC-GAN classifier's loss on the fakes when there is one, and SKIPPED.
+  `generator_metric_names(config)` (GENERATOR_METRICS and the conditioning's extra terms on the
+  fakes) and SKIPPED.
   Changes only the generator's variables and its optimizer.
   """
   global_batch = config.train.global_batch_size
   num_replicas = strategy.num_replicas_in_sync
   classifier_weight = float(config.train.acgan_generator_weight)
-  conditional = config.model.num_classes > 0  # Batches carry labels.
+  conditioning = conditioning_lib.from_config(config)
 
   def replica_step(step: tf.Tensor) -> dict:
     z = _global_noise(config, num_replicas, [config.model.noise_dim], tf.random.stateless_normal,
                       random_keys.key(config.seed, step, 0, random_keys.GENERATOR_NOISE))
     labels = (_global_labels(config, num_replicas,
                              random_keys.key(config.seed, step, 0, random_keys.GENERATOR_LABELS))
-              if conditional else None)
+              if conditioning.conditional else None)
     with tf.GradientTape() as tape:
       terms = losses.generator_losses(critic, losses.generate(generator, z, labels), labels,
-                                      classifier_weight)
+                                      classifier_weight, conditioning)
       loss = tf.nn.compute_average_loss(terms['generator_loss'], global_batch_size=global_batch)
       scaled_loss = _scaled(loss, precision.loss_scale(generator_optimizer))
     grads = tape.gradient(scaled_loss, generator.trainable_variables)

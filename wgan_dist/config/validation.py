@@ -1,6 +1,8 @@
 """Checks a config before any work is done; each error names the field, the value and what is
-allowed. The allowed values of choice fields come from wgan_dist/config/schema.py; the modules that act
-on a config trust it once it has passed here.
+allowed. The allowed values of a choice field come from its registry when it has one (the
+extension points: architecture, conditioning, data source, precision, all-reduce; found through
+config/registry.py), else from config/schema.py; the modules that act on a config trust it once
+it has passed here.
 
 Every field of configs/default.py has a rule here, types included: ml_collections refuses most
 type changes when a value is set, but lets a bool into an int field, an int into a float field,
@@ -14,6 +16,7 @@ from typing import Callable
 
 import ml_collections
 
+from wgan_dist.config import registry
 from wgan_dist.config import schema
 
 _INT64 = (-2**63, 2**63 - 1)
@@ -51,6 +54,13 @@ def _choice(config: ml_collections.ConfigDict, field: str, allowed: tuple) -> No
   _require(isinstance(value, str) and value in allowed, field, value, f'one of {allowed}')
 
 
+def _registered(config: ml_collections.ConfigDict, field: str):
+  """The entry of the field's registry that the config names (ConfigError if none)."""
+  names = registry.lookup(field)
+  _choice(config, field, names.names)
+  return names.get(_value(config, field))
+
+
 def _integer(config: ml_collections.ConfigDict, field: str, minimum: int,
              allowed: str = '') -> None:
   value = _value(config, field)
@@ -70,7 +80,7 @@ def _flag(config: ml_collections.ConfigDict, field: str) -> None:
 
 
 def _validate_data(config: ml_collections.ConfigDict) -> None:
-  _choice(config, 'data.source', schema.SOURCES)
+  _registered(config, 'data.source')
   path = config.data.path
   _require(isinstance(path, str), 'data.path', path,
            "a string: a directory ('folder'), an .npz file ('npz') or a TFDS name ('tfds')")
@@ -82,7 +92,7 @@ def _validate_data(config: ml_collections.ConfigDict) -> None:
 
 
 def _validate_model(config: ml_collections.ConfigDict) -> None:
-  _choice(config, 'model.architecture', schema.ARCHITECTURES)
+  architecture = _registered(config, 'model.architecture')
   if config.model.critic_norm == 'batch':
     raise ConfigError(
         "model.critic_norm='batch' is refused: batch norm couples the examples of a batch, so "
@@ -94,10 +104,10 @@ def _validate_model(config: ml_collections.ConfigDict) -> None:
   _integer(config, 'model.num_classes', 0, 'an integer >= 0 (0 = unconditional)')
   _require(config.model.num_classes != 1, 'model.num_classes', 1,
            '0 (unconditional) or >= 2 classes')
-  _choice(config, 'model.conditioning', schema.CONDITIONINGS)
+  _registered(config, 'model.conditioning')
   _choice(config, 'model.conv_impl', schema.CONV_IMPLS)
   # After the data fields' own checks, so the pair holds two integers.
-  shapes = schema.SUPPORTED_IMAGE_SHAPES[config.model.architecture]
+  shapes = architecture.image_shapes
   shape = (config.data.image_size, config.data.channels)
   _require(shape in shapes, 'data.image_size, data.channels', shape,
            f'{shapes} for model.architecture={config.model.architecture!r}')
@@ -132,21 +142,22 @@ def _validate_run(config: ml_collections.ConfigDict) -> None:
   """Top-level fields: seed, precision, distribution, intervals, evaluation."""
   _integer(config, 'seed', _INT64[0], 'an integer (int64)')
   _require(config.seed <= _INT64[1], 'seed', config.seed, 'an integer (int64)')
-  _choice(config, 'mixed_precision', schema.PRECISIONS)
+  _registered(config, 'mixed_precision')
   _number(config, 'initial_loss_scale', lambda v: v >= 1, '>= 1')
   _choice(config, 'distribution.strategy', schema.STRATEGIES)
   _integer(config, 'distribution.cpu_replicas', 0,
            'an integer >= 0 (0 = do not split the CPU)')
   _number(config, 'distribution.peer_timeout_secs', lambda v: v > 0, '> 0 seconds')
   # Which values fit the strategy and devices is checked when the strategy is made (devices.py).
-  _choice(config, 'distribution.all_reduce', schema.ALL_REDUCES)
+  _registered(config, 'distribution.all_reduce')
   _flag(config, 'distribution.gpu_memory_growth')
   _number(config, 'distribution.step_timeout_secs', lambda v: v > 0, '> 0 seconds')
   _number(config, 'distribution.stop_grace_secs', lambda v: v > 0, '> 0 seconds')
   _flag(config, 'allow_tf32')
-  for field in ('log_every_steps', 'sample_every_steps', 'checkpoint_every_steps',
-                'max_checkpoints_to_keep'):
-    _integer(config, field, 1)
+  # The periodic actions' intervals (training/actions.py); 0 turns an action off.
+  for field in ('log_every_steps', 'sample_every_steps', 'checkpoint_every_steps'):
+    _integer(config, field, 0, 'an integer >= 0 (0 = off)')
+  _integer(config, 'max_checkpoints_to_keep', 1)
   steps = config.profile_steps
   _require(isinstance(steps, (tuple, list)) and len(steps) == 2 and
            all(_is_integer(step) for step in steps) and 0 <= steps[0] <= steps[1],

@@ -1,2 +1,3 @@
-"""Data: finding, checking and loading `data.source`, the input pipeline (order, sharding,
-batching, decoding), and image grids. Imports only `config/` from wgan_dist."""
+"""Data: the sources by name (`sources.SOURCES`), finding, checking and loading them, the input
+pipeline (order, sharding, batching, decoding), and image grids. Imports only `config/` from
+wgan_dist."""

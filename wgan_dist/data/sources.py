@@ -1,9 +1,11 @@
-"""Where the real images come from: find, check and load the source `data.source` names.
+"""Where the real images come from: SOURCES, the registry of `data.source`, and
+`load_source(config)`, which finds, checks and loads the source the config names.
 
-`load_source(config)` returns a `Source` (in-memory images or a list of image files) so that bad
+A new source is a loader (a function of the config, in its own module when it is more than a
+few lines) and one entry in SOURCES (docs/extending.md). `load_source(config)` returns a `Source` (in-memory images or a list of image files) so that bad
 input fails here, before any training work, with a DataError naming the field, the path or file
 and what is allowed. What happens to the images afterwards (order, sharding, batching, scaling
-to [-1, 1]) is wgan_dist/input_pipeline.py's job.
+to [-1, 1]) is data/input_pipeline.py's job.
 
 What load_source checks:
 - 'folder': the directory exists and holds image files; every file is decoded once with the
@@ -28,8 +30,8 @@ What load_source checks:
 - Only sources that can download ('mnist', 'fashion_mnist', 'cifar10', 'tfds') touch the network,
   and only with data.allow_download.
 
-The config is trusted to have passed config_validation (data.source and data.on_bad_image are
-among schema's values).
+The config is trusted to have passed config validation (data.source is one of SOURCES,
+data.on_bad_image one of config/schema.py's values).
 """
 
 import collections
@@ -41,12 +43,14 @@ import re
 import socket
 import time
 import zipfile
-from typing import Callable, Optional
+from typing import Callable, NamedTuple, Optional
 
 import ml_collections
 import numpy as np
 import tensorflow as tf
 from absl import logging
+
+from wgan_dist.config import registry
 
 IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.gif')
 # Bad files named in an error or warning (with the reason); the rest are only counted.
@@ -66,8 +70,6 @@ FASHION_MNIST_CLASS_NAMES = ('T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coa
                              'Shirt', 'Sneaker', 'Bag', 'Ankle boot')
 CIFAR10_CLASS_NAMES = ('airplane', 'automobile', 'bird', 'cat', 'deer', 'dog', 'frog', 'horse',
                        'ship', 'truck')
-_CLASS_NAMES = {'embedded_mnist': MNIST_CLASS_NAMES, 'mnist': MNIST_CLASS_NAMES,
-                'fashion_mnist': FASHION_MNIST_CLASS_NAMES, 'cifar10': CIFAR10_CLASS_NAMES}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -437,47 +439,101 @@ def _load_tfds(name: str, allow_download: bool, num_classes: int
   return images, labels, names or None
 
 
+class Loaded(NamedTuple):
+  """What a source's loader found, before the checks every source shares."""
+  name: str  # The source actually loaded ('mnist' may fall back to 'embedded_mnist').
+  images: Optional[np.ndarray] = None
+  files: Optional[list[str]] = None
+  labels: Optional[np.ndarray] = None
+  class_names: Optional[tuple[str, ...]] = None
+
+
+def _load_embedded(config: ml_collections.ConfigDict) -> Loaded:
+  del config
+  images, labels = load_embedded_mnist()
+  return Loaded('embedded_mnist', images, labels=labels, class_names=MNIST_CLASS_NAMES)
+
+
+def _load_keras(config: ml_collections.ConfigDict) -> Loaded:
+  """A keras.datasets set (its name is data.source); 'mnist' falls back to the embedded sample."""
+  name = config.data.source
+  loaded = _keras_dataset(name, getattr(tf.keras.datasets, name).load_data,
+                          config.data.allow_download)
+  if loaded is None and name == 'mnist':
+    logging.warning('Full MNIST is not cached and could not be downloaded; training on the '
+                    "embedded 5,000-image MNIST sample instead (data.source='embedded_mnist').")
+    return _load_embedded(config)
+  if loaded is None:
+    raise DataError(f'data.source={name!r}: the data set is not cached under ~/.keras/datasets '
+                    'and could not be downloaded')
+  images, labels = loaded
+  return Loaded(name, images, labels=labels, class_names=SOURCES.get(name).class_names)
+
+
+def _load_folder(config: ml_collections.ConfigDict) -> Loaded:
+  data, num_classes = config.data, config.model.num_classes
+  files = _list_image_files(data.path)
+  classes = _folder_classes(data.path, files, num_classes) if num_classes > 0 else None
+  files = _check_image_files(files, data)  # After the layout check: decoding is work.
+  if classes is None:
+    return Loaded('folder', files=files)
+  logging.info('Classes of data.path=%r (sub-directory -> label): %s', data.path,
+               ', '.join(f'{folder} -> {label}' for label, folder in enumerate(classes)))
+  return Loaded('folder', files=files, labels=_folder_labels(data.path, files, classes),
+                 class_names=classes)
+
+
+def _load_npz_source(config: ml_collections.ConfigDict) -> Loaded:
+  images, labels = _load_npz(config.data.path, config.model.num_classes)
+  return Loaded('npz', images, labels=labels)
+
+
+def _load_tfds_source(config: ml_collections.ConfigDict) -> Loaded:
+  images, labels, class_names = _load_tfds(config.data.path, config.data.allow_download,
+                                           config.model.num_classes)
+  return Loaded('tfds', images, labels=labels, class_names=class_names)
+
+
+@dataclasses.dataclass(frozen=True)
+class SourceKind:
+  """What `data.source` names: its loader, and what the shared checks need to know of it."""
+  # load(validated config) -> Loaded: finds the images (and, with model.num_classes > 0, the
+  # labels), raising DataError naming what is wrong; `load_source` checks the rest.
+  load: Callable[[ml_collections.ConfigDict], Loaded]
+  # A built-in data set's class names in label order (its labels are range-checked against
+  # model.num_classes); None for sources whose labels their loader checks.
+  class_names: Optional[tuple[str, ...]] = None
+  # Whether data.path names what is read (errors then name data.path).
+  reads_path: bool = False
+
+
+# data.source: the registry (config/registry.py) is the only list of allowed names.
+SOURCES: registry.Registry[SourceKind] = registry.Registry('data.source', {
+    'mnist': SourceKind(_load_keras, MNIST_CLASS_NAMES),
+    'embedded_mnist': SourceKind(_load_embedded, MNIST_CLASS_NAMES),
+    'fashion_mnist': SourceKind(_load_keras, FASHION_MNIST_CLASS_NAMES),
+    'cifar10': SourceKind(_load_keras, CIFAR10_CLASS_NAMES),
+    'folder': SourceKind(_load_folder, reads_path=True),
+    'npz': SourceKind(_load_npz_source, reads_path=True),
+    'tfds': SourceKind(_load_tfds_source, reads_path=True),
+})
+
+
 def load_source(config: ml_collections.ConfigDict) -> Source:
   """Finds and checks the images (and, with model.num_classes > 0, the labels) of a validated
   config; raises DataError naming what is wrong."""
   data = config.data
-  name = data.source
   num_classes = config.model.num_classes
-  labels = class_names = None
-  if name in ('embedded_mnist', 'mnist', 'fashion_mnist', 'cifar10'):
-    loaded = None
-    if name != 'embedded_mnist':
-      loader = getattr(tf.keras.datasets, name).load_data
-      loaded = _keras_dataset(name, loader, data.allow_download)
-    if loaded is None and name == 'mnist':
-      logging.warning('Full MNIST is not cached and could not be downloaded; training on the '
-                      "embedded 5,000-image MNIST sample instead (data.source='embedded_mnist').")
-      name = 'embedded_mnist'
-    if loaded is None and name != 'embedded_mnist':
-      raise DataError(f'data.source={name!r}: the data set is not cached under ~/.keras/datasets '
-                      'and could not be downloaded')
-    images, labels = loaded if loaded is not None else load_embedded_mnist()
-    class_names = _CLASS_NAMES[name]
-  elif name == 'folder':
-    files = _list_image_files(data.path)
-    classes = _folder_classes(data.path, files, num_classes) if num_classes > 0 else None
-    files = _check_image_files(files, data)  # After the layout check: decoding is work.
-    if classes is not None:
-      labels, class_names = _folder_labels(data.path, files, classes), classes
-      logging.info('Classes of data.path=%r (sub-directory -> label): %s', data.path,
-                   ', '.join(f'{folder} -> {label}' for label, folder in enumerate(classes)))
-  elif name == 'npz':
-    images, labels = _load_npz(data.path, num_classes)
-  elif name == 'tfds':
-    images, labels, class_names = _load_tfds(data.path, data.allow_download, num_classes)
-
-  where = (f'data.path={data.path!r} (data.source={name!r})' if name in ('npz', 'tfds')
+  name, images, files, labels, class_names = SOURCES.get(data.source).load(config)
+  kind = SOURCES.get(name)
+  where = (f'data.path={data.path!r} (data.source={name!r})' if kind.reads_path
            else f'data.source={name!r}')
   if num_classes == 0:  # Unconditional: labels are neither checked nor carried.
     labels = class_names = None
-  elif name in _CLASS_NAMES:  # Known data sets: check the range (num_classes may be too small).
+  elif kind.class_names is not None:
+    # Known data sets: check the range (num_classes may be too small).
     labels = check_labels(labels, len(images), num_classes, where)
-  if name == 'folder':
+  if files is not None:
     source = Source(name, files=files, labels=labels, class_names=class_names)
   else:
     if images.shape[-1] != data.channels:

@@ -3,6 +3,8 @@
 - `configure(config)`: GPU memory growth (`distribution.gpu_memory_growth`; not on a GPU split
   into logical devices) and TensorFloat-32 (`allow_tf32`); before TensorFlow initialises its
   devices (distribution.create_strategy calls it first).
+- ALL_REDUCES: the registry of `distribution.all_reduce`, what each name means to each kind of
+  strategy (distribution.py makes the strategy with it).
 - `resolve(config, kind)`: a copy of the config with `distribution.all_reduce` and
   `model.conv_impl` 'auto' replaced by what this worker's devices call for. train.py resolves
   once, so the strategy, the models and config.json see the same values.
@@ -12,13 +14,36 @@
   first one) and fails, naming the workers, if they differ (e.g. one node without GPUs).
 """
 
+import dataclasses
 import json
+from typing import Callable, Optional
 
 import ml_collections
 import tensorflow as tf
 from absl import logging
 
+from wgan_dist.config import registry
 from wgan_dist.config import validation as config_validation
+
+@dataclasses.dataclass(frozen=True)
+class AllReduce:
+  """What `distribution.all_reduce` names: how each kind of strategy sums gradients with it."""
+  # MirroredStrategy (one process): its cross_device_ops class; None: not for it.
+  mirrored: Optional[Callable[[], tf.distribute.CrossDeviceOps]] = None
+  # MultiWorkerMirroredStrategy: its communication implementation; None: not for it.
+  multi_worker: Optional[tf.distribute.experimental.CommunicationImplementation] = None
+
+
+# distribution.all_reduce. 'auto' is resolved once per job (`resolve_all_reduce`); 'nccl' needs
+# GPUs; one_device strategies ignore the choice.
+ALL_REDUCES: registry.Registry[AllReduce] = registry.Registry('distribution.all_reduce', {
+    'auto': AllReduce(),
+    'nccl': AllReduce(tf.distribute.NcclAllReduce,
+                      tf.distribute.experimental.CommunicationImplementation.NCCL),
+    'ring': AllReduce(multi_worker=tf.distribute.experimental.CommunicationImplementation.RING),
+    'hierarchical_copy': AllReduce(mirrored=tf.distribute.HierarchicalCopyAllReduce),
+    'reduce_to_one_device': AllReduce(mirrored=tf.distribute.ReductionToOneDevice),
+})
 
 # The fields `resolve` decides and the workers must agree on.
 RESOLVED_FIELDS = ('distribution.all_reduce', 'model.conv_impl')
@@ -77,11 +102,11 @@ def resolve_all_reduce(requested: str, kind: str, num_gpus: int, has_nccl: bool)
   if kind == 'one_device':
     return requested  # One replica: nothing is all-reduced.
   if kind == 'multi_worker':
-    allowed = ('nccl', 'ring')
+    allowed = tuple(name for name, entry in ALL_REDUCES.items() if entry.multi_worker is not None)
     if requested == 'auto':
       return 'nccl' if num_gpus else 'ring'
   else:
-    allowed = ('nccl', 'hierarchical_copy', 'reduce_to_one_device')
+    allowed = tuple(name for name, entry in ALL_REDUCES.items() if entry.mirrored is not None)
     if requested == 'auto':  # As MirroredStrategy's own default (select_cross_device_ops).
       return 'nccl' if num_gpus and has_nccl else 'reduce_to_one_device'
   if requested not in allowed:

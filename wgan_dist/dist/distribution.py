@@ -90,18 +90,6 @@ def strategy_kind(config: ml_collections.ConfigDict, num_gpus: int) -> str:
   return 'one_device'
 
 
-# distribution.all_reduce -> MirroredStrategy's cross_device_ops (a new object per strategy).
-_CROSS_DEVICE_OPS = {
-    'nccl': tf.distribute.NcclAllReduce,
-    'hierarchical_copy': tf.distribute.HierarchicalCopyAllReduce,
-    'reduce_to_one_device': tf.distribute.ReductionToOneDevice,
-}
-_COMMUNICATIONS = {
-    'nccl': tf.distribute.experimental.CommunicationImplementation.NCCL,
-    'ring': tf.distribute.experimental.CommunicationImplementation.RING,
-}
-
-
 def _all_reduce(config: ml_collections.ConfigDict, kind: str, gpus: list) -> str:
   """The resolved distribution.all_reduce (the config's own, once train.py resolved it)."""
   return devices.resolve_all_reduce(config.distribution.all_reduce, kind, len(gpus),
@@ -150,7 +138,7 @@ def _multi_worker_strategy(config: ml_collections.ConfigDict,
   # with the Python interpreter locked). Not an argument of the method above, hence the field.
   context.context().coordination_service.cluster_register_with_barrier = True
   options = tf.distribute.experimental.CommunicationOptions(
-      implementation=_COMMUNICATIONS[all_reduce])
+      implementation=devices.ALL_REDUCES.get(all_reduce).multi_worker)
   return tf.distribute.MultiWorkerMirroredStrategy(communication_options=options)
 
 
@@ -183,8 +171,9 @@ def create_strategy(config: ml_collections.ConfigDict) -> tf.distribute.Strategy
     if key[0] == 'one_device':
       _STRATEGIES[key] = (tf.distribute.OneDeviceStrategy(key[1]), all_reduce)
     else:
+      cross_device_ops = devices.ALL_REDUCES.get(all_reduce).mirrored()
       _STRATEGIES[key] = (tf.distribute.MirroredStrategy(
-          None if gpus else list(key[1:]), cross_device_ops=_CROSS_DEVICE_OPS[all_reduce]()),
+          None if gpus else list(key[1:]), cross_device_ops=cross_device_ops),
                           all_reduce)
   strategy = _cached(key, all_reduce)
   logging.info('Strategy %s with %d replica(s): %s', type(strategy).__name__,

@@ -22,7 +22,7 @@ from absl import logging
 
 from wgan_dist.dist import distribution
 
-# Exit status of a worker that lost a peer (documented in README, "Several nodes").
+# Exit status of a worker that lost a peer (documented in docs/distributed.md, "Several nodes").
 EXIT_LOST_WORKER = 3
 _TASK_PATTERN = re.compile(r'/job:(chief|worker)/(?:replica:\d+/)?task:(\d+)')
 

@@ -162,8 +162,9 @@ class Watchdog:
         if self._call is not None and now >= self._call[1]:
           description, _, bound = self._call
           message = (f'stalled: {description} did not return within {bound:g} s '
-                     f'(distribution.step_timeout_secs={self._timeout:g}; {SLACK:g}x the '
-                     f'slowest such call so far; {FIRST_CALL_SLACK:g}x for the first): a '
+                     f'(the largest of distribution.step_timeout_secs={self._timeout:g}, '
+                     f'{SLACK:g}x the slowest such call so far and {FIRST_CALL_REPEAT:g}x the '
+                     f'first; {FIRST_CALL_SLACK:g}x step_timeout_secs for the first): a '
                      'worker is stuck (e.g. on shared storage) or deadlocked, or the steps are '
                      'slower than that (then raise it); restart the job to resume from the last '
                      'checkpoint')

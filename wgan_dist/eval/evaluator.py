@@ -21,7 +21,7 @@ KID (kid.py) and improved precision / recall (precision_recall.py, k = 3) are co
 same features as FID, for both backbones.
 
 Two backbones (`backbone_name`), chosen by the data:
-- 'mnist': MNIST (data.source 'mnist' or 'embedded_mnist', 28x28x1) is scored with the
+- 'mnist': MNIST (a data.source of MNIST's digits, MNIST_SOURCES; 28x28x1) is scored with the
   project's own digit classifier (wgan_dist/eval/classifier.py) against the embedded sample's
   1,000 held-out images, offline, whatever eval_inception_weights says.
 - 'inception': any other RGB or grayscale data, when `eval_inception_weights` names a local
@@ -100,7 +100,9 @@ from wgan_dist.eval import metrics
 from wgan_dist.eval import precision_recall
 from wgan_dist.eval import protocol as protocol_lib
 
-MNIST_SOURCES = ('mnist', 'embedded_mnist')
+# The sources of MNIST's digits (the registry's entries with MNIST's classes).
+MNIST_SOURCES = tuple(name for name, kind in sources.SOURCES.items()
+                      if kind.class_names == sources.MNIST_CLASS_NAMES)
 # On the features FID uses, for every backbone: KID (mean over subsets), improved precision and
 # recall (k = 3).
 DISTRIBUTION_TAGS = ('eval/kid', 'eval/precision', 'eval/recall')
@@ -140,7 +142,8 @@ class Evaluation:
 
   def all_scalars(self) -> dict[str, float]:
     """`scalars`, eval/<metric>_std over noise draws (more than one draw) and, with a
-    histogram, eval/class_share_<k> (TensorBoard's eval/* tags)."""
+    histogram, eval/class_share_<k> (the training loop's names; TensorBoard shows the shares
+    as eval_class_share/<k>, training/dashboards.py)."""
     return {**self.scalars, **{tag + STD_SUFFIX: std for tag, std in self.stds.items()},
             **class_share_scalars(self.class_histogram)}
 

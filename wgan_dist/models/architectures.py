@@ -1,11 +1,12 @@
-"""Generator and critic architectures (Keras 3): `build_models(config)` picks one by name.
+"""Generator and critic architectures (Keras 3): ARCHITECTURES, the registry of
+`model.architecture`, and `build_models(config)`, which builds the one the config names.
 
 `seed`: the generator and critic of the original blog implementation, layer for layer (generator
 2,278,401 parameters; critic 10,807,302 with its batch norm, which the critic here replaces with
 `model.critic_norm`). `dcgan`: the paper's MNIST models
 (gan_mnist.py of the paper's code, DIM = `model.base_filters`), with a tanh output.
-`resnet` (wgan_dist/resnet.py): the paper's CIFAR-10 ResNet, 32x32x3. `dcgan64`
-(wgan_dist/dcgan64.py): the DCGAN of the paper's gan_64x64.py, 64x64x3. The layers they share
+`resnet` (models/resnet.py): the paper's CIFAR-10 ResNet, 32x32x3. `dcgan64`
+(models/dcgan64.py): the DCGAN of the paper's gan_64x64.py, 64x64x3. The layers they share
 are in wgan_dist/models/layers.py.
 
 Both networks end in a float32 layer so that losses and the gradient penalty are formed in
@@ -17,11 +18,16 @@ generator takes [z, label]. 'dcgan', 'resnet' and 'dcgan64' put class-conditiona
 unconditional 'dcgan' generator has none, so its conditional one adds it after the projection
 and after each hidden transposed convolution, before the ReLU (as the paper's conditional
 code normalises). 'seed' keeps its batch norm and joins a learned class embedding of
-SEED_LABEL_EMBEDDING_DIM to z before its first Dense. The critic ends in
-`model_layers.critic_model`'s head: 'acgan' image -> [B, 1 + K] (score, then class logits),
-'projection' [image, label] -> [B, 1]. Critics have no batch norm, conditional or not.
+SEED_LABEL_EMBEDDING_DIM to z before its first Dense. The critic ends in the head of the
+config's conditioning (`model_layers.critic_model`; algorithm/conditioning.py: 'acgan' image
+-> [B, 1 + K], score then class logits; 'projection' [image, label] -> [B, 1]). Critics have no
+batch norm, conditional or not.
+
+A new architecture is a module with its two builders (like models/resnet.py) and one entry in
+ARCHITECTURES (docs/extending.md).
 """
 
+import dataclasses
 from typing import Callable
 
 import keras
@@ -29,8 +35,10 @@ import ml_collections
 import tensorflow as tf
 from keras import layers
 
-from wgan_dist.models import dcgan64
+from wgan_dist.algorithm import conditioning as conditioning_lib
+from wgan_dist.config import registry
 from wgan_dist.dist import devices
+from wgan_dist.models import dcgan64
 from wgan_dist.models import layers as model_layers
 from wgan_dist.models import resnet
 from wgan_dist.models.layers import LEAKY_SLOPE
@@ -67,7 +75,8 @@ def _seed_generator(noise_dim: int, b: int, num_classes: int = 0) -> keras.Model
 
 
 def _seed_critic(image_shape: tuple, b: int, norm: str, num_classes: int = 0,
-                 conditioning: str = 'acgan') -> keras.Model:
+                 conditioning: conditioning_lib.Conditioning = conditioning_lib.NONE
+                 ) -> keras.Model:
   # Shapes 28 -> 13 -> 6 -> 3 -> 2 -> 2x2x1 -> 4 -> 1.
   image = keras.Input(image_shape, name='image')
   x = layers.Conv2D(2 * b, 3, strides=2, padding='valid', name='conv0')(image)
@@ -119,7 +128,8 @@ def _dcgan_generator(noise_dim: int, b: int, num_classes: int = 0) -> keras.Mode
 
 
 def _dcgan_critic(image_shape: tuple, b: int, norm: str, num_classes: int = 0,
-                  conditioning: str = 'acgan') -> keras.Model:
+                  conditioning: conditioning_lib.Conditioning = conditioning_lib.NONE
+                  ) -> keras.Model:
   image = keras.Input(image_shape, name='image')
   x = layers.Conv2D(b, 5, strides=2, padding='same', name='conv0')(image)
   x = layers.LeakyReLU(LEAKY_SLOPE)(x)
@@ -131,29 +141,44 @@ def _dcgan_critic(image_shape: tuple, b: int, norm: str, num_classes: int = 0,
   return model_layers.critic_model(image, x, num_classes, conditioning, name='dcgan_critic')
 
 
-# model.architecture -> (make_generator(noise_dim, b, num_classes),
-# make_critic(image_shape, b, norm, num_classes, conditioning)); the names are
-# schema.ARCHITECTURES.
-BUILDERS: dict[str, tuple[Callable, Callable]] = {
-    'seed': (_seed_generator, _seed_critic),
-    'dcgan': (_dcgan_generator, _dcgan_critic),
-    'resnet': (resnet.make_generator, resnet.make_critic),
-    'dcgan64': (dcgan64.make_generator, dcgan64.make_critic),
-}
+@dataclasses.dataclass(frozen=True)
+class Architecture:
+  """What `model.architecture` names: the two builders and the images they fit.
+
+  make_generator(noise_dim, b, num_classes) -> generator;
+  make_critic(image_shape, b, norm, num_classes, conditioning) -> critic, ending in
+  `model_layers.critic_model` (the conditioning's head);
+  image_shapes: the (data.image_size, data.channels) pairs their strides produce, which config
+  validation requires.
+  """
+  make_generator: Callable[..., keras.Model]
+  make_critic: Callable[..., keras.Model]
+  image_shapes: tuple[tuple[int, int], ...]
+
+
+# model.architecture: the registry (config/registry.py) is the only list of allowed names.
+ARCHITECTURES: registry.Registry[Architecture] = registry.Registry('model.architecture', {
+    'seed': Architecture(_seed_generator, _seed_critic, ((28, 1),)),
+    'dcgan': Architecture(_dcgan_generator, _dcgan_critic, ((28, 1),)),
+    'resnet': Architecture(resnet.make_generator, resnet.make_critic,
+                          ((resnet.IMAGE_SIZE, resnet.CHANNELS),)),
+    'dcgan64': Architecture(dcgan64.make_generator, dcgan64.make_critic,
+                            ((dcgan64.IMAGE_SIZE, dcgan64.CHANNELS),)),
+})
 
 
 def build_models(config: ml_collections.ConfigDict) -> tuple[keras.Model, keras.Model]:
   """(generator, critic) for a validated `config.model` and `config.data`; call under a
   strategy scope. Class-conditional when `model.num_classes` > 0 (module docstring)."""
   model = config.model
-  make_generator, make_critic = BUILDERS[model.architecture]
+  architecture = ARCHITECTURES.get(model.architecture)
   image_shape = (config.data.image_size, config.data.image_size, config.data.channels)
-  generator = make_generator(model.noise_dim, model.base_filters, model.num_classes)
+  generator = architecture.make_generator(model.noise_dim, model.base_filters, model.num_classes)
   # model.conv_impl: training resolves 'auto' once for the job (devices.py); elsewhere (tools,
   # tests) by the devices this process sees.
   conv_impl = devices.resolve_conv_impl(model.conv_impl,
                                         len(tf.config.get_visible_devices('GPU')))
   with model_layers.conv_formulation(conv_impl):
-    critic = make_critic(image_shape, model.base_filters, model.critic_norm, model.num_classes,
-                         model.conditioning)
+    critic = architecture.make_critic(image_shape, model.base_filters, model.critic_norm,
+                                      model.num_classes, conditioning_lib.from_config(config))
   return generator, critic

@@ -12,7 +12,7 @@ As in the paper's code every weight starts uniform with standard deviation 0.02 
 
 Class-conditional (num_classes = K > 0): the generator takes [z, label] and its 4 batch norms
 are class-conditional (model_layers.ConditionalBatchNorm); the critic ends in
-model_layers.critic_model's 'acgan' or 'projection' head on the flattened 4×4×8b features.
+the conditioning's head (model_layers.critic_model) on the flattened 4×4×8b features.
 """
 
 import math
@@ -20,6 +20,7 @@ import math
 import keras
 from keras import layers
 
+from wgan_dist.algorithm import conditioning as conditioning_lib
 from wgan_dist.models import layers as model_layers
 
 IMAGE_SIZE = 64
@@ -59,9 +60,10 @@ def make_generator(noise_dim: int, b: int, num_classes: int = 0) -> keras.Model:
 
 
 def make_critic(image_shape: tuple, b: int, norm: str, num_classes: int = 0,
-                conditioning: str = 'acgan') -> keras.Model:
+                conditioning: conditioning_lib.Conditioning = conditioning_lib.NONE
+                ) -> keras.Model:
   """The 64×64 DCGAN critic at width b; one float32 score per image (with num_classes > 0 the
-  `conditioning` head of model_layers.critic_model)."""
+  head of `conditioning`, model_layers.critic_model)."""
   image = keras.Input(image_shape, name='image')
   x = layers.Conv2D(b, 5, strides=2, padding='same', kernel_initializer=_init(),
                     name='conv0')(image)

@@ -4,9 +4,8 @@ generator's inputs and batch norm, the critic's output head).
 
 Class-conditional models (`model.num_classes` = K > 0) take labels as int32 [B] inputs named
 'label', values in [0, K). The generator's batch norm becomes `ConditionalBatchNorm`
-(per-class scale and offset); the critic ends in `critic_model`'s head: 'acgan' one Dense with
-1 + K float32 outputs (score, then the auxiliary classifier's logits), 'projection' (Miyato &
-Koyama 2018) D(x, y) = psi(phi(x)) + <embed(y), phi(x)>, a float32 [B, 1].
+(per-class scale and offset); the critic ends in `critic_model`, the head of the config's
+conditioning (algorithm/conditioning.py: 'acgan' score and class logits, 'projection').
 
 Kept apart from architectures.py (which picks an architecture) so that every architecture module,
 resnet.py and dcgan64.py included, imports these without importing the registry of
@@ -20,6 +19,8 @@ import keras
 import numpy as np
 from keras import layers
 from keras import ops
+
+from wgan_dist.algorithm import conditioning as conditioning_lib
 
 LEAKY_SLOPE = 0.2  # The paper's tflib LeakyReLU.
 
@@ -208,36 +209,6 @@ class ConditionalBatchNorm(layers.Layer):
             'epsilon': self.epsilon}
 
 
-@keras.saving.register_keras_serializable(package='wgan_dist')
-class ClassProjection(layers.Layer):
-  """<embed(y), phi> per example, float32 [B, 1]: the projection critic's class term.
-
-  Inputs [phi (float [B, D]), labels (int32 [B])]; embed is a [num_classes, D] table (Glorot
-  uniform, as the projection discriminator's reference code initialises it). Each output row
-  reads only its own example's phi and label.
-  """
-
-  def __init__(self, num_classes: int, **kwargs):
-    super().__init__(**kwargs)
-    self.num_classes = num_classes
-
-  def build(self, input_shape):
-    features_shape, _ = input_shape
-    self.embed = self.add_weight(shape=(self.num_classes, features_shape[-1]),
-                                 initializer='glorot_uniform', name='embed', autocast=False)
-
-  def call(self, inputs):
-    features, labels = inputs
-    rows = ops.take(ops.cast(self.embed, 'float32'), ops.cast(labels, 'int32'), axis=0)
-    return ops.sum(rows * ops.cast(features, 'float32'), axis=-1, keepdims=True)
-
-  def compute_output_shape(self, input_shape):
-    return (input_shape[0][0], 1)
-
-  def get_config(self):
-    return {**super().get_config(), 'num_classes': self.num_classes}
-
-
 def generator_inputs(noise_dim: int, num_classes: int) -> tuple:
   """(model inputs, z, label): z itself and None when unconditional (the model keeps its single
   input), else [z, label] with label an int32 [B] input."""
@@ -259,28 +230,16 @@ def generator_batch_norm(x: keras.KerasTensor, label: Optional[keras.KerasTensor
 
 
 def critic_model(image: keras.KerasTensor, features: keras.KerasTensor, num_classes: int,
-                 conditioning: str, name: str,
+                 conditioning: conditioning_lib.Conditioning, name: str,
                  kernel_initializer='glorot_uniform') -> keras.Model:
-  """The critic from its image input and trunk features phi (the vector its last Dense reads).
-
-  Unconditional: Dense(1) 'score', image -> [B, 1]. 'acgan': Dense(1 + K) 'score_and_logits',
-  image -> [B, 1 + K] (column 0 the Wasserstein score, then the class logits). 'projection':
-  [image, label] -> psi(phi) + <embed(y), phi>, [B, 1], psi the Dense(1) 'score'. The output
-  layers are float32 whatever the policy.
+  """The critic from its image input and trunk features phi (the vector its last Dense reads),
+  ending in the head of `conditioning` (algorithm/conditioning.py): unconditional Dense(1)
+  'score', image -> [B, 1]; 'acgan' Dense(1 + K) 'score_and_logits', image -> [B, 1 + K];
+  'projection' [image, label] -> psi(phi) + <embed(y), phi>, [B, 1]. The output layers are
+  float32 whatever the policy.
   """
   def dense(units, dense_name):
     return layers.Dense(units, dtype='float32', kernel_initializer=kernel_initializer,
                         name=dense_name)
 
-  if num_classes == 0:
-    return keras.Model(image, dense(1, 'score')(features), name=name)
-  if conditioning == 'acgan':
-    return keras.Model(image, dense(1 + num_classes, 'score_and_logits')(features), name=name)
-  if conditioning != 'projection':  # A value added to schema.CONDITIONINGS but not here.
-    raise ValueError(f"model.conditioning={conditioning!r} has no critic head; implemented: "
-                     "'acgan', 'projection'")
-  label = keras.Input((), dtype='int32', name='label')
-  psi = dense(1, 'score')(features)
-  projection = ClassProjection(num_classes, name='projection')([features, label])
-  score = layers.Add(dtype='float32', name='score_plus_projection')([psi, projection])
-  return keras.Model([image, label], score, name=name)
+  return conditioning.critic_head(image, features, num_classes, dense, name)

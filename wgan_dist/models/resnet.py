@@ -20,13 +20,14 @@ momentum and epsilon; synchronized batch norm (statistics over the global batch)
 
 Class-conditional (num_classes = K > 0, as the paper's CONDITIONAL runs): the generator takes
 [z, label] and each of its 7 batch norms is class-conditional (model_layers.ConditionalBatchNorm,
-the paper's cond_batchnorm); the critic ends in model_layers.critic_model's 'acgan' or
-'projection' head on the pooled features.
+the paper's cond_batchnorm); the critic ends in the conditioning's head
+(model_layers.critic_model) on the pooled features.
 """
 
 import keras
 from keras import layers
 
+from wgan_dist.algorithm import conditioning as conditioning_lib
 from wgan_dist.models import layers as model_layers
 
 IMAGE_SIZE = 32
@@ -93,9 +94,10 @@ def _critic_block(x, filters: int, name: str, norm: str, down: bool):
 
 
 def make_critic(image_shape: tuple, b: int, norm: str, num_classes: int = 0,
-                conditioning: str = 'acgan') -> keras.Model:
+                conditioning: conditioning_lib.Conditioning = conditioning_lib.NONE
+                ) -> keras.Model:
   """The paper's CIFAR-10 ResNet critic at width b; one float32 score per image (with
-  num_classes > 0 the `conditioning` head of model_layers.critic_model)."""
+  num_classes > 0 the head of `conditioning`, model_layers.critic_model)."""
   image = keras.Input(image_shape, name='image')
   # The optimised first block: no pre-activation on the image itself.
   shortcut = layers.AveragePooling2D(2, name='block1_shortcut_pool')(image)

@@ -37,6 +37,7 @@ from tensorflow.python.util import deprecation  # pylint: disable=g-direct-tenso
 from wgan_dist.config import validation as config_validation
 from wgan_dist.dist import distribution
 from wgan_dist.data import input_pipeline
+from wgan_dist.algorithm import conditioning as conditioning_lib
 from wgan_dist.algorithm import losses
 from wgan_dist.models import layers as model_layers
 from wgan_dist.models import architectures as models
@@ -188,8 +189,9 @@ def make_naive_eager_step(config: ml_collections.ConfigDict, images: np.ndarray,
   """
   with model_layers.plain_convolutions():
     generator, critic = models.build_models(config)
-  generator_optimizer = optimizers.make_adam(config.train, 'generator_adam', total_steps=1)
-  critic_optimizer = optimizers.make_adam(config.train, 'critic_adam', total_steps=1)
+  generator_optimizer = optimizers.make_adam(config.train, 'generator', total_steps=1)
+  critic_optimizer = optimizers.make_adam(config.train, 'critic', total_steps=1)
+  conditioning = conditioning_lib.from_config(config)
   train_config = config.train
   batch = train_config.global_batch_size
   rng = np.random.default_rng(config.seed)
@@ -206,7 +208,7 @@ def make_naive_eager_step(config: ml_collections.ConfigDict, images: np.ndarray,
         terms = losses.critic_losses(
             critic, real, losses.generate(generator, z, real_labels), epsilon,
             train_config.gp_lambda, labels=real_labels,
-            classifier_weight=train_config.acgan_critic_weight)
+            classifier_weight=train_config.acgan_critic_weight, conditioning=conditioning)
         loss = tf.reduce_mean(terms['critic_loss'])
       critic_optimizer.apply(tape.gradient(loss, critic.trainable_variables),
                              critic.trainable_variables)
@@ -216,7 +218,7 @@ def make_naive_eager_step(config: ml_collections.ConfigDict, images: np.ndarray,
     with tf.GradientTape() as tape:
       loss = tf.reduce_mean(losses.generator_losses(
           critic, losses.generate(generator, z, fake_labels), fake_labels,
-          train_config.acgan_generator_weight)['generator_loss'])
+          train_config.acgan_generator_weight, conditioning)['generator_loss'])
     generator_optimizer.apply(tape.gradient(loss, generator.trainable_variables),
                               generator.trainable_variables)
     float(loss)  # The naive loop prints its losses every step.

@@ -5,6 +5,7 @@ names are the checkpoint's keys (checkpointing.py, restore.py read them).
 """
 
 import dataclasses
+import math
 from typing import Optional
 
 import keras
@@ -50,13 +51,11 @@ def create_train_state(config: ml_collections.ConfigDict, strategy: tf.distribut
       ema_generator = (ema.make_ema_generator(generator, lambda: models.build_models(config)[0])
                        if config.train.ema_decay > 0 else None)
     generator_optimizer = precision.wrap_optimizer(
-        optimizers.make_adam(config.train, 'generator_adam', updates_per_step=1,
-                             total_steps=total_steps), config.mixed_precision,
-        config.initial_loss_scale)
+        optimizers.make_adam(config.train, 'generator', total_steps=total_steps),
+        config.mixed_precision, config.initial_loss_scale)
     critic_optimizer = precision.wrap_optimizer(
-        optimizers.make_adam(config.train, 'critic_adam', updates_per_step=config.train.n_critic,
-                             total_steps=total_steps), config.mixed_precision,
-        config.initial_loss_scale)
+        optimizers.make_adam(config.train, 'critic', total_steps=total_steps),
+        config.mixed_precision, config.initial_loss_scale)
     # Built now so that a restore fills their slots and the step function creates no variables.
     generator_optimizer.build(generator.trainable_variables)
     critic_optimizer.build(critic.trainable_variables)
@@ -96,3 +95,12 @@ def check_finite_weights(state: TrainState, step: int, last_checkpoint: Optional
             if not bool(tf.reduce_all(tf.math.is_finite(variable)))]
   if broken:
     raise steps.NonFiniteError(step, [f'weights {", ".join(broken[:5])}'], last_checkpoint)
+
+
+def resolve_num_steps(config: ml_collections.ConfigDict, dataset_size: int) -> int:
+  """train.num_steps, or num_epochs passes of the data through the critic when it is -1."""
+  train = config.train
+  if train.num_steps != -1:
+    return train.num_steps
+  real_images_per_step = train.global_batch_size * train.n_critic
+  return max(1, math.ceil(train.num_epochs * dataset_size / real_images_per_step))

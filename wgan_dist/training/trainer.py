@@ -1,14 +1,15 @@
 """`Trainer`: runs generator steps. It owns the train state, the input iterator and the compiled
-loop; `train(num_steps)` runs that many steps in one tf.function call and returns their
-mean metrics and, apart from them, the loop's status.
+loop; `train(num_steps)` runs that many steps in one tf.function call of the loop, which returns
+three values (the mean metrics, the first non-finite step or -1, and that step's metric row),
+and returns two: the mean metrics and, apart from them, the loop's status (`LoopStatus`).
 
 One generator step is n_critic critic steps (each on a fresh real batch, with its labels for a
 class-conditional model) and one generator step (steps.py), then the EMA update and the step
-counter. Several steps per call keep the host out of
-the way, and so do the metrics: each replica accumulates its share of them on its own device, and
-they are gathered once, after the call's last step (no decision inside the loop waits for the
-devices). The call reports the first step with a non-finite loss or gradient norm, and which
-metrics were not finite in it, so that the caller can fail before anything is saved; the steps after it in the same call run on broken
+counter. Several steps per call keep the host out of the way, and so do the metrics: each
+replica accumulates its share of them on its own device, and they are gathered once, after the
+call's last step (no decision inside the loop waits for the devices). The call reports the first
+step with a non-finite loss or gradient norm, and which metrics were not finite in it, so that
+the caller can fail before anything is saved; the steps after it in the same call run on broken
 weights that are never saved.
 """
 
@@ -59,9 +60,10 @@ class Trainer:
     self._ema_decay = config.train.ema_decay
     self._ema_warmup = config.train.ema_warmup
     self.metric_names = steps.metric_names(config)
-    # Which update measures what (the generator's metrics are named generator_*).
-    self._generator_side = {name for name in self.metric_names if name.startswith('generator_')}
-    self._critic_side = set(self.metric_names) - self._generator_side
+    # Which update measures what, as the steps declare it.
+    self._critic_side = set(steps.critic_metric_names(config))
+    self._generator_side = set(steps.generator_metric_names(config))
+    assert self._critic_side | self._generator_side == set(self.metric_names)
     self.critic_step = steps.make_critic_step(
         strategy=strategy, config=config, generator=state.generator, critic=state.critic,
         critic_optimizer=state.critic_optimizer)
@@ -83,8 +85,8 @@ class Trainer:
       self._totals = local(tf.zeros([width]))
       self._first_nonfinite = local(tf.constant(_NO_STEP, tf.int64))
       self._first_bad_row = local(tf.zeros([width]))  # That step's row.
-    # `loop(iterator, num_steps) -> (metric means, first non-finite step or -1)`; public so
-    # that the benchmark can count the FLOPs of its graph.
+    # `loop(iterator, num_steps) -> (metric means, first non-finite step or -1, that step's
+    # metric row)`; public so that the benchmark can count the FLOPs of its graph.
     self.loop = tf.function(self._loop)
 
   def train(self, num_steps: int) -> tuple[dict[str, float], LoopStatus]:
