@@ -171,11 +171,15 @@ def get_config() -> ml_collections.ConfigDict:
   # Checkpoints kept in workdir/checkpoints.
   config.max_checkpoints_to_keep = 3
 
-  # Evaluation (FID-style Frechet distance, classifier score, class histogram) of
-  # num_eval_samples generated images against held-out real images, every eval_every_steps
-  # generator steps and at the last step; 0 = off.
+  # Evaluation (FID-style Frechet distance, KID, precision / recall, classifier score, class
+  # histogram) of num_eval_samples generated images against held-out real images, every
+  # eval_every_steps generator steps and at the last step; 0 = off.
   config.eval_every_steps = 1000
   config.num_eval_samples = 1000
+  # Noise draws per evaluation: every figure is the mean over this many independent draws of
+  # num_eval_samples images (TensorBoard's eval/* curves), and eval/<metric>_std their
+  # standard deviation when > 1. Draw 0 is the same noise in every evaluation of a run.
+  config.eval_seeds = 1
   # RGB data (CIFAR-10, CelebA): path of locally available InceptionV3 weights for Inception
   # FID / Inception Score ('' = no Inception evaluation; MNIST uses its own classifier).
   config.eval_inception_weights = ''

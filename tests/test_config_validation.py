@@ -106,6 +106,7 @@ BAD_VALUES = [
     ('profile_steps', (True, 3), 'of integers'),
     ('eval_every_steps', -1, 'an integer >= 0 (0 = off)'),
     ('num_eval_samples', 1, 'an integer >= 2'),
+    ('eval_seeds', 0, 'an integer >= 1'),
 ]
 
 

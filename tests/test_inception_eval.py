@@ -8,6 +8,7 @@ about image quality; they check that the real and generated paths agree, the sha
 and the errors.
 """
 
+import hashlib
 import pickle
 
 import h5py
@@ -24,6 +25,7 @@ from wgan_dist.algorithm import random_keys
 from wgan_dist import train
 from wgan_dist.eval import evaluator as evaluator_lib
 from wgan_dist.eval import inception as inception_lib
+from wgan_dist.eval import protocol
 
 SIZE = inception_lib.MIN_IMAGE_SIZE
 NUM = 16  # Evaluation samples and real images (two global batches of 8).
@@ -291,3 +293,29 @@ def test_frechet_distance_from_fewer_samples_than_dimensions(num1, num2, dim):
   # up to rounding (~1e-14 -> ~1e-7 each); the sample route has no such null space.
   assert metrics.frechet_distance_of_features(x, y) == pytest.approx(expected, rel=1e-6)
   assert metrics.frechet_distance_of_features(x, x) == pytest.approx(0, abs=1e-9 * expected)
+
+
+def test_generated_images_are_quantised_before_inception_too(weights_path, tmp_path):
+  # As for MNIST (tests/test_eval_protocol.py): the features of the generated path are those
+  # of the images rounded to uint8 as a saved PNG holds them, then resized.
+  rng = np.random.default_rng(3)
+  np.savez(tmp_path / 'x.npz', x=rng.integers(0, 256, (NUM, 32, 32, 3), dtype=np.uint8))
+  config = _config(tmp_path / 'x.npz', weights_path)
+  generator = _generator(config)
+  evaluator = evaluator_lib.Evaluator(config, _strategy(), inception_size=SIZE)
+  features, _ = evaluator.outputs(generator)
+  images = _evaluation_images(config, generator, NUM)
+  # Through the evaluator's own network in a tf.function, as its generated path runs (these
+  # random-weights features differ between eager and graph calls).
+  model = tf.function(lambda x: evaluator._features(x, training=False)[0])  # pylint: disable=protected-access
+  quantised = model(tf.constant(protocol.quantise_numpy(images))).numpy()
+  raw = model(tf.constant(images)).numpy()
+  scale = np.max(np.abs(quantised))
+  np.testing.assert_allclose(features, quantised, rtol=1e-4, atol=1e-4 * scale)
+  assert np.max(np.abs(features - raw)) > 10 * np.max(np.abs(features - quantised))
+  fields = evaluator.protocol
+  assert fields['resize'] == f'bilinear 32x32 -> {SIZE}x{SIZE}'
+  assert fields['feature_weights_sha256'] == hashlib.sha256(
+      open(weights_path, 'rb').read()).hexdigest()  # pylint: disable=consider-using-with
+  assert fields['reference_split'].startswith('npz training images')
+  assert not evaluator.reference.held_out

@@ -27,6 +27,16 @@ generator (model.num_classes = K > 0) gets one row per class, as training's and 
 command's grids: row k shows class k, column j the same noise in every row, num // K columns
 (`python -m wgan_dist.sample --workdir=W --seed=<seed> --num=<num // K>` draws the same grid).
 
+The eval curves are whatever the run's events hold: those training logged (eval_every_steps),
+and those `python -m wgan_dist.evaluate --all_checkpoints` wrote afterwards at each kept
+checkpoint's step (so a run trained without evaluation gets its curves that way).
+
+`--nearest=K` (K > 0) also writes <out>_nearest.png: the K samples (of the run's
+num_eval_samples evaluation samples, the raw or EMA generator as for the grid) nearest to a
+training image in the evaluation's feature space, each beside that training image (left
+column the sample, right column its nearest training image, nearest pair first), and prints
+the memorisation ratio (wgan_dist/eval/memorisation.py): ~1 new images, well below 1 copies.
+
 The PNG is always FIGURE_INCHES x DPI = 1500x800 pixels, whatever it shows. The command prints
 the latest figures in one line and the path written. A run without eval/* tags (evaluation off)
 still gets its training curve and grid, with a one-line note; no matplotlib, a workdir that is
@@ -56,6 +66,8 @@ _OUT = flags.DEFINE_string('out', None, 'PNG to write; default W/report.png.')
 _NUM = flags.DEFINE_integer('num', 64, 'Samples in the grid (the most nearly square grid).')
 _EMA = flags.DEFINE_bool('ema', None, 'Grid of the EMA generator (--ema) or of the trained one '
                          '(--noema); default the EMA generator when the checkpoint holds one.')
+_NEAREST = flags.DEFINE_integer('nearest', 0, 'Also write <out>_nearest.png: this many samples '
+                                'beside their nearest training images (0 = off).')
 flags.mark_flags_as_required(['workdir'])
 
 MISSING_MATPLOTLIB = 'wgan_dist.report needs matplotlib ({}): pip install -e ".[report]"'
@@ -101,7 +113,9 @@ def ema_tag(tag: str) -> str:
   return tag.replace('eval/', 'eval_ema/', 1)
 
 
-KNOWN_TAGS = tuple(name for tag in EVAL_TAGS for name in (tag, ema_tag(tag))) + (
+# In the printed summary only (no panel): KID, precision and recall.
+SUMMARY_TAGS = ('eval/kid', 'eval/precision', 'eval/recall')
+KNOWN_TAGS = tuple(name for tag in EVAL_TAGS + SUMMARY_TAGS for name in (tag, ema_tag(tag))) + (
     WASSERSTEIN_TAG,)
 
 Series = dict[str, tuple[np.ndarray, np.ndarray]]  # {tag: (steps, values)}, steps ascending.
@@ -314,6 +328,29 @@ def sample_grid(restored: 'restore.Restored', num: int) -> np.ndarray:
   return images.to_grid(sampling.generate(restored.generator, noise, labels), rows=rows)
 
 
+def nearest_pairs(restored: 'restore.Restored', count: int) -> tuple[np.ndarray, str]:
+  """(uint8 grid of `count` rows: sample | its nearest training image, nearest pair first;
+  a one-line memorisation summary) over the run's num_eval_samples evaluation samples."""
+  # pylint: disable=import-outside-toplevel
+  from wgan_dist.data import images
+  from wgan_dist.eval import evaluator as evaluator_lib
+  from wgan_dist.tools import restore as restore_lib
+  # pylint: enable=import-outside-toplevel
+  config = restored.config
+  evaluator = evaluator_lib.Evaluator(config, restore_lib.local_strategy(config))
+  result = evaluator.memorisation(restored.generator)
+  order = np.argsort(result.generated_distances, kind='stable')[:count]
+  samples = evaluator.sample_images(restored.generator, int(order.max()) + 1)[order]
+  nearest = evaluator.train_images()[result.generated_nearest[order]]
+  pairs = np.stack([samples, nearest], axis=1).reshape((-1,) + samples.shape[1:])
+  text = (f'memorisation ratio {result.ratio:.3f} (median nearest-training distance of '
+          f'{len(result.generated_distances)} samples / of {len(result.held_out_distances)} '
+          f'held-out real images; ~1 new images, << 1 copies), copy share '
+          f'{result.copy_share:.3f}; nearest pair distances '
+          + ' '.join(f'{d:.3g}' for d in result.generated_distances[order]))
+  return images.to_grid(pairs, rows=len(order)), text
+
+
 def _no_eval_notice(workdir: str, eval_every_steps: int) -> str:
   why = ('training ran with eval_every_steps=0' if eval_every_steps == 0 else
          'evaluation was off for these data, or has not run yet')
@@ -326,6 +363,8 @@ def main(argv: list[str]) -> None:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
   if _NUM.value < 1:
     raise app.UsageError(f'--num={_NUM.value}: at least 1')
+  if _NEAREST.value < 0:
+    raise app.UsageError(f'--nearest={_NEAREST.value}: 0 (off) or more samples')
   workdir = _WORKDIR.value
   # The missing extra and a mistyped path are reported before TensorFlow is imported, which
   # takes seconds.
@@ -366,6 +405,19 @@ def main(argv: list[str]) -> None:
   print(f'{"EMA generator" if restored.ema else "Generator"} at step {restored.step}; latest '
         f'{summary(series, restored.step) or "scalars: none logged"}')
   print(f'wrote {out} ({FIGURE_INCHES[0] * DPI}x{FIGURE_INCHES[1] * DPI} pixels)')
+  if _NEAREST.value:
+    # pylint: disable=import-outside-toplevel
+    from wgan_dist.data import images
+    from wgan_dist.eval import evaluator as evaluator_lib
+    # pylint: enable=import-outside-toplevel
+    try:
+      grid, text = nearest_pairs(restored, _NEAREST.value)
+    except evaluator_lib.UnsupportedEvaluation as error:
+      sys.exit(f'error: --nearest: {error}')
+    nearest_out = os.path.splitext(out)[0] + '_nearest.png'
+    images.write_png(nearest_out, grid)
+    print(text)
+    print(f'wrote {nearest_out} (left: sample, right: its nearest training image)')
 
 
 if __name__ == '__main__':

@@ -173,6 +173,7 @@ def _validate_run(config: ml_collections.ConfigDict) -> None:
   _integer(config, 'eval_every_steps', 0, 'an integer >= 0 (0 = off)')
   # The Frechet distance needs a covariance, which needs at least two samples.
   _integer(config, 'num_eval_samples', 2)
+  _integer(config, 'eval_seeds', 1)
   weights = config.eval_inception_weights
   _require(isinstance(weights, str) and (not weights or os.path.isfile(weights)),
            'eval_inception_weights', weights,

@@ -2,14 +2,23 @@
 
     evaluator = Evaluator(config, strategy)        # real features computed once, here
     evaluation = evaluator.evaluate(generator)      # everything it measured:
-    evaluation.scalars                              #  MNIST {'eval/fid', 'eval/classifier_score',
+    evaluation.scalars                              #  MNIST {'eval/fid', 'eval/kid',
+                                                    #  'eval/precision', 'eval/recall',
+                                                    #  'eval/classifier_score',
                                                     #  'eval/min_class_share'} (conditional:
                                                     #  + 'eval/conditional_accuracy',
                                                     #  'eval/intra_fid'); Inception
-                                                    #  {'eval/fid', 'eval/inception_score'}
+                                                    #  {'eval/fid', 'eval/kid', 'eval/precision',
+                                                    #  'eval/recall', 'eval/inception_score'}
     evaluation.class_histogram                      #  MNIST class shares [10]; Inception None
     evaluation.class_fids                           #  conditional MNIST: FID per class [10]
-    evaluation.all_scalars()                        #  scalars + eval/class_share_<k>
+    evaluation.all_scalars()                        #  scalars + eval/<metric>_std (several
+                                                    #  noise draws) + eval/class_share_<k>
+    evaluation.protocol, evaluation.report()        #  what it was measured on; JSON of it all
+    evaluator.memorisation(generator)               #  nearest-training-image distances
+
+KID (kid.py) and improved precision / recall (precision_recall.py, k = 3) are computed on the
+same features as FID, for both backbones.
 
 Two backbones (`backbone_name`), chosen by the data:
 - 'mnist': MNIST (a data.source of MNIST's digits, MNIST_SOURCES; 28x28x1) is scored with the
@@ -27,11 +36,15 @@ Without a backbone `Evaluator` raises `UnsupportedEvaluation` naming the reason 
 the weights); `make_evaluator` logs it once and returns None.
 
 Generation is distributed: each call of the replica function draws one *global* batch of noise
-(`train.global_batch_size` rows) from a stateless key of (config.seed, batch index,
-random_keys.EVAL_NOISE),
-every replica generates and scores its own slice, and the features are gathered in global
-order. So the images, and the metrics, are the same for any replica count, and every evaluation
+(`train.global_batch_size` rows) from a stateless key of (config.seed, batch index, draw,
+random_keys.EVAL_NOISE), every replica generates, quantises (protocol.py: uint8 as a saved PNG)
+and embeds its own slice, and only the features and probabilities are gathered, in global
+order; images never leave their replica, so 50,000 samples stream through in global batches.
+So the images, and the metrics, are the same for any replica count, and every evaluation
 of a run sees the same noise (changes between evaluations are the generator's, not the draw's).
+With config.eval_seeds = K (or `evaluate(..., seeds=K)`), draws 0..K-1 are scored and the
+figures are their means, with standard deviations; draw 0 is the noise of a one-draw
+evaluation. The reference images are quantised the same way (a no-op for uint8 data).
 Under MultiWorkerMirroredStrategy the gather is a collective: every worker must call `evaluate`
 (only the chief should write the results).
 
@@ -81,15 +94,27 @@ from wgan_dist.algorithm import random_keys
 from wgan_dist.data import sources
 from wgan_dist.eval import classifier as classifier_lib
 from wgan_dist.eval import inception as inception_lib
+from wgan_dist.eval import kid as kid_lib
+from wgan_dist.eval import memorisation as memorisation_lib
 from wgan_dist.eval import metrics
+from wgan_dist.eval import precision_recall
+from wgan_dist.eval import protocol as protocol_lib
 
 # The sources of MNIST's digits (the registry's entries with MNIST's classes).
 MNIST_SOURCES = tuple(name for name, kind in sources.SOURCES.items()
                       if kind.class_names == sources.MNIST_CLASS_NAMES)
-SCALAR_TAGS = ('eval/fid', 'eval/classifier_score', 'eval/min_class_share')
+# On the features FID uses, for every backbone: KID (mean over subsets), improved precision and
+# recall (k = 3).
+DISTRIBUTION_TAGS = ('eval/kid', 'eval/precision', 'eval/recall')
+SCALAR_TAGS = ('eval/fid',) + DISTRIBUTION_TAGS + ('eval/classifier_score',
+                                                   'eval/min_class_share')
 # Added to SCALAR_TAGS for a class-conditional generator (MNIST backbone).
 CONDITIONAL_SCALAR_TAGS = ('eval/conditional_accuracy', 'eval/intra_fid')
-INCEPTION_SCALAR_TAGS = ('eval/fid', 'eval/inception_score')
+INCEPTION_SCALAR_TAGS = ('eval/fid',) + DISTRIBUTION_TAGS + ('eval/inception_score',)
+# KID's standard deviation over its subsets (in an evaluation's JSON and record, not a curve).
+KID_SUBSET_STD = 'eval/kid_subset_std'
+# Suffix of a tag's standard deviation over noise draws (eval_seeds > 1), e.g. eval/fid_std.
+STD_SUFFIX = '_std'
 # Seed of the fixed subset of training images that is the Inception reference.
 REFERENCE_SEED = 0
 
@@ -106,11 +131,34 @@ class Evaluation:
   num_samples: int
   # Conditional MNIST: the Fréchet distance of each class [10] (their mean is eval/intra_fid).
   class_fids: Optional[np.ndarray] = None
+  # KID's standard deviation over its subsets (mean over the draws).
+  kid_subset_std: float = 0.0
+  # With several noise draws: `scalars` are their means; the scalars of each draw, in order,
+  # and each tag's standard deviation over the draws ({} for one draw).
+  per_draw: tuple[dict[str, float], ...] = ()
+  stds: dict[str, float] = dataclasses.field(default_factory=dict)
+  # What the figures were measured on (Evaluator.protocol plus this evaluation's counts).
+  protocol: dict = dataclasses.field(default_factory=dict)
 
   def all_scalars(self) -> dict[str, float]:
-    """`scalars` and, with a histogram, eval/class_share_<k> (the training loop's names; TensorBoard
-    shows the shares as eval_class_share/<k>, training/dashboards.py)."""
-    return {**self.scalars, **class_share_scalars(self.class_histogram)}
+    """`scalars`, eval/<metric>_std over noise draws (more than one draw) and, with a
+    histogram, eval/class_share_<k> (the training loop's names; TensorBoard shows the shares
+    as eval_class_share/<k>, training/dashboards.py)."""
+    return {**self.scalars, **{tag + STD_SUFFIX: std for tag, std in self.stds.items()},
+            **class_share_scalars(self.class_histogram)}
+
+  def report(self) -> dict:
+    """Everything measured, JSON-ready: scalars, KID's subset spread, stds over draws, the
+    class histogram and per-class FIDs when measured, and the protocol."""
+    out = {**self.scalars, KID_SUBSET_STD: self.kid_subset_std,
+           **{tag + STD_SUFFIX: std for tag, std in self.stds.items()}}
+    if self.class_histogram is not None:
+      out['eval/class_histogram'] = [float(v) for v in self.class_histogram]
+    if self.class_fids is not None:
+      out['eval/class_fids'] = [float(v) for v in self.class_fids]
+    if len(self.per_draw) > 1:
+      out['per_draw'] = [dict(draw) for draw in self.per_draw]
+    return {**out, 'protocol': dict(self.protocol)}
 
 
 def backbone_name(config: ml_collections.ConfigDict) -> Optional[str]:
@@ -178,14 +226,27 @@ def _cifar10_test_images() -> Optional[np.ndarray]:
   return None
 
 
+@dataclasses.dataclass(frozen=True)
+class Reference:
+  """The real images generated ones are compared with, and what they are."""
+  images: np.ndarray  # float32 [N, H, W, C] in [-1, 1].
+  # Which images, in words a record can carry: e.g. 'embedded_mnist held-out (100 per digit)'.
+  split: str
+  # Whether the generator may have trained on them (memorisation needs held-out images).
+  # Whether none of them is among `memorisation_train_images` (memorisation needs that).
+  held_out: bool
+
+
 def _inception_reference(config: ml_collections.ConfigDict,
-                         source: Optional[sources.Source]) -> np.ndarray:
+                         source: Optional[sources.Source]) -> Reference:
   """num_eval_samples real images for the Inception backbone (module docstring)."""
   num = int(config.num_eval_samples)
   test_images = _cifar10_test_images() if config.data.source == 'cifar10' else None
+  held_out = test_images is not None
   if test_images is not None:
     subset = sources.Source('cifar10_test', images=test_images[:num])
     logging.info('Inception reference: the first %d CIFAR-10 test images', subset.size)
+    split = f'cifar10 test (first {subset.size})'
   else:
     if source is None:
       source = sources.load_source(config)
@@ -194,21 +255,28 @@ def _inception_reference(config: ml_collections.ConfigDict,
     subset = source.subset(chosen)  # Labels, when the source has them, stay aligned.
     logging.info('Inception reference: a fixed random %d of the %d training images of %s',
                  subset.size, source.size, source.name)
+    split = (f'{source.name} training images (fixed seed-{REFERENCE_SEED} random {subset.size} '
+             f'of {source.size})')
   if subset.size < num:
     logging.warning('Inception reference: only %d real images for num_eval_samples=%d',
                     subset.size, num)
   # The training pipeline's preprocessing (crop, resize, [-1, 1]); its first epoch is a
   # permutation of the subset, so one batch of subset.size images holds each image once.
   # Images only: the unconditional pipeline (a conditional one would add labels).
+  return Reference(_preprocessed(subset, config), split, held_out)
+
+
+def _preprocessed(subset: sources.Source, config: ml_collections.ConfigDict) -> np.ndarray:
+  """The images of `subset` through the training pipeline's preprocessing, float32 in [-1, 1]."""
   unlabelled = config.copy_and_resolve_references()
   unlabelled.model.num_classes = 0
   return next(iter(input_pipeline.make_dataset(subset, unlabelled,
                                                batch_size=subset.size))).numpy()
 
 
-def reference_images(config: ml_collections.ConfigDict,
-                     source: Optional[sources.Source] = None) -> np.ndarray:
-  """The real images generated ones are compared with, float32 [N, H, W, C] in [-1, 1].
+def reference(config: ml_collections.ConfigDict,
+              source: Optional[sources.Source] = None) -> Reference:
+  """The real images generated ones are compared with, and their split's name.
 
   MNIST: the embedded sample's held-out split (1,000 images, 100 per class, never seen by the
   classifier), the same on every machine and offline. Inception: see the module docstring;
@@ -216,7 +284,39 @@ def reference_images(config: ml_collections.ConfigDict,
   """
   if backbone_name(config) == 'inception':
     return _inception_reference(config, source)
-  return classifier_lib.to_model_range(classifier_lib.embedded_split().held_out_images)
+  split = classifier_lib.embedded_split()
+  # Disjoint from the train split memorisation compares with.
+  return Reference(classifier_lib.to_model_range(split.held_out_images),
+                   f'{split.source} held-out (last {classifier_lib.FLOOR_PER_CLASS} per digit)',
+                   held_out=True)
+
+
+def reference_images(config: ml_collections.ConfigDict,
+                     source: Optional[sources.Source] = None) -> np.ndarray:
+  """`reference(config, source).images`: float32 [N, H, W, C] in [-1, 1]."""
+  return reference(config, source).images
+
+
+# Training images memorisation is measured against, at most this many (the Inception backbone
+# embeds each one through InceptionV3).
+MEMORISATION_TRAIN_IMAGES = 10000
+
+
+def memorisation_train_images(config: ml_collections.ConfigDict,
+                              source: Optional[sources.Source] = None) -> np.ndarray:
+  """Training images for `Evaluator.memorisation`, float32 [N, H, W, C] in [-1, 1].
+
+  MNIST: the embedded sample's train split (4,000 images; the held-out reference is the rest).
+  Inception: a fixed seed-1 random subset of at most MEMORISATION_TRAIN_IMAGES of the training
+  source, preprocessed as training does.
+  """
+  if backbone_name(config) != 'inception':
+    return classifier_lib.to_model_range(classifier_lib.embedded_split().train_images)
+  if source is None:
+    source = sources.load_source(config)
+  chosen = np.sort(np.random.default_rng(REFERENCE_SEED + 1).choice(
+      source.size, min(MEMORISATION_TRAIN_IMAGES, source.size), replace=False))
+  return _preprocessed(source.subset(chosen), config)
 
 
 def _backbone(config: ml_collections.ConfigDict,
@@ -253,7 +353,14 @@ class Evaluator:
                source: Optional[sources.Source] = None,
                inception_size: int = inception_lib.IMAGE_SIZE):
     self._strategy = strategy
+    self._config = config
+    self._source = source
     self._seed = int(config.seed)
+    # Noise draws per evaluation (mean and std over them); 1 in configs from before the field.
+    self.seeds = int(config.get('eval_seeds', 1))
+    if self.seeds < 1:
+      raise config_validation.ConfigError(f'eval_seeds={self.seeds} is not allowed; allowed: '
+                                          'an integer >= 1')
     self._noise_dim = int(config.model.noise_dim)
     self._global_batch = int(config.train.global_batch_size)
     config_validation.validate_replicas(config, strategy.num_replicas_in_sync)
@@ -272,21 +379,61 @@ class Evaluator:
     if self._intra_fid:
       self.scalar_tags += CONDITIONAL_SCALAR_TAGS
       self._real_labels = classifier_lib.embedded_split().held_out_labels
-    real = reference_images(config, source)
+    real_reference = reference(config, source)
+    self.reference = real_reference
+    # Real images see the generated images' quantisation (a no-op for uint8 data).
+    real = protocol_lib.quantise_numpy(real_reference.images)
     # InceptionV3's activations at 299x299 take ~30 MB per image, and these chunks all run on
     # one device (the first GPU): one replica's batch at a time, the load each GPU carries in
     # generation. A global batch scaled for 8 GPUs could run that one out of memory.
     self.reference_batch_size = self._per_replica if self.backbone == 'inception' else 500
-    chunk = self.reference_batch_size
-    real_features = np.concatenate(
-        [self._features(real[start:start + chunk], training=False)[0].numpy()
-         for start in range(0, len(real), chunk)])
+    real_features = self._embed(real)
     self.num_real = len(real)
     self._real_features = real_features
     self.real_statistics = metrics.statistics(real_features)
+    self._train_features: Optional[np.ndarray] = None  # Memorisation's, computed when asked.
+    self.protocol = self._describe(config, inception_size)
     # One traced function per generator (the live one, an EMA copy); the generator is kept
     # alongside so its id cannot be reused by another object.
     self._functions: dict[int, tuple[keras.Model, Callable]] = {}
+
+  def _embed(self, images: np.ndarray) -> np.ndarray:
+    """Features [N, D] of real images (float32 in [-1, 1], quantised), a chunk at a time."""
+    chunk = self.reference_batch_size
+    out = None
+    for start in range(0, len(images), chunk):
+      part = self._features(images[start:start + chunk], training=False)[0].numpy()
+      if out is None:
+        out = np.empty((len(images), part.shape[1]), np.float32)
+      out[start:start + len(part)] = part
+    return out
+
+  def _describe(self, config: ml_collections.ConfigDict, inception_size: int) -> dict:
+    """The fixed part of every figure's protocol (protocol.py)."""
+    size = (int(config.data.image_size), int(config.data.image_size), int(config.data.channels))
+    if self.backbone == 'inception':
+      weights = str(config.eval_inception_weights)
+      extractor = (f'InceptionV3 {inception_lib.FEATURE_LAYER} '
+                   f'({inception_lib.NUM_FEATURES} features)')
+      resize = (f'bilinear {size[0]}x{size[1]} -> {inception_size}x{inception_size}'
+                + (', gray replicated to RGB' if size[2] == 1 else ''))
+    else:
+      weights = classifier_lib.WEIGHTS_PATH
+      extractor = f'MNIST classifier {classifier_lib.FEATURE_LAYER} (64 features)'
+      resize = 'none'
+    return {
+        'num_reference': int(self.num_real),
+        'reference_split': self.reference.split,
+        'feature_extractor': extractor,
+        'feature_weights': weights,
+        'feature_weights_sha256': protocol_lib.file_sha256(weights),
+        'image_size': list(size),
+        'resize': resize,
+        'quantisation': protocol_lib.QUANTISATION,
+        'kid': f'unbiased MMD², (x.y/d + 1)^3, {kid_lib.NUM_SUBSETS} subsets',
+        'precision_recall_k': precision_recall.NEIGHBOURS,
+        'seed': self._seed,
+    }
 
   def _function_for(self, generator: keras.Model) -> Callable:
     entry = self._functions.get(id(generator))
@@ -294,35 +441,41 @@ class Evaluator:
       strategy, per_replica = self._strategy, self._per_replica
       global_batch, num_classes = self._global_batch, self.num_classes
 
-      def replica_fn(batch_index):
+      def replica_fn(batch_index, draw):
+        # Draw 0 is the noise of every evaluation; draws 1.. are further independent ones.
         noise = tf.random.stateless_normal(
             [global_batch, self._noise_dim],
-            seed=random_keys.key(self._seed, batch_index, 0, random_keys.EVAL_NOISE))
+            seed=random_keys.key(self._seed, batch_index, draw, random_keys.EVAL_NOISE))
         z = random_keys.replica_slice(noise, per_replica)
         if not num_classes:
-          return self._features(tf.cast(generator(z, training=False), tf.float32),
-                                training=False)
+          images = generator(z, training=False)
+          return self._features(protocol_lib.quantise(images), training=False)
         # Sliced like z, so each example keeps its (z, label) pair on any replica count.
         labels = random_keys.replica_slice(
             eval_labels(batch_index, global_batch, num_classes), per_replica)
         features, probabilities = self._features(
-            tf.cast(generator([z, labels], training=False), tf.float32), training=False)
+            protocol_lib.quantise(generator([z, labels], training=False)), training=False)
         return features, probabilities, labels
 
       @tf.function
-      def generate_and_classify(batch_index):
+      def generate_and_classify(batch_index, draw):
         # Features, probabilities and, for a conditional generator, the labels it was given.
-        outputs = strategy.run(replica_fn, args=(batch_index,))
+        # Images stay on their replica: only features and probabilities leave it.
+        outputs = strategy.run(replica_fn, args=(batch_index, draw))
         return tuple(strategy.gather(value, axis=0) for value in outputs)
 
       entry = self._functions[id(generator)] = (generator, generate_and_classify)
     return entry[1]
 
-  def labelled_outputs(self, generator: keras.Model, num_samples: Optional[int] = None
-                       ) -> tuple[np.ndarray, np.ndarray, Optional[np.ndarray]]:
-    """(features, class probabilities, labels) of the first N evaluation samples: MNIST [N, 64]
-    and [N, 10], Inception [N, 2048] and [N, 1000]; the int32 labels [N] the generator was
-    given (conditional), else None."""
+  def labelled_outputs(self, generator: keras.Model, num_samples: Optional[int] = None,
+                       draw: int = 0) -> tuple[np.ndarray, np.ndarray, Optional[np.ndarray]]:
+    """(features, class probabilities, labels) of the first N evaluation samples of noise draw
+    `draw`: MNIST [N, 64] and [N, 10], Inception [N, 2048] and [N, 1000]; the int32 labels [N]
+    the generator was given (conditional), else None.
+
+    Streams: one global batch at a time is generated and embedded on the replicas, and only
+    its features, probabilities and labels are kept (written into arrays of N rows), so 50,000
+    samples never exist as images at once."""
     num = int(num_samples or self.num_samples)
     if num < 2:
       raise ValueError(f'num_samples={num}: a covariance needs at least 2 samples')
@@ -330,38 +483,78 @@ class Evaluator:
       raise ValueError(f'num_samples={num}: intra-FID needs at least 2 samples per class, '
                        f'>= {2 * self.num_classes}')
     function = self._function_for(generator)
-    batches = [[value.numpy() for value in function(tf.constant(index, tf.int64))]
-               for index in range(math.ceil(num / self._global_batch))]
-    columns = [np.concatenate(parts)[:num] for parts in zip(*batches)]
+    columns = None
+    for index in range(math.ceil(num / self._global_batch)):
+      values = [value.numpy() for value in function(tf.constant(index, tf.int64),
+                                                    tf.constant(draw, tf.int64))]
+      if columns is None:
+        columns = [np.empty((num,) + value.shape[1:], value.dtype) for value in values]
+      start = index * self._global_batch
+      rows = min(self._global_batch, num - start)
+      for column, value in zip(columns, values):
+        column[start:start + rows] = value[:rows]
     return columns[0], columns[1], (columns[2] if self.num_classes else None)
 
-  def outputs(self, generator: keras.Model,
-              num_samples: Optional[int] = None) -> tuple[np.ndarray, np.ndarray]:
+  def outputs(self, generator: keras.Model, num_samples: Optional[int] = None,
+              draw: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """(features, class probabilities) of `labelled_outputs`."""
-    features, probabilities, _ = self.labelled_outputs(generator, num_samples)
+    features, probabilities, _ = self.labelled_outputs(generator, num_samples, draw)
     return features, probabilities
 
-  def evaluate(self, generator: keras.Model, num_samples: Optional[int] = None) -> Evaluation:
-    """Scores `num_samples` (default config.num_eval_samples) images of `generator`.
+  def evaluate(self, generator: keras.Model, num_samples: Optional[int] = None,
+               seeds: Optional[int] = None) -> Evaluation:
+    """Scores `num_samples` (default config.num_eval_samples) images of `generator`, for each
+    of `seeds` noise draws (default config.eval_seeds): the scalars are means over the draws,
+    `stds` their standard deviations (ddof 1) when there are several.
 
-    MNIST: scalars {'eval/fid', 'eval/classifier_score', 'eval/min_class_share'} and the class
-    histogram ([10], sums to 1); a conditional generator adds 'eval/conditional_accuracy' and
-    'eval/intra_fid' (and the per-class distances, class_fids). Inception: {'eval/fid',
-    'eval/inception_score'}, no histogram.
+    MNIST: scalars {'eval/fid', 'eval/kid', 'eval/precision', 'eval/recall',
+    'eval/classifier_score', 'eval/min_class_share'} and the class histogram ([10], sums to 1);
+    a conditional generator adds 'eval/conditional_accuracy' and 'eval/intra_fid' (and the
+    per-class distances, class_fids). Inception: {'eval/fid', 'eval/kid', 'eval/precision',
+    'eval/recall', 'eval/inception_score'}, no histogram. Histogram and class FIDs are means
+    over the draws too.
     """
-    features, probabilities, labels = self.labelled_outputs(generator, num_samples)
+    seeds = self.seeds if seeds is None else int(seeds)
+    if seeds < 1:
+      raise ValueError(f'seeds={seeds}: at least one noise draw')
+    draws = [self._evaluate_draw(generator, num_samples, draw) for draw in range(seeds)]
+    first = draws[0]
+    tags = list(first.scalars)
+    scalars = {tag: float(np.mean([d.scalars[tag] for d in draws])) for tag in tags}
+    stds = ({tag: float(np.std([d.scalars[tag] for d in draws], ddof=1)) for tag in tags}
+            if seeds > 1 else {})
+
+    def mean_of(field: str) -> Optional[np.ndarray]:
+      values = [getattr(d, field) for d in draws]
+      return None if values[0] is None else np.mean(values, axis=0)
+
+    protocol = {**self.protocol, 'num_generated': first.num_samples, 'noise_draws': seeds,
+                'kid_subset_size': kid_lib.subset_size(first.num_samples, self.num_real)}
+    return Evaluation(scalars, mean_of('class_histogram'), first.num_samples,
+                      mean_of('class_fids'),
+                      kid_subset_std=float(np.mean([d.kid_subset_std for d in draws])),
+                      per_draw=tuple(d.scalars for d in draws), stds=stds, protocol=protocol)
+
+  def _evaluate_draw(self, generator: keras.Model, num_samples: Optional[int],
+                     draw: int) -> Evaluation:
+    """The figures of one noise draw (`evaluate` averages them)."""
+    features, probabilities, labels = self.labelled_outputs(generator, num_samples, draw)
     num = len(features)
     if self.backbone == 'inception':
       # 2048 features: from the samples when fewer than 2048 (metrics module docstring).
       fid = metrics.frechet_distance_of_features(features, self._real_features)
     else:
       fid = metrics.frechet_distance(*metrics.statistics(features), *self.real_statistics)
+    kid, kid_std, _ = kid_lib.kernel_inception_distance(features, self._real_features)
+    precision, recall = precision_recall.precision_recall(features, self._real_features)
+    distribution = {'eval/kid': kid, 'eval/precision': precision, 'eval/recall': recall}
     # Same formula: exp E KL(p(y|x) || p(y)); over ImageNet's classes it is the Inception Score.
     score = metrics.classifier_score(probabilities)
     if self.backbone == 'inception':
-      return Evaluation({'eval/fid': fid, 'eval/inception_score': score}, None, num)
+      return Evaluation({'eval/fid': fid, **distribution, 'eval/inception_score': score}, None,
+                        num, kid_subset_std=kid_std)
     histogram = metrics.class_histogram(probabilities)
-    scalars = {'eval/fid': fid, 'eval/classifier_score': score,
+    scalars = {'eval/fid': fid, **distribution, 'eval/classifier_score': score,
                'eval/min_class_share': metrics.min_class_share(histogram)}
     class_fids = None
     if self._intra_fid:
@@ -369,7 +562,50 @@ class Evaluator:
                                                    self._real_labels, self.num_classes)
       scalars['eval/conditional_accuracy'] = metrics.conditional_accuracy(probabilities, labels)
       scalars['eval/intra_fid'] = float(np.mean(class_fids))
-    return Evaluation(scalars, histogram, num, class_fids)
+    return Evaluation(scalars, histogram, num, class_fids, kid_subset_std=kid_std)
+
+  def sample_images(self, generator: keras.Model, num: int, draw: int = 0) -> np.ndarray:
+    """The first `num` samples of noise draw `draw`, quantised as the features see them:
+    float32 [num, H, W, C] in [-1, 1]. Generated on this host, a global batch at a time (for
+    showing a few samples; scoring streams through `labelled_outputs`)."""
+    out = []
+    for index in range(math.ceil(num / self._global_batch)):
+      batch_index = tf.constant(index, tf.int64)
+      z = tf.random.stateless_normal(
+          [self._global_batch, self._noise_dim],
+          seed=random_keys.key(self._seed, batch_index, draw, random_keys.EVAL_NOISE))
+      inputs = (z if not self.num_classes else
+                [z, eval_labels(batch_index, self._global_batch, self.num_classes)])
+      out.append(protocol_lib.quantise(generator(inputs, training=False)).numpy())
+    return np.concatenate(out)[:num]
+
+  def train_images(self) -> np.ndarray:
+    """`memorisation_train_images` of this evaluator's config (indices of
+    `Memorisation.generated_nearest` point into it)."""
+    return protocol_lib.quantise_numpy(memorisation_train_images(self._config, self._source))
+
+  def memorisation(self, generator: keras.Model, num_samples: Optional[int] = None,
+                   train_images: Optional[np.ndarray] = None
+                   ) -> memorisation_lib.Memorisation:
+    """Nearest-training-image distances of `num_samples` samples (noise draw 0) and of the
+    reference images, in this evaluator's features (memorisation.py).
+
+    `train_images` (float32 in [-1, 1]): default `memorisation_train_images(config)`, whose
+    features are computed once. Raises UnsupportedEvaluation when the reference images are
+    among the training images (no held-out set to compare with).
+    """
+    if not self.reference.held_out:
+      raise UnsupportedEvaluation(
+          f'memorisation needs reference images held out of training; the reference here is '
+          f'{self.reference.split}')
+    if train_images is not None:
+      train_features = self._embed(protocol_lib.quantise_numpy(train_images))
+    else:
+      if self._train_features is None:
+        self._train_features = self._embed(self.train_images())
+      train_features = self._train_features
+    features, _, _ = self.labelled_outputs(generator, num_samples)
+    return memorisation_lib.memorisation(features, self._real_features, train_features)
 
 
 def metric_tags(evaluator: Optional[Evaluator], with_ema: bool) -> list[str]:

@@ -14,11 +14,12 @@ import dataclasses
 import json
 import os
 import sys
-from typing import Optional
+from typing import Iterator, Optional
 
 import keras
 import ml_collections
 import tensorflow as tf
+from absl import logging
 
 from configs import default
 from wgan_dist.training import checkpointing
@@ -73,6 +74,30 @@ def has_ema(prefix: str) -> bool:
   return any(name.startswith(EMA_KEY + '/') for name in names)
 
 
+def _generator_restorer(config: ml_collections.ConfigDict, ema: Optional[bool],
+                        strategy: Optional[tf.distribute.Strategy]):
+  """(generator, step variable, restore(prefix) -> whether it restored the EMA weights)."""
+  # float32 whatever the run's precision: the variables are float32 in every policy, and
+  # evaluation, samples and exports are better off computing in float32.
+  with strategy.scope() if strategy else contextlib.nullcontext():
+    generator, _ = models.build_models(config)
+    step = tf.Variable(0, dtype=tf.int64, trainable=False, name='step')
+
+  def restore(prefix: str) -> bool:
+    used_ema = has_ema(prefix) if ema is None else bool(ema)
+    if used_ema and not has_ema(prefix):
+      raise RestoreError(f'checkpoint {prefix} holds no EMA generator (train.ema_decay was 0 '
+                         'for this run); drop --ema to use the trained generator')
+    checkpoint = tf.train.Checkpoint(step=step,
+                                     **{EMA_KEY if used_ema else 'generator': generator})
+    # expect_partial: the critic and optimizers are in the file but not wanted here; every
+    # generator variable must still be found.
+    checkpoint.restore(prefix).assert_existing_objects_matched().expect_partial()
+    return used_ema
+
+  return generator, step, restore
+
+
 def load_generator(workdir: str, *, ema: Optional[bool] = False,
                    strategy: Optional[tf.distribute.Strategy] = None) -> Restored:
   """The (EMA) generator of the newest readable checkpoint, built under `strategy`'s scope if
@@ -82,24 +107,12 @@ def load_generator(workdir: str, *, ema: Optional[bool] = False,
   generator, None = the EMA generator when the checkpoint holds one, else the trained one.
   """
   config = load_config(workdir)
-  # float32 whatever the run's precision: the variables are float32 in every policy, and
-  # evaluation, samples and exports are better off computing in float32.
-  with strategy.scope() if strategy else contextlib.nullcontext():
-    generator, _ = models.build_models(config)
-    step = tf.Variable(0, dtype=tf.int64, trainable=False, name='step')
+  generator, step, restore_prefix = _generator_restorer(config, ema, strategy)
   used_ema = bool(ema)
 
   def restore(prefix: str) -> None:
     nonlocal used_ema
-    used_ema = has_ema(prefix) if ema is None else ema
-    if used_ema and not has_ema(prefix):
-      raise RestoreError(f'checkpoint {prefix} holds no EMA generator (train.ema_decay was 0 '
-                         'for this run); drop --ema to use the trained generator')
-    checkpoint = tf.train.Checkpoint(step=step,
-                                     **{EMA_KEY if used_ema else 'generator': generator})
-    # expect_partial: the critic and optimizers are in the file but not wanted here; every
-    # generator variable must still be found.
-    checkpoint.restore(prefix).assert_existing_objects_matched().expect_partial()
+    used_ema = restore_prefix(prefix)
 
   try:
     prefix = checkpointing.restore_newest_readable(_checkpoint_directory(workdir), restore)
@@ -108,6 +121,33 @@ def load_generator(workdir: str, *, ema: Optional[bool] = False,
   if prefix is None:
     raise _no_checkpoint(workdir)
   return Restored(config, generator, int(step.numpy()), prefix, used_ema)
+
+
+def checkpoint_prefixes(workdir: str) -> list[str]:
+  """The prefixes of every kept checkpoint of `workdir`, oldest first; RestoreError if none."""
+  found = checkpointing.candidates(_checkpoint_directory(workdir))
+  if not found:
+    raise _no_checkpoint(workdir)
+  return found[::-1]
+
+
+def load_generators(workdir: str, *, ema: Optional[bool] = False,
+                    strategy: Optional[tf.distribute.Strategy] = None) -> Iterator[Restored]:
+  """Every kept checkpoint's (EMA) generator, oldest first, as `load_generator` restores the
+  newest. One generator object is built and each checkpoint restored into it in turn (a
+  caller's traced functions stay valid); a checkpoint that cannot be read is skipped with a
+  warning naming it. `ema` as in `load_generator`."""
+  config = load_config(workdir)
+  prefixes = checkpoint_prefixes(workdir)
+  generator, step, restore_prefix = _generator_restorer(config, ema, strategy)
+  for prefix in prefixes:
+    try:
+      used_ema = restore_prefix(prefix)
+    except checkpointing.UNREADABLE as error:
+      logging.warning('Skipping checkpoint %s: it cannot be read (%s)', prefix,
+                      type(error).__name__)
+      continue
+    yield Restored(config, generator, int(step.numpy()), prefix, used_ema)
 
 
 def local_strategy(config: ml_collections.ConfigDict) -> tf.distribute.Strategy:

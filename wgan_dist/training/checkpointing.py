@@ -54,8 +54,8 @@ def candidates(directory: str) -> list[str]:
 
 # What reading a half-written or truncated checkpoint raises (IndexError: the reader's "read
 # less bytes than requested").
-_UNREADABLE = (tf.errors.DataLossError, tf.errors.NotFoundError, tf.errors.OutOfRangeError,
-               IndexError)
+UNREADABLE = (tf.errors.DataLossError, tf.errors.NotFoundError, tf.errors.OutOfRangeError,
+              IndexError)
 
 
 def restore_newest_readable(directory: str, restore: Callable[[str], None]) -> Optional[str]:
@@ -70,7 +70,7 @@ def restore_newest_readable(directory: str, restore: Callable[[str], None]) -> O
   for prefix in found:
     try:
       restore(prefix)
-    except _UNREADABLE as error:
+    except UNREADABLE as error:
       logging.warning('Skipping checkpoint %s: it cannot be read (%s: %s); trying an older '
                       'one', prefix, type(error).__name__, str(error).splitlines()[0][:200])
       continue
@@ -134,7 +134,7 @@ class Checkpointer:
       # Every saved object must find its variable: a mismatch means another model was
       # trained here.
       status.assert_existing_objects_matched()
-    except _UNREADABLE:
+    except UNREADABLE:
       if status is not None:
         status.expect_partial()
       raise

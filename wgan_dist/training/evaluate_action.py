@@ -8,21 +8,32 @@ import ml_collections
 from absl import logging
 
 from wgan_dist.eval import evaluator as evaluator_lib
+from wgan_dist.eval import records
 from wgan_dist.training import context
 from wgan_dist.training import controller
 from wgan_dist.training import schedules
 from wgan_dist.training import state as train_state
 
 
-def evaluate(evaluator: evaluator_lib.Evaluator,
-             state: train_state.TrainState) -> dict[str, float]:
-  """eval/* scalars of the generator (and eval_ema/* of the averaged one), with class shares."""
-  scalars = evaluator.evaluate(state.generator).all_scalars()
+def evaluate(evaluator: evaluator_lib.Evaluator, state: train_state.TrainState,
+             records_workdir: Optional[str] = None, step: int = 0) -> dict[str, float]:
+  """eval/* scalars of the generator (and eval_ema/* of the averaged one), with class shares
+  (means over config.eval_seeds noise draws, and eval/<metric>_std when more than one); with
+  `records_workdir` (the chief's workdir), a record of each evaluation in its
+  eval/records.jsonl."""
+  evaluation = evaluator.evaluate(state.generator)
+  scalars = evaluation.all_scalars()
   logging.info('Evaluation: %s', ', '.join(f'{k} {v:.4g}' for k, v in sorted(scalars.items())
                                            if 'class_share_' not in k))
+  evaluations = [(evaluation, False)]
   if state.ema_generator is not None:
+    evaluations.append((evaluator.evaluate(state.ema_generator), True))
     scalars.update({name.replace('eval/', 'eval_ema/', 1): value for name, value in
-                    evaluator.evaluate(state.ema_generator).all_scalars().items()})
+                    evaluations[-1][0].all_scalars().items()})
+  if records_workdir is not None:
+    for measured, ema in evaluations:
+      records.append(records_workdir, records.make_record(
+          measured.report(), step=step, checkpoint=None, ema=ema, source='training'))
   return scalars
 
 
@@ -48,6 +59,9 @@ class Evaluate(controller.PeriodicAction):
     self.hparams_metrics = tuple(evaluator_lib.metric_tags(
         self._evaluator, with_ema=run.state.ema_generator is not None))
     self._monitor, self._state = run.monitor, run.state
+    # Only the chief writes the evaluation records.
+    self._records_workdir = run.workdir if run.is_chief else None
 
   def run(self, step: int) -> None:
-    self._monitor.write_scalars(step, evaluate(self._evaluator, self._state))
+    self._monitor.write_scalars(step, evaluate(self._evaluator, self._state,
+                                               self._records_workdir, step))
