@@ -34,6 +34,8 @@ CONTRACT_TAGS = ('train/critic_loss', 'train/generator_loss', 'train/gradient_pe
                  'train/learning_rate', 'train/generator_learning_rate', 'eval/fid',
                  'eval/classifier_score', 'eval/min_class_share')
 EVAL_NAMES = ('fid', 'classifier_score', 'min_class_share')
+# Evaluation figures outside the first section (`core`): in `eval` and the custom layout only.
+MORE_EVAL_NAMES = ('kid', 'precision', 'recall')
 
 
 @pytest.fixture(scope='module')
@@ -153,7 +155,7 @@ def test_ema_figures_share_the_raw_figures_charts(workdir):
   # The EMA generator's figures: the same tags, in the run train/ema, so one chart (one tag)
   # shows both; no eval_ema/* tag and no eval_ema section.
   ema = _scalar_tags(workdir, 'train/ema')
-  assert ema == ({f'eval/{name}' for name in EVAL_NAMES}
+  assert ema == ({f'eval/{name}' for name in EVAL_NAMES + MORE_EVAL_NAMES}
                  | {f'core/eval/{name}' for name in EVAL_NAMES}
                  | {f'eval_class_share/{k}' for k in range(10)})
   for name in EVAL_NAMES:
@@ -202,7 +204,8 @@ def test_custom_scalars_layout(workdir):
   # Every chart draws something; FID, score and smallest share draw the trained generator's
   # and the EMA generator's curve.
   expected = [({'eval/fid'}, True), ({'eval/classifier_score'}, True),
-              ({'eval/min_class_share'}, True), ({'train/wasserstein_estimate'}, False),
+              ({'eval/min_class_share'}, True), ({'eval/kid'}, True), ({'eval/precision'}, True),
+              ({'eval/recall'}, True), ({'train/wasserstein_estimate'}, False),
               ({'train/critic_loss', 'train/generator_loss'}, False)]
   assert len(quality.chart) == len(expected)
   for chart, (want, with_ema) in zip(quality.chart, expected):
