@@ -22,9 +22,11 @@ def get_config() -> ml_collections.ConfigDict:
 
   config.data = ml_collections.ConfigDict()
   # Where the real images come from: a name of the registry SOURCES in wgan_dist/data/sources.py
-  # (built-in data sets, a directory of images 'folder', an array file 'npz', a TFDS set 'tfds').
+  # (built-in data sets, a directory of images 'folder', an array file 'npz', a TFDS set 'tfds',
+  # a directory written by python -m wgan_dist.prepare 'prepared': docs/data.md).
   config.data.source = 'mnist'
-  # Directory of images ('folder'), a .npz file ('npz') or a TFDS dataset name ('tfds').
+  # Directory of images ('folder'), of a prepared dataset ('prepared'), a .npz file ('npz') or a
+  # TFDS dataset name ('tfds').
   config.data.path = ''
   # Side length and channel count the model sees; images of another size are resized.
   config.data.image_size = 28
@@ -39,6 +41,16 @@ def get_config() -> ml_collections.ConfigDict:
   # An image file that cannot be decoded ('folder'): 'fail' stops before training with an error
   # naming the file; 'skip' leaves it out, counts it and logs the count and the first names.
   config.data.on_bad_image = 'fail'
+  # 'tfds' only: the split to train on, in TFDS's split syntax ('train', 'train[:90%]',
+  # 'train+validation'), and the TFDS data directory ('' = TFDS's default: $TFDS_DATA_DIR or
+  # ~/tensorflow_datasets).
+  config.data.split = 'train'
+  config.data.tfds_data_dir = ''
+  # A resume whose data order's inputs differ from the checkpoint's (the data set's fingerprint
+  # or image count, seed, train.global_batch_size or train.n_critic) stops before any step,
+  # naming the old and new values. True continues anyway, from the checkpoint's weights, with
+  # the new order (and, with train.num_steps=-1, the new length): a deliberate change.
+  config.data.allow_changed_on_resume = False
 
   config.model = ml_collections.ConfigDict()
   # The generator and critic: a name of the registry ARCHITECTURES in
@@ -149,7 +161,7 @@ def get_config() -> ml_collections.ConfigDict:
 
   # Intervals in generator steps of the periodic actions (wgan_dist/training/actions.py); each
   # also runs at the last step, and 0 turns it off (a run with checkpoint_every_steps=0 saves
-  # only when stopped by a signal).
+  # only when a signal stops it before its last training call).
   config.log_every_steps = 100
   config.sample_every_steps = 500
   config.checkpoint_every_steps = 1000

@@ -26,7 +26,8 @@ def get_config(variant: str = '') -> ml_collections.ConfigDict:
   config.train.gp_lambda = 10.0
   config.train.learning_rate = 1e-4
   config.train.num_epochs = 50
-  # Averaged generator weights, warmed up (train.ema_warmup), logged as eval_ema/* beside eval/*.
+  # Averaged generator weights, warmed up (train.ema_warmup), evaluated too: the same eval/* tags
+  # in the TensorBoard run train/ema, beside the trained generator's in train.
   config.train.ema_decay = 0.999
 
   if variant in ('quick', 'conditional'):

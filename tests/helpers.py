@@ -59,10 +59,13 @@ def pre_norm_names(state) -> set[str]:
   return names
 
 
-def event_scalars(workdir: str, tag: str) -> dict[int, float]:
-  """{step: value} of a scalar tag in workdir/train, read with TensorBoard's own reader."""
+def event_scalars(workdir: str, tag: str, run: str = 'train') -> dict[int, float]:
+  """{step: value} of a scalar tag in workdir/<run> (default the trained generator's run;
+  'train/ema' holds the EMA generator's eval/*), read with TensorBoard's own reader."""
+  if not os.path.isdir(os.path.join(workdir, run)):
+    return {}
   events = event_accumulator.EventAccumulator(
-      os.path.join(workdir, 'train'), size_guidance={event_accumulator.TENSORS: 0}).Reload()
+      os.path.join(workdir, run), size_guidance={event_accumulator.TENSORS: 0}).Reload()
   if tag not in events.Tags()['tensors']:
     return {}
   return {event.step: float(tensor_util.make_ndarray(event.tensor_proto))

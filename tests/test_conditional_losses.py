@@ -8,6 +8,7 @@ import tensorflow as tf
 
 from wgan_dist.algorithm import conditioning
 from wgan_dist.algorithm import losses
+from wgan_dist.models import layers as model_layers
 
 SHAPE = (5, 4, 2)
 NUM_CLASSES = 3
@@ -160,3 +161,17 @@ def test_an_acgan_critic_read_as_unconditional_is_a_clear_error():
   real, fake, epsilon, _ = _batch(np.random.default_rng(6))
   with pytest.raises(ValueError, match=r'returned shape \(6, 4\); allowed: \[B, 1\]'):
     losses.gradient_penalty(critic, real, fake, epsilon)
+
+
+def test_conditioning_and_num_classes_must_agree():
+  # A conditional critic needs classes; an unconditional one must not be given labels.
+  image = keras.Input((4, 4, 1))
+  features = keras.layers.Flatten()(image)
+  dense = lambda units, name: keras.layers.Dense(units, dtype='float32', name=name)
+  with pytest.raises(ValueError, match='num_classes=0'):
+    model_layers.critic_model(image, features, 0, conditioning.ACGAN_CONDITIONING, name='c')
+  with pytest.raises(ValueError, match='num_classes=3'):
+    model_layers.critic_model(image, features, 3, conditioning.NONE, name='c')
+  critic = conditioning.NONE.critic_head(image, features, 0, dense, 'c')
+  with pytest.raises(ValueError, match='labels given to the unconditional'):
+    conditioning.NONE.outputs(critic, tf.zeros([2, 4, 4, 1]), tf.zeros([2], tf.int32))

@@ -56,6 +56,7 @@ BAD_VALUES = [
     ('data.allow_download', None, 'True or False'),
     ('data.center_crop', None, 'True or False'),
     ('data.on_bad_image', 'ignore', "('fail', 'skip')"),
+    ('data.split', ' ', "a TFDS split, e.g. 'train'"),
     ('model.architecture', 'biggan', "'dcgan'"),
     ('model.critic_norm', 'group', "('layer', 'none')"),
     ('model.noise_dim', 0, 'an integer >= 1'),
@@ -157,7 +158,8 @@ def test_every_schema_field_has_a_rule(field):
     ('checkpoint_every_steps', 0), ('num_eval_samples', 2), ('profile_steps', (0, 0)),
     ('profile_steps', (3, 3)), ('profile_steps', [2, 5]), ('initial_loss_scale', 1.0),
     ('distribution.peer_timeout_secs', 1), ('data.on_bad_image', 'skip'), ('seed', -3),
-    ('seed', 2**63 - 1), ('model.num_classes', 2), ('model.conditioning', 'projection'),
+    ('seed', 2**63 - 1), ('model.num_classes', 2), ('data.split', 'train[:90%]'),
+    ('data.tfds_data_dir', '/data/tfds'), ('data.allow_changed_on_resume', True), ('model.conditioning', 'projection'),
     ('train.acgan_generator_weight', 0.0), ('distribution.all_reduce', 'ring'),
     ('model.conv_impl', 'conv'), ('distribution.stop_grace_secs', 0.5), ('allow_tf32', False),
 ])

@@ -1,5 +1,7 @@
 """Data sources and the pipeline: ranges, shapes, the offline MNIST fallback, image folders."""
 
+import re
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -110,3 +112,34 @@ def test_center_crop_keeps_the_middle_square(tiny_config, tmp_path):
   assert cropped.shape == (2, 12, 12, 1) and cropped.max() == -1.0
   tiny_config.data.center_crop = False
   assert _first_batch(tiny_config, source, batch_size=2).max() == 1.0
+
+
+def test_a_large_folder_warns_with_its_scan_time_and_points_to_prepare(tiny_config, tmp_path,
+                                                                       monkeypatch, caplog):
+  for index in range(3):
+    Image.fromarray(np.full((8, 8), index, np.uint8)).save(tmp_path / f'img{index}.png')
+  tiny_config.data.source, tiny_config.data.path = 'folder', str(tmp_path)
+  sources.load_source(tiny_config)
+  assert 'prepare' not in caplog.text  # Below the threshold: only the info line.
+  monkeypatch.setattr(sources, 'SCAN_ADVICE_FILES', 3)
+  sources.load_source(tiny_config)
+  warnings = [r.getMessage() for r in caplog.records if 'python -m wgan_dist.prepare' in
+              r.getMessage()]
+  assert len(warnings) == 1
+  path = re.escape(repr(str(tmp_path)))
+  assert re.fullmatch(
+      rf"data.source='folder': checking the 3 files under data.path={path}"
+      r' took \d+\.\d s, on every worker at every start \(and resume\); `python -m '
+      r'wgan_dist.prepare` converts them once into shards that data.source=.prepared. streams '
+      'without a scan', warnings[0])
+
+
+def test_in_memory_images_are_gathered_from_the_source_array_not_a_copy(tiny_config):
+  """The pipeline reads the source's own array: changing it changes the next batch."""
+  images = np.zeros((8, 28, 28, 1), np.uint8)
+  source = sources.Source('npz', images=images)
+  tiny_config.seed = 1
+  dataset = iter(input_pipeline.make_dataset(source, tiny_config, batch_size=8))
+  assert next(dataset).numpy().max() == -1.0
+  images[:] = 255  # Batches already prefetched keep the old pixels; later ones the new.
+  assert any(next(dataset).numpy().min() == 1.0 for _ in range(200))

@@ -280,43 +280,6 @@ def test_unconditional_folder_keeps_accepting_any_layout(tiny_config, tmp_path):
   assert source.size == NUM_EXAMPLES + 1 and source.labels is None
 
 
-class _FakeTfds:
-  """tensorflow_datasets' load/as_numpy as used with batch_size=-1 (not a dependency here)."""
-
-  def __init__(self, split: dict, label_names=None):
-    self.calls, self._split, self._names = [], split, label_names
-
-  def load(self, name, **kwargs):
-    self.calls.append((name, kwargs))
-    split = {key: tf.constant(value) for key, value in self._split.items()}
-    if not kwargs.get('with_info'):
-      return split
-    label = type('ClassLabel', (), {'names': self._names})()
-    return split, type('DatasetInfo', (), {'features': {'label': label}})()
-
-  @staticmethod
-  def as_numpy(tree):
-    return {key: value.numpy() for key, value in tree.items()}
-
-
-def _tfds_config(config, monkeypatch, fake):
-  monkeypatch.setitem(sys.modules, 'tensorflow_datasets', fake)
-  config.data.source, config.data.path = 'tfds', 'fake_digits'
-  config.model.num_classes = NUM_CLASSES
-  return config
-
-
-@pytest.mark.parametrize('names, class_names', [(list('abcde'), tuple('abcde')), (None, None)])
-def test_tfds_label_feature_and_names(tiny_config, monkeypatch, names, class_names):
-  images = _RNG.integers(0, 256, (6, 28, 28, 1), np.uint8)
-  labels = np.array([4, 0, 1, 2, 3, 4], np.int64)
-  fake = _FakeTfds({'image': images, 'label': labels}, label_names=names)
-  source = sources.load_source(_tfds_config(tiny_config, monkeypatch, fake))
-  np.testing.assert_array_equal(source.labels, labels)
-  assert source.class_names == class_names
-  assert fake.calls[0][1]['with_info'] is True
-
-
 # Errors: one line, naming the source and what is allowed.
 
 def _error(config) -> str:
@@ -325,15 +288,6 @@ def _error(config) -> str:
   message = str(error.value)
   assert '\n' not in message
   return message
-
-
-def test_tfds_without_label_feature(tiny_config, monkeypatch):
-  images = _RNG.integers(0, 256, (6, 28, 28, 1), np.uint8)
-  config = _tfds_config(tiny_config, monkeypatch, _FakeTfds({'image': images}))
-  assert _error(config) == (
-      "data.path='fake_digits' (data.source='tfds') has no 'label' feature (it has ['image']); "
-      'model.num_classes=5 needs a label per image; allowed: a labelled source, or '
-      'model.num_classes=0 (unconditional)')
 
 
 def test_npz_without_labels_names_the_file(tiny_config, tmp_path):

@@ -58,7 +58,7 @@ def _train(path: str, *, num_steps: int, eval_every_steps: int, ema_decay: float
 
 @pytest.fixture(scope='module')
 def evaluated_run(tmp_path_factory):
-  """4 tiny steps with an EMA, evaluated at steps 2 and 4: eval/* and eval_ema/* tags."""
+  """4 tiny steps with an EMA, evaluated at steps 2 and 4: eval/* tags in train and train/ema."""
   return _train(str(tmp_path_factory.mktemp('evaluated')), num_steps=4, eval_every_steps=2,
                 ema_decay=0.9)
 
@@ -71,7 +71,7 @@ def unevaluated_run(tmp_path_factory):
 
 
 def test_report_of_an_evaluated_run(evaluated_run, tmp_path):
-  assert set(helpers.event_scalars(evaluated_run, 'eval_ema/fid')) == {2, 4}
+  assert set(helpers.event_scalars(evaluated_run, 'eval/fid', run='train/ema')) == {2, 4}
   out = tmp_path / 'figures' / 'report.png'  # Its directory does not exist yet.
   result = _run(f'--workdir={evaluated_run}', f'--out={out}')
   _assert_ok(result)

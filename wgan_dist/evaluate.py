@@ -24,6 +24,7 @@ object per checkpoint], 'csv': path}.
 """
 
 import json
+import time
 
 from wgan_dist.config import tf_log_level  # pylint: disable=wrong-import-position
 
@@ -151,12 +152,19 @@ def main(argv: list[str]) -> None:
     return summary
 
   if not _ALL_CHECKPOINTS.value:
-    print(json.dumps(finish((restored, evaluator.evaluate(restored.generator, num, seeds)))))
+    start = time.perf_counter()
+    evaluation = evaluator.evaluate(restored.generator, num, seeds)
+    # Generation, features and every metric; not TensorFlow's start-up or the reference.
+    print(f'evaluated in {time.perf_counter() - start:.1f} s')
+    print(json.dumps(finish((restored, evaluation))))
     return
   summaries = []
-  results = history.score_checkpoints(
-      workdir, evaluator, ema=_EMA.value, strategy=strategy, num_samples=num, seeds=seeds,
-      on_result=lambda result: summaries.append(finish(result)))
+  try:
+    results = history.score_checkpoints(
+        workdir, evaluator, ema=_EMA.value, strategy=strategy, num_samples=num, seeds=seeds,
+        on_result=lambda result: summaries.append(finish(result)))
+  except restore.RestoreError as error:  # E.g. --ema on a checkpoint without an EMA.
+    restore.exit_with_error(error)
   history.write_events(workdir, results)
   path = history.write_csv(workdir, results)
   print(f'{len(results)} checkpoints scored; eval scalars written into '

@@ -8,8 +8,9 @@ Needs matplotlib, an optional extra: pip install -e ".[report]".
 
 Left, against generator step, from the run's TensorBoard events (workdir/train): `eval/fid`
 (log scale), `eval/classifier_score` (or `eval/inception_score` for non-MNIST data),
-`eval/min_class_share` and `train/wasserstein_estimate`; the EMA generator's `eval_ema/*` beside
-the raw generator's when the run kept an EMA. MNIST runs also show the real-data references of
+`eval/min_class_share` and `train/wasserstein_estimate`; the EMA generator's figures (the same
+eval/* tags in workdir/train/ema, called eval_ema/* here) beside the raw generator's when the
+run kept an EMA. MNIST runs also show the real-data references of
 docs/evaluation.md as dashed lines: FID 4.23 between two real 1,000-image splits (the floor), and
 classifier score 9.44 / smallest class share 0.091 of the 1,000 held-out real digits.
 A class-conditional MNIST run (it logged `eval/intra_fid` or `eval/conditional_accuracy`) gets
@@ -112,7 +113,9 @@ def ema_tag(tag: str) -> str:
   return tag.replace('eval/', 'eval_ema/', 1)
 
 
-KNOWN_TAGS = tuple(name for tag in EVAL_TAGS for name in (tag, ema_tag(tag))) + (
+# In the printed summary only (no panel): KID, precision and recall.
+SUMMARY_TAGS = ('eval/kid', 'eval/precision', 'eval/recall')
+KNOWN_TAGS = tuple(name for tag in EVAL_TAGS + SUMMARY_TAGS for name in (tag, ema_tag(tag))) + (
     WASSERSTEIN_TAG,)
 
 Series = dict[str, tuple[np.ndarray, np.ndarray]]  # {tag: (steps, values)}, steps ascending.
@@ -140,23 +143,35 @@ def check_workdir(workdir: str, isdir: Callable[[str], bool],
 
 
 def read_series(workdir: str) -> Series:
-  """The KNOWN_TAGS scalars of workdir/train, read with TensorBoard's own reader.
+  """The KNOWN_TAGS scalars of the run, read with TensorBoard's own reader: workdir/train, and
+  the EMA generator's figures from workdir/train/ema (under eval/*; keyed eval_ema/* here).
 
   A step logged twice (a resumed run redoes the steps after its last checkpoint) keeps its last
   value; the reader also purges the orphaned later steps when it sees a step go back.
   """
   # pylint: disable=import-outside-toplevel
+  import tensorflow as tf
   from tensorboard.backend.event_processing import event_accumulator
   from tensorboard.util import tensor_util
+  from wgan_dist.training import dashboards
   # pylint: enable=import-outside-toplevel
   # The reader logs every event file it opens or misses at INFO; only its problems matter here.
   logging.getLogger('tensorboard').setLevel(logging.WARNING)
-  # TENSORS: 0 keeps every event; the default keeps a reservoir sample of 10 per tag.
-  events = event_accumulator.EventAccumulator(
-      os.path.join(workdir, 'train'), size_guidance={event_accumulator.TENSORS: 0}).Reload()
-  tags = events.Tags()
+  runs = {}
   series = {}
-  for tag in KNOWN_TAGS:
+  for name in KNOWN_TAGS:
+    run, tag = dashboards.placements(name)[0]
+    if run not in runs:
+      path = os.path.join(workdir, run)
+      # TENSORS: 0 keeps every event; the default keeps a reservoir sample of 10 per tag. A
+      # run without an EMA generator has no train/ema directory.
+      runs[run] = (event_accumulator.EventAccumulator(
+          path, size_guidance={event_accumulator.TENSORS: 0}).Reload()
+                   if tf.io.gfile.isdir(path) else None)
+    events = runs[run]
+    if events is None:
+      continue
+    tags = events.Tags()
     # tf.summary.scalar (TF2) writes tensors; TF1-style simple values land in 'scalars'.
     if tag in tags['tensors']:
       points = {event.step: float(tensor_util.make_ndarray(event.tensor_proto))
@@ -166,7 +181,7 @@ def read_series(workdir: str) -> Series:
     else:
       continue
     steps = np.array(sorted(points), np.int64)
-    series[tag] = (steps, np.array([points[step] for step in steps], np.float64))
+    series[name] = (steps, np.array([points[step] for step in steps], np.float64))
   return series
 
 

@@ -8,19 +8,22 @@ nearest due action until the last step.
 Order matters: the config is checked (with what the actions would refuse) and its
 device-dependent 'auto' choices resolved, then the strategy created, before any other
 TensorFlow work (logical CPU devices and collectives can only be set up first); the data source
-is checked before models are built, and a checkpoint in the workdir is restored before the first
-step. A watchdog thread (watchdog.py) bounds every call that could wait for a stuck peer, from
+is checked (and its identity compared across the workers) before models are built, and a
+checkpoint in the workdir is restored, and its record of the data order compared
+(training/run_identity.py), before the first step. A watchdog thread (watchdog.py) bounds every call that could wait for a stuck peer, from
 the restore on, and ends with the job.
 """
 
 import json
 import os
+from typing import Optional
 
 import ml_collections
 import tensorflow as tf
 from absl import logging
 
 from wgan_dist.config import validation as config_validation
+from wgan_dist.data import prepared
 from wgan_dist.data import sources
 from wgan_dist.dist import devices
 from wgan_dist.dist import distribution
@@ -34,6 +37,7 @@ from wgan_dist.training import checkpointing
 from wgan_dist.training import context
 from wgan_dist.training import controller
 from wgan_dist.training import monitoring
+from wgan_dist.training import run_identity
 from wgan_dist.training import state as train_state
 from wgan_dist.training import trainer as trainer_lib
 
@@ -61,19 +65,23 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   watchdog = watchdog_lib.Watchdog(config.distribution.step_timeout_secs,
                                    config.distribution.stop_grace_secs)
   try:  # The watchdog's thread ends with the job, however the job ends.
-    with peers.naming_lost_workers(multi_worker):
+    with peers.naming_lost_workers(multi_worker), prepared.naming_bad_shards():
       return _train(config, workdir, multi_worker, watchdog)
   finally:
     watchdog.close()
 
 
-def training_data(config: ml_collections.ConfigDict) -> tuple[sources.Source, int]:
+def training_data(config: ml_collections.ConfigDict,
+                  loaded: Optional[sources.Source] = None) -> tuple[sources.Source, int]:
   """(the examples the generator trains on, the run's generator steps).
 
   The examples leave out the evaluation reference's images when config.eval_reference holds
   them out (eval/reference.py), and train.num_steps=-1 counts epochs of what remains.
+  `loaded`: the config's source when already loaded (else loaded here).
   """
-  source = reference.training_source(config, sources.load_source(config))
+  if loaded is None:
+    loaded = sources.load_source(config)
+  source = reference.training_source(config, loaded)
   return source, train_state.resolve_num_steps(config, source.size)
 
 
@@ -87,15 +95,20 @@ def _train(config: ml_collections.ConfigDict, workdir: str, multi_worker: bool,
     devices.check_workers_agree(config, distribution.cluster_tasks(), distribution.this_task(),
                                 config.distribution.peer_timeout_secs)
   config_validation.validate_replicas(config, strategy.num_replicas_in_sync)
-  source, total_steps = training_data(config)
+  loaded = sources.load_source(config)
+  recorder = run_identity.start(config, loaded, distribution.cluster_tasks(),
+                                distribution.this_task())
+  source, total_steps = training_data(config, loaded)
   state = train_state.create_train_state(config, strategy, total_steps)
   logging.info('Generator %s: %d parameters; critic %s: %d parameters', state.generator.name,
                state.generator.count_params(), state.critic.name, state.critic.count_params())
   is_chief = distribution.is_chief()
-  checkpointer = checkpointing.Checkpointer(workdir, config.max_checkpoints_to_keep,
-                                            is_chief=is_chief, **state.as_dict())
+  checkpointer = checkpointing.Checkpointer(
+      workdir, config.max_checkpoints_to_keep, is_chief=is_chief,
+      optional=('ema_generator', run_identity.KEY), **state.as_dict(), **recorder.trackables())
   with watchdog.watch('restore', 'restoring the newest checkpoint'):
     restored = checkpointer.restore_latest()
+  recorder.check_resume(restored, config.data.allow_changed_on_resume)
   first_step = int(state.step.numpy())
   if restored:
     logging.info('Resuming at step %d of %d', first_step, total_steps)
@@ -118,6 +131,7 @@ def _train(config: ml_collections.ConfigDict, workdir: str, multi_worker: bool,
                                          stop_signals))
     monitor.write_config(config, first_step)
     if is_chief:
+      run_identity.record_in_config_json(workdir, recorder.current)
       write_class_names(workdir, source)
     monitor.write_hparams(config, [tag for action in periodic.values()
                                    for tag in action.hparams_metrics])

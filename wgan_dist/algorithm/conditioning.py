@@ -76,7 +76,9 @@ class Conditioning:
   which the steps then report as metrics of that update.
   """
   name = 'none'
-  conditional = False  # Batches carry labels, and the generator takes [z, label].
+  # Whether the critic reads labels. It holds exactly when model.num_classes > 0 (from_config
+  # checks), which is what the data pipeline and the generators decide by.
+  conditional = False
   critic_metrics: tuple[str, ...] = ()
   generator_metrics: tuple[str, ...] = ()
 
@@ -102,6 +104,9 @@ class Conditioning:
     if self.conditional and labels is None:
       raise ValueError(f'model.conditioning={self.name!r} is class-conditional '
                        '(model.num_classes > 0): it needs the labels of the images it scores')
+    if not self.conditional and labels is not None:
+      raise ValueError(f'labels given to the unconditional conditioning {self.name!r}: pass the '
+                       "critic's conditioning (conditioning=..., algorithm/conditioning.py)")
     outputs = tf.cast(self._call(critic, images, labels), tf.float32)
     return self._split(critic, outputs)
 
@@ -177,4 +182,8 @@ def from_config(config: ml_collections.ConfigDict) -> Conditioning:
   """NONE when `model.num_classes` is 0, else the one `model.conditioning` names."""
   if config.model.num_classes == 0:
     return NONE
-  return CONDITIONINGS.get(config.model.conditioning)
+  conditioning = CONDITIONINGS.get(config.model.conditioning)
+  if not conditioning.conditional:
+    raise ValueError(f'model.conditioning={config.model.conditioning!r} does not read labels, '
+                     f'but model.num_classes={config.model.num_classes}')
+  return conditioning

@@ -83,12 +83,19 @@ def _validate_data(config: ml_collections.ConfigDict) -> None:
   _registered(config, 'data.source')
   path = config.data.path
   _require(isinstance(path, str), 'data.path', path,
-           "a string: a directory ('folder'), an .npz file ('npz') or a TFDS name ('tfds')")
+           "a string: a directory ('folder', 'prepared'), an .npz file ('npz') or a TFDS name "
+           "('tfds')")
   _integer(config, 'data.image_size', 1)
   _integer(config, 'data.channels', 1)
   _flag(config, 'data.allow_download')
   _flag(config, 'data.center_crop')
   _choice(config, 'data.on_bad_image', schema.BAD_IMAGE_POLICIES)
+  split = config.data.split
+  _require(isinstance(split, str) and split.strip() != '', 'data.split', split,
+           "a TFDS split, e.g. 'train' or 'train[:90%]' (data.source='tfds')")
+  _require(isinstance(config.data.tfds_data_dir, str), 'data.tfds_data_dir',
+           config.data.tfds_data_dir, "a string: a directory, or '' for TFDS's default")
+  _flag(config, 'data.allow_changed_on_resume')
 
 
 def _validate_model(config: ml_collections.ConfigDict) -> None:

@@ -4,7 +4,9 @@
 batch (drop_remainder), in an order that is a pure function of (seed, position) so a resumed run
 continues exactly where it stopped; `make_dataset` is one input pipeline's stream. Files are
 decoded here (other channel counts converted: grayscale replicated to RGB, alpha dropped, colour
-to luminance for data.channels=1); pixels come out float32 in [-1, 1] at data.image_size.
+to luminance for data.channels=1); a prepared dataset's records are read here, each pipeline
+reading only the records of its share, with bounded read-ahead (data/prepared.py); pixels come
+out float32 in [-1, 1] at data.image_size.
 
 With model.num_classes > 0 every element is `(images, labels)`, labels int32 [batch]: each label
 is gathered with the same example index as its image, so labels follow their images through the
@@ -17,10 +19,11 @@ import ml_collections
 import numpy as np
 import tensorflow as tf
 
+from wgan_dist.data import prepared
 from wgan_dist.data import sources
 
 
-def _center_square(images: tf.Tensor) -> tf.Tensor:
+def center_square(images: tf.Tensor) -> tf.Tensor:
   """The largest centred square of [H, W, C] or [N, H, W, C] images."""
   height, width = images.shape[-3], images.shape[-2]
   if height is None or width is None:  # Decoded files: the size is known only at run time.
@@ -41,7 +44,7 @@ def _to_model_range(images: tf.Tensor, image_size: int, center_crop: bool = Fals
   scale = 127.5 if images.dtype == tf.uint8 else 0.5
   images = tf.cast(images, tf.float32) / scale - 1.0
   if center_crop:
-    images = _center_square(images)
+    images = center_square(images)
   if images.shape[-3] != image_size or images.shape[-2] != image_size:
     images = tf.image.resize(images, [image_size, image_size], antialias=True)
   return images
@@ -49,7 +52,11 @@ def _to_model_range(images: tf.Tensor, image_size: int, center_crop: bool = Fals
 
 def _decode_file(path: tf.Tensor, channels: int) -> tf.Tensor:
   """uint8 [H, W, channels]; another channel count is converted (module docstring)."""
-  contents = tf.io.read_file(path)
+  return decode_contents(tf.io.read_file(path), channels)
+
+
+def decode_contents(contents: tf.Tensor, channels: int) -> tf.Tensor:
+  """An image file's bytes -> uint8 [H, W, channels], converted as `_decode_file` says."""
   if channels != 1:
     image = tf.io.decode_image(contents, channels=channels, expand_animations=False)
   else:
@@ -91,7 +98,7 @@ def make_dataset(source: sources.Source, config: ml_collections.ConfigDict, batc
   """
   data = config.data
   with_labels = config.model.num_classes > 0
-  if with_labels and source.labels is None:
+  if with_labels and not source.has_labels:
     raise ValueError(f'model.num_classes={config.model.num_classes} but source '
                      f'{source.name!r} carries no labels (load it with sources.load_source)')
   global_batch = config.train.global_batch_size
@@ -106,6 +113,15 @@ def make_dataset(source: sources.Source, config: ml_collections.ConfigDict, batc
 
   positions = tf.data.Dataset.range(np.iinfo(np.int64).max // 2).map(position)
   indices = example_indices(source.size, config.seed, positions)
+  if source.prepared is not None:
+    # Streamed records: each batch of indices is read at once, its labels from the same records.
+    dataset = prepared.read_batches(source.prepared,
+                                    indices.batch(batch_size, drop_remainder=True))
+    dataset = dataset.map(
+        lambda images, labels: ((_to_model_range(images, data.image_size), labels)
+                                if with_labels else _to_model_range(images, data.image_size)),
+        num_parallel_calls=prepared.READ_PARALLELISM, deterministic=True)
+    return dataset.prefetch(prepared.READ_AHEAD_BATCHES)
   labels = tf.constant(source.labels) if with_labels else None
 
   def with_label(images: tf.Tensor, index: tf.Tensor):
@@ -121,14 +137,26 @@ def make_dataset(source: sources.Source, config: ml_collections.ConfigDict, batc
         num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     dataset = dataset.batch(batch_size, drop_remainder=True)
   else:
-    images = tf.constant(source.images)
     # In-memory arrays: gather and convert a whole batch at once.
     dataset = indices.batch(batch_size, drop_remainder=True)
     dataset = dataset.map(
-        lambda i: with_label(_to_model_range(tf.gather(images, i), data.image_size,
+        lambda i: with_label(_to_model_range(_gather_batch(source.images, i), data.image_size,
                                              data.center_crop), i),
         num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
   return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def _gather_batch(images: np.ndarray, indices: tf.Tensor) -> tf.Tensor:
+  """images[indices], gathered by numpy from the source's own array.
+
+  Not tf.constant(images) and tf.gather: that copy would stay alive beside the source's array
+  (which the evaluator and the dataset identity read) for the whole run, twice the data; a
+  batch's gather in numpy costs microseconds per batch.
+  """
+  batch = tf.numpy_function(lambda i: images[i], [indices], tf.as_dtype(images.dtype),
+                            stateful=False)
+  batch.set_shape([indices.shape[0], *images.shape[1:]])
+  return batch
 
 
 def make_distributed_dataset(strategy: tf.distribute.Strategy, config: ml_collections.ConfigDict,

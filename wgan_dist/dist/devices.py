@@ -15,7 +15,6 @@
 """
 
 import dataclasses
-import json
 from typing import Callable, Optional
 
 import ml_collections
@@ -24,6 +23,7 @@ from absl import logging
 
 from wgan_dist.config import registry
 from wgan_dist.config import validation as config_validation
+from wgan_dist.dist import exchange
 
 @dataclasses.dataclass(frozen=True)
 class AllReduce:
@@ -146,12 +146,6 @@ def _field(config: ml_collections.ConfigDict, field: str):
   return config[section][name]
 
 
-# check_workers_agree calls so far in this process: its keys are namespaced by it, so that a
-# second multi-worker run in one process (tests) does not find the first one's keys (every
-# worker makes the same calls in the same order, so the numbers match across workers).
-_AGREEMENTS = [0]
-
-
 def check_workers_agree(config: ml_collections.ConfigDict, tasks: list[tuple[str, int, str]],
                         me: tuple[str, int], timeout_secs: float, store=None) -> None:
   """Multi-worker: ConfigError naming the workers unless all resolved RESOLVED_FIELDS alike and
@@ -164,21 +158,10 @@ def check_workers_agree(config: ml_collections.ConfigDict, tasks: list[tuple[str
   """
   if len(tasks) <= 1:
     return
-  if store is None:
-    from tensorflow.python.eager import context  # pylint: disable=g-direct-tensorflow-import,import-outside-toplevel
-    store = context.context()
-  _AGREEMENTS[0] += 1
-  prefix = f'wgan_dist/devices/{_AGREEMENTS[0]}'
   mine = {field: _field(config, field) for field in RESOLVED_FIELDS}
   # The logical GPUs: the devices the strategy replicates over (the strategy exists already).
   mine['gpus'] = len(tf.config.list_logical_devices('GPU'))
-  job, index = me
-  store.set_config_key_value(f'{prefix}/{job}/{index}', json.dumps(mine))
-  values = {}
-  for other_job, other_index, address in tasks:
-    text = store.get_config_key_value(f'{prefix}/{other_job}/{other_index}',
-                                      int(timeout_secs * 1000))
-    values[(other_job, other_index, address)] = json.loads(text)
+  values = exchange.exchange('devices', mine, tasks, me, timeout_secs, store)
   compared = (*RESOLVED_FIELDS, 'gpus')
   choices = {tuple(value[field] for field in compared) for value in values.values()}
   if len(choices) > 1:

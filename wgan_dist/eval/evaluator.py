@@ -144,7 +144,8 @@ class Evaluation:
 
   def all_scalars(self) -> dict[str, float]:
     """`scalars`, eval/<metric>_std over noise draws (more than one draw) and, with a
-    histogram, eval/class_share_<k> (TensorBoard's eval/* tags)."""
+    histogram, eval/class_share_<k> (the training loop's names; TensorBoard shows the shares
+    as eval_class_share/<k>, training/dashboards.py)."""
     return {**self.scalars, **{tag + STD_SUFFIX: std for tag, std in self.stds.items()},
             **class_share_scalars(self.class_histogram)}
 

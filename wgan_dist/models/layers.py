@@ -242,4 +242,7 @@ def critic_model(image: keras.KerasTensor, features: keras.KerasTensor, num_clas
     return layers.Dense(units, dtype='float32', kernel_initializer=kernel_initializer,
                         name=dense_name)
 
+  if conditioning.conditional != (num_classes > 0):
+    raise ValueError(f'conditioning {conditioning.name!r} with num_classes={num_classes}: a '
+                     'class-conditional critic needs num_classes > 0, an unconditional one 0')
   return conditioning.critic_head(image, features, num_classes, dense, name)

@@ -53,6 +53,7 @@ def load_config(workdir: str) -> ml_collections.ConfigDict:
       saved = json.load(f)
     except json.JSONDecodeError as error:
       raise RestoreError(f'{path} is not valid JSON: {error}') from error
+  saved.pop('run_identity', None)  # What training checks on resume; not a config field.
   config = default.get_config()
   config.update(saved)
   return config

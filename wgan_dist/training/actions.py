@@ -4,7 +4,8 @@
 step. The driver (train.py) builds every entry from a `context.Run` (the run's parts) and hands
 them to the controller (controller.py); each class reads its own schedule from the config
 (schedules.py; an interval of 0 is off, the same for all). A new action is a module with a
-`controller.PeriodicAction` subclass and one line here (docs/extending.md).
+`controller.PeriodicAction` subclass, one line here, and its interval field in
+configs/default.py and config/validation.py (docs/extending.md).
 """
 
 import ml_collections

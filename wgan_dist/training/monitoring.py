@@ -1,6 +1,7 @@
 """What a run reports: TensorBoard scalars and images, sample PNGs, the resolved config (as
-config.json, as text and as the HParams dashboard's hyperparameters), and a console line per log
-interval.
+config.json, as text and as the HParams dashboard's hyperparameters), the Custom Scalars layout,
+and a console line per log interval. Which run directory and tag each figure is written to, and
+why, is dashboards.py's (docs/tensorboard.md shows the result).
 
 Throughput (perf/steps_per_sec, perf/images_per_sec) and the ETA count only the time spent in
 training calls: logging, sampling, evaluating and saving in between are left out, so the curve
@@ -16,16 +17,23 @@ import tensorflow as tf
 from absl import logging
 from tensorboard.plugins.hparams import api as hparams_api
 
+from tensorboard.plugins.custom_scalar import summary as custom_scalar_summary
+from tensorboard.plugins.hparams import summary as hparams_summary
+
 from wgan_dist.data import images
+from wgan_dist.training import dashboards
 
 
 class Monitor:
-  """Writes TensorBoard events under `workdir/train` and sample grids under `workdir/samples`.
+  """Writes TensorBoard events under `workdir/train` (the EMA generator's evaluation under
+  `workdir/train/ema`) and sample grids under `workdir/samples`.
 
   Scalars: train/<metric> (critic_loss, generator_loss, gradient_penalty, wasserstein_estimate,
   critic_grad_norm, generator_grad_norm; with AC-GAN conditioning also critic_classifier_loss
   and generator_classifier_loss), perf/steps_per_sec, perf/images_per_sec, and what the
-  caller adds (learning rates, loss scales, eval/*); image `samples`; text `config`.
+  caller adds (learning rates, loss scales, eval/* and eval_ema/*), each where
+  `dashboards.placements` puts it (core/* copies of the headline figures, the EMA generator's in
+  its own run, class shares as eval_class_share/<k>); image `samples`; text `config`.
   """
 
   def __init__(self, workdir: str, *, total_steps: int, images_per_step: int,
@@ -36,8 +44,10 @@ class Monitor:
     # Under multi-worker only the chief writes; the others keep the console line (their own
     # throughput) and write nothing into the shared workdir.
     self._is_chief = is_chief
-    self._writer = (tf.summary.create_file_writer(os.path.join(workdir, 'train')) if is_chief
-                    else tf.summary.create_noop_writer())
+    # {run directory under workdir: writer}; the EMA run's is made when it first has a figure,
+    # so a run without an EMA generator has no empty `train/ema` run.
+    self._writers: dict[str, tf.summary.SummaryWriter] = {}
+    self._writer = self._writer_for(dashboards.TRAIN_RUN)
     self._sums: dict[str, float] = {}
     self._steps_in_window = 0
     # Steps and seconds of the timed training calls in the window (throughput and ETA).
@@ -61,12 +71,23 @@ class Monitor:
     with self._writer.as_default():
       tf.summary.text('config', '```\n' + text + '\n```', step=step)
 
-  def write_hparams(self, config: ml_collections.ConfigDict, metric_tags: list[str]) -> None:
-    """The HParams dashboard: the flattened config as hyperparameters, `metric_tags` (eval/*)
-    as its metrics, so runs under one --logdir compare side by side.
+  def _writer_for(self, run: str) -> tf.summary.SummaryWriter:
+    if run not in self._writers:
+      self._writers[run] = (
+          tf.summary.create_file_writer(os.path.join(self._workdir, run)) if self._is_chief
+          else tf.summary.create_noop_writer())
+    return self._writers[run]
 
-    Every run writes the experiment's description (these hparams and metrics) into its own
-    event file, so any single run is complete; TensorBoard takes the columns from one of them.
+  def write_hparams(self, config: ml_collections.ConfigDict, metric_tags: list[str]) -> None:
+    """The dashboards that compare runs, written once at the start: HParams (the flattened
+    config as hyperparameters; the headline evaluation figures and the Wasserstein estimate as
+    metrics, `dashboards.hparams_metrics`) and the Custom Scalars layout (`dashboards.layout`).
+    `metric_tags` are the eval/* (and eval_ema/*) figures this run logs.
+
+    The session is the `train` run with no group name, so its row is named as TensorBoard names
+    that run (relative to --logdir), not by the training-time path. Every run writes the
+    experiment's description into its own event file with the same metric columns, so the table
+    is the same whichever run TensorBoard takes them from.
     """
     if not self._is_chief:
       return
@@ -74,8 +95,11 @@ class Monitor:
     with self._writer.as_default():
       hparams_api.hparams_config(
           hparams=[hparams_api.HParam(name) for name in sorted(values)],
-          metrics=[hparams_api.Metric(tag, display_name=tag) for tag in metric_tags])
-      hparams_api.hparams(values, trial_id=self._workdir)
+          metrics=dashboards.hparams_metrics(metric_tags))
+      # hparams_api.hparams would set a group name (a trial id, or a hash of the values), which
+      # the table shows instead of the run's name.
+      _write_raw(hparams_summary.session_start_pb(values, group_name=''))
+      _write_raw(custom_scalar_summary.pb(dashboards.layout(metric_tags)))
     self._writer.flush()
 
   def accumulate(self, metrics: dict[str, float], num_steps: int,
@@ -98,15 +122,10 @@ class Monitor:
     measured = self._timed_seconds > 0 and self._timed_steps > 0
     steps_per_sec = self._timed_steps / self._timed_seconds if measured else float('nan')
     images_per_sec = steps_per_sec * self._images_per_step
-    with self._writer.as_default():
-      for name, value in means.items():
-        tf.summary.scalar(f'train/{name}', value, step=step)
-      if measured:
-        tf.summary.scalar('perf/steps_per_sec', steps_per_sec, step=step)
-        tf.summary.scalar('perf/images_per_sec', images_per_sec, step=step)
-      for tag, value in extra_scalars.items():
-        tf.summary.scalar(tag, value, step=step)
-    self._writer.flush()
+    scalars = {f'train/{name}': value for name, value in means.items()}
+    if measured:
+      scalars.update({'perf/steps_per_sec': steps_per_sec, 'perf/images_per_sec': images_per_sec})
+    self.write_scalars(step, {**scalars, **extra_scalars})
     eta = (self._total_steps - step) / steps_per_sec if measured else float('nan')
     # AC-GAN runs: the auxiliary classifier's cross-entropy on real images and on the fakes.
     classifier = ''.join(f'  {label} {means[name]:.4f}' for label, name in (
@@ -123,11 +142,18 @@ class Monitor:
     return means
 
   def write_scalars(self, step: int, scalars: dict[str, float]) -> None:
-    """Writes `scalars` (full tags, e.g. eval/fid) at `step`."""
-    with self._writer.as_default():
-      for tag, value in scalars.items():
-        tf.summary.scalar(tag, value, step=step)
-    self._writer.flush()
+    """Writes `scalars` ({name: value}, e.g. eval/fid, eval_ema/fid) at `step`, each where
+    `dashboards.placements(name)` puts it."""
+    by_run: dict[str, list[tuple[str, float]]] = {}
+    for name, value in scalars.items():
+      for run, tag in dashboards.placements(name):
+        by_run.setdefault(run, []).append((tag, value))
+    for run, points in by_run.items():
+      writer = self._writer_for(run)
+      with writer.as_default():
+        for tag, value in points:
+          tf.summary.scalar(tag, value, step=step)
+      writer.flush()
 
   def write_samples(self, step: int, samples: np.ndarray, rows: int = 4) -> Optional[str]:
     """Writes the grid (`rows` rows: 4x4 unconditional, one row per class for a conditional
@@ -144,7 +170,13 @@ class Monitor:
     return path
 
   def close(self) -> None:
-    self._writer.close()
+    for writer in self._writers.values():
+      writer.close()
+
+
+def _write_raw(summary) -> None:
+  """Writes a summary proto (of the plugins' own builders) to the default writer at step 0."""
+  tf.summary.experimental.write_raw_pb(summary.SerializeToString(), step=0)
 
 
 def flat_config(config: ml_collections.ConfigDict) -> dict[str, object]:
