@@ -144,4 +144,5 @@ def _train(config: ml_collections.ConfigDict, workdir: str, multi_worker: bool,
       logging.info('Nothing to do: the checkpoint is at step %d of %d', step, total_steps)
   finally:
     monitor.close()  # Flushes what was written, even when a step fails.
+    prepared.log_reads()
   return periodic['log'].last_means

@@ -9,7 +9,6 @@ global index and bytes, checked on every read, so a changed, moved or swapped re
 shard. Paths go through tf.io.gfile (local disks, cluster file systems, buckets, ram://).
 """
 
-import atexit
 import contextlib
 import dataclasses
 import hashlib
@@ -351,15 +350,14 @@ def _reader(dataset: Dataset) -> _Reader:
   """One reader per dataset and process: its descriptors and read counts are shared."""
   key = (dataset.path, dataset.fingerprint)
   with _READERS_LOCK:
-    if not _READERS:
-      atexit.register(_log_reads)
     if key not in _READERS:
       _READERS[key] = _Reader(dataset)
     return _READERS[key]
 
 
-def _log_reads() -> None:
-  """At exit, one line per dataset read: what this process read (a worker reads its share)."""
+def log_reads() -> None:
+  """One line per prepared dataset this process opened: what it read (a worker of a
+  multi-worker job reads only its share). The training driver calls it when training ends."""
   for reader in _READERS.values():
     read = reader.records_read
     logging.info('Prepared dataset %s: this process read %d records (%d bytes) from %d of its '
