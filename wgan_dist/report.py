@@ -61,14 +61,18 @@ if TYPE_CHECKING:  # Annotations only: matplotlib is optional, TensorFlow slow t
   from matplotlib import figure as figure_lib
   from wgan_dist.tools import restore
 
-_WORKDIR = flags.DEFINE_string('workdir', None, 'Work directory of a training run.')
-_OUT = flags.DEFINE_string('out', None, 'PNG to write; default W/report.png.')
-_NUM = flags.DEFINE_integer('num', 64, 'Samples in the grid (the most nearly square grid).')
-_EMA = flags.DEFINE_bool('ema', None, 'Grid of the EMA generator (--ema) or of the trained one '
-                         '(--noema); default the EMA generator when the checkpoint holds one.')
-_NEAREST = flags.DEFINE_integer('nearest', 0, 'Also write <out>_nearest.png: this many samples '
-                                'beside their nearest training images (0 = off).')
-flags.mark_flags_as_required(['workdir'])
+# The command's flags exist only when the report runs as a command: its functions (read_series,
+# nearest_pairs, draw) are imported by tools and tests in processes that already hold another
+# command's --workdir, and absl refuses a flag defined twice.
+if __name__ == '__main__':
+  _WORKDIR = flags.DEFINE_string('workdir', None, 'Work directory of a training run.')
+  _OUT = flags.DEFINE_string('out', None, 'PNG to write; default W/report.png.')
+  _NUM = flags.DEFINE_integer('num', 64, 'Samples in the grid (the most nearly square grid).')
+  _EMA = flags.DEFINE_bool('ema', None, 'Grid of the EMA generator (--ema) or of the trained one '
+                           '(--noema); default the EMA generator when the checkpoint holds one.')
+  _NEAREST = flags.DEFINE_integer('nearest', 0, 'Also write <out>_nearest.png: this many samples '
+                                  'beside their nearest training images (0 = off).')
+  flags.mark_flags_as_required(['workdir'])
 
 MISSING_MATPLOTLIB = 'wgan_dist.report needs matplotlib ({}): pip install -e ".[report]"'
 
