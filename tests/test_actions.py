@@ -76,6 +76,7 @@ class _CallEnds(_Recorded):
     (2, [2, 4, 6], [2, 4, 6]),  # Its schedule ends the calls at its steps.
     (0, [], [6]),  # Off: never runs, not even at the last step, and one call of 6 steps.
 ])
+@pytest.mark.slow
 def test_a_new_action_added_to_the_list_runs_at_its_steps(tiny_config, tmp_path, monkeypatch,
                                                           every, counted, call_ends):
   # One line in the list (before 'profile'), as docs/extending.md tells.

@@ -182,6 +182,7 @@ def _tiny_data(config, directory: str) -> None:
 
 @pytest.mark.parametrize('name, cpu_replicas', [('cifar10', 1), ('celeba64', 1),
                                                 ('fashion_mnist', 1), ('cifar10', 2)])
+@pytest.mark.slow
 def test_a_few_steps_train_on_tiny_images(name, cpu_replicas, tmp_path):
   config = CONFIGS[name].get_config('tiny')
   _tiny_data(config, str(tmp_path))

@@ -6,6 +6,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from wgan_dist.tools import benchmark
 from wgan_dist.models import architectures as models
 
@@ -35,6 +37,7 @@ def _check_figures(result: dict, replicas: int) -> None:
   assert result['images_per_sec'] == result['critic_steps_per_sec'] * result['global_batch_size']
 
 
+@pytest.mark.slow
 def test_bench_on_two_replicas(tiny_config):
   config = tiny_config.copy_and_resolve_references()
   config.distribution.cpu_replicas = 2
@@ -48,6 +51,7 @@ def test_input_only_times_the_pipeline_alone(tiny_config):
   assert 'critic_steps_per_sec' not in result
 
 
+@pytest.mark.slow
 def test_command_line_prints_a_table_then_the_json_line_with_the_baseline(tiny_config):
   env = {**os.environ, 'TF_CPP_MIN_LOG_LEVEL': '3'}
   completed = subprocess.run(
@@ -68,6 +72,7 @@ def test_command_line_prints_a_table_then_the_json_line_with_the_baseline(tiny_c
                       + result['flops_per_generator_update'] / n_critic)
 
 
+@pytest.mark.slow
 def test_a_conditional_config_benchmarks_with_the_baseline_and_the_input_pipeline(tiny_config):
   """Labels reach every part of the benchmark: the real loop, the naive eager loop (which
   generates for the real labels and scores the AC-GAN head) and the input timing."""

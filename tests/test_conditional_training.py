@@ -18,6 +18,9 @@ from wgan_dist import train
 from wgan_dist.training import state as train_state
 from wgan_dist.training import trainer as trainer_lib
 
+# Every test here shares a training run or starts processes: the full suite only.
+pytestmark = pytest.mark.slow
+
 NUM_STEPS = 3
 CONDITIONINGS = ('acgan', 'projection')
 

@@ -103,6 +103,7 @@ print(json.dumps({'ops': type(ops).__name__,
 """
 
 
+@pytest.mark.slow
 def test_every_one_process_all_reduce_trains_the_same_model():
   """The all-reduce is the strategy's (MirroredStrategy's cross_device_ops): each one sums the
   same gradients, so the losses of 2 replicas agree to float rounding."""

@@ -57,6 +57,7 @@ def _expected_average(history, warmup: bool):
   return expected
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('cpu_replicas, warmup', [(1, False), (2, False), (1, True), (2, True)])
 def test_ema_follows_the_recurrence(tiny_config, cpu_replicas, warmup):
   state, history = _run(tiny_config, cpu_replicas, num_steps=3, warmup=warmup)
@@ -82,6 +83,7 @@ def test_ema_is_checkpointed(tiny_config, tmp_path):
     np.testing.assert_array_equal(restored, want)
 
 
+@pytest.mark.slow
 def test_warmup_continues_across_a_resume(tiny_config, tmp_path):
   """2 steps, a checkpoint, a fresh process state restored from it, 2 more steps == 4 straight.
 

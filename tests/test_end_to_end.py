@@ -46,6 +46,7 @@ def trained(tmp_path_factory):
   return workdir, first, first_checkpoints, second
 
 
+@pytest.mark.slow
 def test_event_files_hold_the_spec_tags(trained):
   workdir, *_ = trained
   events = _events(workdir)
@@ -103,6 +104,7 @@ def test_rerun_when_done_does_nothing(trained):
   assert sorted(os.listdir(os.path.join(workdir, 'checkpoints'))) == before
 
 
+@pytest.mark.slow
 def test_two_replica_run_trains(tmp_path):
   from configs import mnist  # pylint: disable=import-outside-toplevel
   config = mnist.get_config('tiny')
@@ -113,6 +115,7 @@ def test_two_replica_run_trains(tmp_path):
   assert os.path.exists(os.path.join(str(tmp_path), 'checkpoints', 'ckpt-2.index'))
 
 
+@pytest.mark.slow
 def test_jit_compile_trains_like_the_plain_loop(tiny_config):
   """train.jit_compile=True compiles the critic's loss and gradients with XLA (not the loop)."""
   from tests import helpers  # pylint: disable=import-outside-toplevel

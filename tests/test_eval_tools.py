@@ -25,6 +25,9 @@ from wgan_dist import train
 from wgan_dist.eval import classifier as classifier_lib
 from wgan_dist.eval import evaluator as evaluator_lib
 
+# Every test here shares a training run or starts processes: the full suite only.
+pytestmark = pytest.mark.slow
+
 
 def _run(module: str, *flags: str) -> subprocess.CompletedProcess:
   env = {**os.environ, 'TF_CPP_MIN_LOG_LEVEL': '3', 'CUDA_VISIBLE_DEVICES': ''}

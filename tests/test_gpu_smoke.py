@@ -35,6 +35,7 @@ def test_without_a_gpu_it_says_so_and_exits_0():
       'nothing checked'), lines
 
 
+@pytest.mark.slow
 def test_the_checks_pass_when_rehearsed_on_cpu_devices():
   # Without the exact-resume check: the suite checks resuming on CPUs itself (test_robustness).
   result = _smoke('--rehearse_on_cpu', '--skip_resume',

@@ -115,6 +115,7 @@ def test_weights_load_into_any_input_size(weights_path):
   np.testing.assert_allclose(np.sum(gray_p, axis=1), 1.0, rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_generated_against_the_same_images_as_real_is_zero(weights_path, tmp_path):
   config = _config(tmp_path / 'same.npz', weights_path)
   generator = _generator(config)
@@ -145,6 +146,7 @@ def test_generated_against_the_same_images_as_real_is_zero(weights_path, tmp_pat
                                                         rel=1e-9)  # Generated side only.
 
 
+@pytest.mark.slow
 def test_reference_is_embedded_one_replica_batch_at_a_time(weights_path, tmp_path):
   """On 2 replicas the real images go through InceptionV3 4 at a time (not the global 8), and
   still score FID ~0 against the same images generated."""
@@ -158,6 +160,7 @@ def test_reference_is_embedded_one_replica_batch_at_a_time(weights_path, tmp_pat
   assert abs(fid) < 1e-5, fid
 
 
+@pytest.mark.slow
 def test_conditional_generators_keep_the_inception_metrics(weights_path, tmp_path):
   # A class-conditional wrapper of a generator that leaves the label without effect: the
   # conditional path must draw the same z (so score the same), give balanced labels on 1 and 2
@@ -237,6 +240,7 @@ def test_without_weights_rgb_evaluation_is_off_with_a_hint(tmp_path, caplog):
     evaluator_lib.Evaluator(config, _strategy())
 
 
+@pytest.mark.slow
 def test_missing_or_wrong_weights_are_errors_naming_the_path(tmp_path, weights_path):
   missing = str(tmp_path / 'nowhere' / inception_lib.WEIGHTS_FILE)
   with pytest.raises(inception_lib.InceptionWeightsError, match='is not an existing file') as info:
@@ -263,6 +267,7 @@ def test_missing_or_wrong_weights_are_errors_naming_the_path(tmp_path, weights_p
     evaluator_lib.Evaluator(config, _strategy(), inception_size=SIZE)
 
 
+@pytest.mark.slow
 def test_training_logs_inception_scalars(weights_path, tmp_path):
   # train.py's own evaluation path, at InceptionV3's full 299x299: one evaluation at the last
   # step; no class shares (no histogram over 1000 classes).

@@ -80,6 +80,7 @@ def _trainer(config, replicas: int) -> trainer_lib.Trainer:
                              source=sources.load_source(config))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('replicas', [1, 2])
 def test_a_call_names_the_first_non_finite_step_as_one_step_calls_do(tiny_config, replicas):
   """The metrics reach the host only after the call, which runs all its steps (on broken

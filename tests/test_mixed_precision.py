@@ -16,6 +16,9 @@ from wgan_dist.algorithm import steps
 from wgan_dist import train
 from wgan_dist.training import state as train_state
 
+# Every test here shares a training run or starts processes: the full suite only.
+pytestmark = pytest.mark.slow
+
 MIXED = ('mixed_float16', 'mixed_bfloat16')
 # Relative tolerance on ‖∇D‖: unit roundoff (fp16 2^-11 ≈ 4.9e-4, bf16 2^-8 ≈ 3.9e-3) times the
 # ~20 roundings a value meets through the forward and backward passes of the tiny critic; the

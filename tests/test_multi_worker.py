@@ -20,6 +20,9 @@ from tests import helpers
 from tests.conftest import REPO_ROOT
 from wgan_dist.dist import peers
 
+# Every test here shares a training run or starts processes: the full suite only.
+pytestmark = pytest.mark.slow
+
 TINY = 'configs/mnist.py:tiny'
 OFFLINE = '--config.data.allow_download=False'
 LOSS_TAGS = ('critic_loss', 'gradient_penalty', 'wasserstein_estimate', 'generator_loss')

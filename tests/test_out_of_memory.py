@@ -6,6 +6,7 @@ and in a two-worker job on 127.0.0.1)."""
 
 import json
 
+import pytest
 import tensorflow as tf
 
 from configs import mnist
@@ -28,6 +29,7 @@ def _real_oom() -> tf.errors.ResourceExhaustedError:
   raise AssertionError('allocating 256 TiB did not fail')
 
 
+@pytest.mark.slow
 def test_a_real_out_of_memory_error_names_the_device_and_the_remedies():
   error = _real_oom()
   assert not peers.is_lost_worker(error)
@@ -67,6 +69,7 @@ def test_a_gpu_out_of_memory_naming_a_task_is_not_a_lost_worker(monkeypatch):
   assert 'mixed_bfloat16' not in message  # Already the policy.
 
 
+@pytest.mark.slow
 def test_two_workers_out_of_memory_exit_1_saying_oom_not_lost_worker(tmp_path):
   # A noise dimension of 2^38 makes the generator's first kernel 784 TiB (above a 47-bit user
   # address space, so refused even under overcommit): every worker's allocator fails while

@@ -13,6 +13,9 @@ from wgan_dist.dist import distribution
 from wgan_dist.algorithm import steps
 from wgan_dist.training import state as train_state
 
+# Every test here shares a training run or starts processes: the full suite only.
+pytestmark = pytest.mark.slow
+
 NUM_STEPS = 3
 # Replica batches of another shape sum in another order: gradients differ by rounding noise,
 # and Adam (update ≈ lr·g/√v) turns an element whose gradient is within that noise of 0 into a

@@ -21,6 +21,9 @@ from tests import helpers
 from tests.conftest import REPO_ROOT
 from wgan_dist import train
 
+# Every test here shares a training run or starts processes: the full suite only.
+pytestmark = pytest.mark.slow
+
 # report.FIGURE_INCHES x report.DPI: (15 x 100) x (8 x 100) pixels for every run.
 PNG_SIZE = (1500, 800)
 MISSING_EXTRA = 'pip install -e ".[report]"'

@@ -35,6 +35,7 @@ def _run_main(args, timeout=180) -> subprocess.CompletedProcess:
                         check=False)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('signum, exit_code', [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
 def test_a_signal_saves_a_checkpoint_and_the_rerun_resumes(tmp_path, signum, exit_code):
   workdir = str(tmp_path / 'workdir')
@@ -63,6 +64,7 @@ def test_a_signal_saves_a_checkpoint_and_the_rerun_resumes(tmp_path, signum, exi
   assert _checkpoint_steps(workdir)[-1] == saved[0] + 2
 
 
+@pytest.mark.slow
 def test_an_unreadable_newest_checkpoint_is_skipped_with_a_warning(tiny_config, tmp_path,
                                                                    caplog):
   workdir = str(tmp_path)
@@ -80,6 +82,7 @@ def test_an_unreadable_newest_checkpoint_is_skipped_with_a_warning(tiny_config, 
   assert _checkpoint_steps(workdir)[-1] == 6
 
 
+@pytest.mark.slow
 def test_a_checkpoint_of_another_model_is_a_clear_error(tiny_config, tmp_path):
   workdir = str(tmp_path)
   train.train_and_evaluate(tiny_config, workdir)
@@ -121,6 +124,7 @@ def test_non_finite_training_stops_naming_the_step_and_saves_nothing_broken(tiny
 @pytest.mark.parametrize('model_flags', [
     [], ['--config.model.num_classes=10', '--config.model.conditioning=acgan']],
     ids=['unconditional', 'conditional'])
+@pytest.mark.slow
 def test_exact_resume_equals_training_straight_through(tmp_path, model_flags):
   """2N steps in one run == N steps, stop, resume, N more: losses, weights, Adam state, EMA
   (and, for a conditional model, the labels read and drawn after the resume)."""

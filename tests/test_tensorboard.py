@@ -25,6 +25,9 @@ from wgan_dist import train
 from wgan_dist.training import dashboards
 from wgan_dist.training import monitoring
 
+# Every test here shares a training run or starts processes: the full suite only.
+pytestmark = pytest.mark.slow
+
 LEARNING_RATE = 1e-4
 GENERATOR_LEARNING_RATE = 3e-4
 # Tags other tools read: they stay where they are (train run), whatever else is added.

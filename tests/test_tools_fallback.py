@@ -55,6 +55,7 @@ def test_load_generator_uses_the_newest_readable_checkpoint(broken_newest, caplo
              for record in caplog.records)
 
 
+@pytest.mark.slow
 def test_sample_falls_back_with_a_warning(broken_newest, tmp_path):
   out = str(tmp_path / 'grid.png')
   result = _run_tool('wgan_dist.sample', f'--workdir={broken_newest}', '--num=4', f'--out={out}')
@@ -62,6 +63,7 @@ def test_sample_falls_back_with_a_warning(broken_newest, tmp_path):
   assert os.path.getsize(out) > 0
 
 
+@pytest.mark.slow
 def test_evaluate_falls_back_with_a_warning(broken_newest):
   _assert_fell_back(_run_tool('wgan_dist.evaluate', f'--workdir={broken_newest}', '--num=16'))
 

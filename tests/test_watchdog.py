@@ -265,6 +265,7 @@ def _last_line(log: str) -> str:
   return open(log).read().strip().splitlines()[-1]
 
 
+@pytest.mark.slow
 def test_a_worker_stuck_outside_the_collectives_ends_the_job_naming_the_stalled_call(tmp_path):
   # Worker 1's own bound is long: the chief's watchdog is what must end the job.
   (chief, chief_log), (worker, worker_log) = _blocked_job(
