@@ -6,8 +6,8 @@ import os
 from tensorboard.backend.event_processing import event_accumulator
 from tensorboard.util import tensor_util
 
+from wgan_dist import train
 from wgan_dist.dist import distribution
-from wgan_dist.data import sources
 from wgan_dist.training import state as train_state
 from wgan_dist.training import trainer as trainer_lib
 
@@ -25,9 +25,10 @@ def train_steps(config, cpu_replicas: int, num_steps: int):
   assert strategy.num_replicas_in_sync == cpu_replicas
   state = train_state.create_train_state(config, strategy)
   initial_weights = _weights(state)
-  # The same trainer (in-graph loops included) and data train_and_evaluate uses.
+  # The same trainer (in-graph loops included) and data train_and_evaluate uses (without the
+  # evaluation reference's images when config.eval_reference holds them out).
   trainer = trainer_lib.Trainer(strategy=strategy, config=config, state=state,
-                                source=sources.load_source(config))
+                                source=train.training_data(config)[0])
   history = []
   for _ in range(num_steps):
     metrics, status = trainer.train(1)
