@@ -1,8 +1,11 @@
 """Shared test helpers: a few training steps built exactly as train_and_evaluate builds them, and
-TensorBoard events read back with TensorBoard's own reader."""
+TensorBoard events read back with TensorBoard's own reader, and a fake of the coordination
+service's key-value store."""
 
+import json
 import os
 
+import tensorflow as tf
 from tensorboard.backend.event_processing import event_accumulator
 from tensorboard.util import tensor_util
 
@@ -71,3 +74,23 @@ def event_scalars(workdir: str, tag: str, run: str = 'train') -> dict[int, float
     return {}
   return {event.step: float(tensor_util.make_ndarray(event.tensor_proto))
           for event in events.Tensors(tag)}
+
+
+class FakeKeyValueStore:
+  """The coordination service's key-value store, as the workers' agreement checks use it: a key
+  is set once (TensorFlow raises AlreadyExists for a second set); the other workers' keys answer
+  with the values given, {(job, index): JSON-able value}."""
+
+  def __init__(self, others: dict):
+    self.values, self._others = {}, others
+
+  def set_config_key_value(self, key, value):
+    if key in self.values:
+      raise tf.errors.AlreadyExistsError(None, None, f'{key} already exists')
+    self.values[key] = value
+
+  def get_config_key_value(self, key, timeout_ms):
+    del timeout_ms
+    if key in self.values:
+      return self.values[key]
+    return json.dumps(self._others[tuple(key.split('/')[-2:])])

@@ -19,6 +19,7 @@ import pytest
 import tensorflow as tf
 
 from configs import mnist
+from tests import helpers
 from tests.conftest import REPO_ROOT
 from tests.conftest import TEST_GPUS
 from wgan_dist.config import validation as config_validation
@@ -141,24 +142,7 @@ def test_tf32_follows_the_config(tiny_config, allow_tf32):
   assert tf.config.experimental.tensor_float_32_execution_enabled() == allow_tf32
 
 
-class _FakeStore:
-  """The coordination service's key-value store, as check_workers_agree uses it: a key is set
-  once (TensorFlow raises AlreadyExists for a second set); the other workers' keys are given."""
-
-  def __init__(self, others: dict):
-    self.values, self._others = {}, others
-
-  def set_config_key_value(self, key, value):
-    if key in self.values:
-      raise tf.errors.AlreadyExistsError(None, None, f'{key} already exists')
-    self.values[key] = value
-
-  def get_config_key_value(self, key, timeout_ms):
-    del timeout_ms
-    if key in self.values:
-      return self.values[key]
-    job_and_index = tuple(key.split('/')[-2:])
-    return json.dumps(self._others[job_and_index])
+_FakeStore = helpers.FakeKeyValueStore
 
 
 _TASKS = [('worker', 0, 'host0:1'), ('worker', 1, 'host1:1')]

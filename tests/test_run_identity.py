@@ -168,24 +168,9 @@ def test_fresh_start_and_the_same_values_pass(tmp_path):
   same.check_resume(prefix, allow_changes=False)
 
 
-# Workers: the coordination service's key-value store, faked as tests/test_devices.py does.
+# Workers: the coordination service's key-value store, faked.
 
-class _FakeStore:
-  """A key is set once; the other workers' keys answer with the given values."""
-
-  def __init__(self, others: dict):
-    self.values, self._others = {}, others
-
-  def set_config_key_value(self, key, value):
-    if key in self.values:
-      raise tf.errors.AlreadyExistsError(None, None, f'{key} already exists')
-    self.values[key] = value
-
-  def get_config_key_value(self, key, timeout_ms):
-    del timeout_ms
-    if key in self.values:
-      return self.values[key]
-    return json.dumps(self._others[tuple(key.split('/')[-2:])])
+_FakeStore = helpers.FakeKeyValueStore
 
 
 _TASKS = [('worker', 0, 'host0:1'), ('worker', 1, 'host1:1')]
