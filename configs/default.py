@@ -93,6 +93,10 @@ def get_config() -> ml_collections.ConfigDict:
   config.train.generator_learning_rate = 0.0
   config.train.beta1 = 0.0
   config.train.beta2 = 0.9
+  # Adam's epsilon (Keras' default). With beta1 = 0 each update is about lr * g / |g|, so an
+  # element whose gradient is within rounding of 0 still moves by up to lr; a larger epsilon
+  # (e.g. 1e-3, as the replica-equivalence tests use) damps those moves.
+  config.train.adam_epsilon = 1e-7
   # Learning-rate schedule: 'none' (constant) | 'linear' (to 0 at the last generator step,
   # as the paper's CIFAR-10 runs).
   config.train.lr_decay = 'none'

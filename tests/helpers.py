@@ -15,6 +15,12 @@ from wgan_dist.training import state as train_state
 from wgan_dist.training import trainer as trainer_lib
 
 
+# Adam's epsilon for runs compared across replica counts: large enough that gradient elements
+# within rounding of 0 no longer move by whole learning rates (tests/test_replica_invariance.py
+# has the measurements), small beside every real gradient.
+COMPARISON_ADAM_EPSILON = 1e-3
+
+
 def train_steps(config, cpu_replicas: int, num_steps: int):
   """Runs `num_steps` one-step calls on 1 (one_device) or N mirrored logical CPU replicas.
 

@@ -102,8 +102,8 @@ NETWORKS = ('generator', 'critic')
 def make_adam(train_config: ml_collections.ConfigDict, network: str, *,
               total_steps: Optional[int] = None,
               name: Optional[str] = None) -> keras.optimizers.Optimizer:
-  """Adam(lr, beta1, beta2) from `config.train` for `network` ('generator' | 'critic'); create
-  under the strategy scope.
+  """Adam(lr, beta1, beta2, adam_epsilon) from `config.train` for `network` ('generator' |
+  'critic'); create under the strategy scope.
 
   The network sets the initial rate (`initial_learning_rate`) and the updates per generator
   step the linear decay divides by: n_critic for the critic, 1 for the generator.
@@ -116,4 +116,5 @@ def make_adam(train_config: ml_collections.ConfigDict, network: str, *,
       train_config, updates_per_step=train_config.n_critic if critic else 1,
       total_steps=total_steps, generator=not critic)
   return AdamOnSummedGradients(learning_rate=learning_rate, beta_1=train_config.beta1,
-                               beta_2=train_config.beta2, name=name or f'{network}_adam')
+                               beta_2=train_config.beta2, epsilon=train_config.adam_epsilon,
+                               name=name or f'{network}_adam')
