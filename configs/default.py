@@ -100,6 +100,9 @@ def get_config() -> ml_collections.ConfigDict:
   # Learning-rate schedule: 'none' (constant) | 'linear' (to 0 at the last generator step,
   # as the paper's CIFAR-10 runs).
   config.train.lr_decay = 'none'
+  # With lr_decay='linear': the fraction of the run's generator steps trained at the initial
+  # rates before the linear decay to 0 begins (0 = decay from the first step).
+  config.train.lr_decay_start = 0.0
   # Generator steps to train; -1 = derive from num_epochs (an epoch = every real image
   # through the critic once, i.e. dataset_size / (global_batch_size * n_critic) steps).
   config.train.num_steps = -1

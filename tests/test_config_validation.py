@@ -78,6 +78,7 @@ BAD_VALUES = [
     ('train.beta1', -0.1, 'in [0, 1)'),
     ('train.beta2', 1.0, 'in [0, 1)'),
     ('train.adam_epsilon', 0.0, 'a finite number > 0'),
+    ('train.lr_decay_start', 1.0, 'in [0, 1)'),
     ('train.lr_decay', 'cosine', "('none', 'linear')"),
     ('train.num_steps', 0, '-1 (derive from train.num_epochs) or >= 1'),
     ('train.num_steps', -2, '-1 (derive from train.num_epochs) or >= 1'),
@@ -153,7 +154,8 @@ def test_every_schema_field_has_a_rule(field):
 
 @pytest.mark.parametrize('field, value', [
     ('train.gp_lambda', 0.0), ('train.gp_lambda', 10), ('train.beta1', 0.0),
-    ('train.beta2', 0.999), ('train.adam_epsilon', 1e-3), ('train.ema_decay', 0.0), ('train.ema_decay', 0.9999),
+    ('train.beta2', 0.999), ('train.adam_epsilon', 1e-3), ('train.lr_decay_start', 0.75),
+    ('train.ema_decay', 0.0), ('train.ema_decay', 0.9999),
     ('train.num_steps', -1), ('distribution.cpu_replicas', 0),
     ('eval_every_steps', 0), ('log_every_steps', 0), ('sample_every_steps', 0),
     ('checkpoint_every_steps', 0), ('num_eval_samples', 2), ('profile_steps', (0, 0)),

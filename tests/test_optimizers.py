@@ -24,6 +24,29 @@ def test_linear_decay_start_middle_end():
   assert _rate(schedule, 1000) == 0.0  # Never negative past the end.
 
 
+def test_a_late_decay_holds_the_rate_then_reaches_0_at_the_end():
+  # Constant for steps 0-74, then lr · (100 − s) / 25: s = 75 still the full rate, 0 at 100.
+  schedule = optimizers.LinearDecayPerGeneratorStep(2e-4, num_generator_steps=100,
+                                                    decay_start_step=75)
+  for step in (0, 40, 74, 75):
+    np.testing.assert_allclose(_rate(schedule, step), 2e-4, rtol=1e-6)
+  np.testing.assert_allclose(_rate(schedule, 80), 2e-4 * 20 / 25, rtol=1e-6)
+  np.testing.assert_allclose(_rate(schedule, 99), 2e-4 / 25, rtol=1e-5)
+  assert _rate(schedule, 100) == _rate(schedule, 1000) == 0.0
+  with pytest.raises(ValueError, match='decay_start_step=100'):
+    optimizers.LinearDecayPerGeneratorStep(2e-4, num_generator_steps=100, decay_start_step=100)
+
+
+def test_make_adam_starts_the_decay_at_the_configured_fraction():
+  config = cifar10.get_config()  # lr 2e-4, linear, 100k steps, n_critic 5.
+  config.train.lr_decay_start = 0.5
+  critic_adam = optimizers.make_adam(config.train, 'critic')
+  critic_adam.build([keras.Variable(0.0)])
+  for generator_step, rate in ((0, 2e-4), (50_000, 2e-4), (75_000, 1e-4), (100_000, 0.0)):
+    critic_adam.iterations.assign(5 * generator_step)
+    np.testing.assert_allclose(float(critic_adam.learning_rate), rate, rtol=1e-6, atol=1e-12)
+
+
 def test_critic_rate_is_keyed_on_generator_steps():
   # 5 critic updates per generator step: all 5 of step s use lr * (1 - s / N).
   schedule = optimizers.LinearDecayPerGeneratorStep(2e-4, num_generator_steps=100,
@@ -61,7 +84,8 @@ def test_schedule_survives_the_optimizer_config_round_trip():
   schedule = restored._learning_rate  # pylint: disable=protected-access
   assert isinstance(schedule, optimizers.LinearDecayPerGeneratorStep)
   assert schedule.get_config() == {'initial_learning_rate': 2e-4,
-                                   'num_generator_steps': 100_000, 'updates_per_step': 5}
+                                   'num_generator_steps': 100_000, 'updates_per_step': 5,
+                                   'decay_start_step': 0}
 
 
 def test_linear_decay_needs_the_run_length():
