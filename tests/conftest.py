@@ -17,6 +17,9 @@ import os
 import sys
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+# The launch scripts the tests start call `python`: the interpreter running the tests (and its
+# packages), also when pytest runs as .venv/bin/python without the venv activated.
+os.environ['PATH'] = os.pathsep.join([os.path.dirname(sys.executable), os.environ.get('PATH', '')])
 # The node's own setting (None: all GPUs), for gpu_env().
 ORIGINAL_CUDA_VISIBLE_DEVICES = os.environ.get('CUDA_VISIBLE_DEVICES')
 TEST_GPUS = os.environ.get('WGAN_DIST_TEST_GPUS') == '1'
