@@ -177,3 +177,17 @@ def test_penalty_works_on_every_kind_of_keras_critic(kind, called_first):
   expected = (np.linalg.norm(kernel) - 1.0) ** 2
   assert expected > 1e-3  # Random or set, ‖w‖ is not 1: the test can tell a wrong norm.
   np.testing.assert_allclose(penalty, np.full(5, expected), rtol=1e-5, atol=1e-7)
+
+
+def test_the_public_name_is_the_same_penalty():
+  """`wgan_dist.losses.gradient_penalty` (the name users import) on a Sequential critic built
+  with keras.Input and never called: (‖w‖ − 1)² for a linear critic."""
+  from wgan_dist import losses as public  # pylint: disable=import-outside-toplevel
+  assert public.gradient_penalty is losses.gradient_penalty
+  critic, dense = _critic_of_each_kind('sequential', (4, 3, 2))
+  rng = np.random.default_rng(3)
+  real, fake = (rng.uniform(-1, 1, (2, 4, 3, 2)).astype(np.float32) for _ in range(2))
+  penalty = public.gradient_penalty(critic, real, fake,
+                                    np.full((2, 1, 1, 1), 0.5, np.float32)).numpy()
+  expected = (np.linalg.norm(dense.get_weights()[0].astype(np.float64)) - 1.0) ** 2
+  np.testing.assert_allclose(penalty, np.full(2, expected), rtol=1e-5, atol=1e-7)

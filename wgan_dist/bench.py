@@ -20,6 +20,8 @@ from absl import app  # pylint: disable=wrong-import-position
 from absl import flags  # pylint: disable=wrong-import-position
 from ml_collections import config_flags  # pylint: disable=wrong-import-position
 
+from wgan_dist.config import validation as config_validation  # pylint: disable=wrong-import-position
+from wgan_dist.data import sources  # pylint: disable=wrong-import-position
 from wgan_dist.tools.benchmark import format_table  # pylint: disable=wrong-import-position
 from wgan_dist.tools.benchmark import run  # pylint: disable=wrong-import-position
 
@@ -47,9 +49,13 @@ def main(argv: list[str]) -> None:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
   if _STEPS.value < 1 or _WARMUP.value < 0:
     raise app.UsageError('--steps must be >= 1 and --warmup >= 0')
-  result = run(_CONFIG.value, num_steps=_STEPS.value, warmup=_WARMUP.value,
-               baseline=_BASELINE.value, input_only=_INPUT_ONLY.value,
-               ceiling_size=_CEILING_SIZE.value, profile_dir=_PROFILE_DIR.value)
+  try:
+    result = run(_CONFIG.value, num_steps=_STEPS.value, warmup=_WARMUP.value,
+                 baseline=_BASELINE.value, input_only=_INPUT_ONLY.value,
+                 ceiling_size=_CEILING_SIZE.value, profile_dir=_PROFILE_DIR.value)
+  except (config_validation.ConfigError, sources.DataError) as error:
+    # A bad field or data: one line naming it, as the other commands (no traceback).
+    sys.exit(f'error: {error}')
   print(format_table(result))
   sys.stdout.flush()
   print(json.dumps(result, sort_keys=True))
