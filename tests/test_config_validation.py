@@ -154,7 +154,7 @@ def test_every_schema_field_has_a_rule(field):
 
 @pytest.mark.parametrize('field, value', [
     ('train.gp_lambda', 0.0), ('train.gp_lambda', 10), ('train.beta1', 0.0),
-    ('train.beta2', 0.999), ('train.adam_epsilon', 1e-3), ('train.lr_decay_start', 0.75),
+    ('train.beta2', 0.999), ('train.adam_epsilon', 1e-3), ('train.lr_decay_start', 0.0),
     ('train.ema_decay', 0.0), ('train.ema_decay', 0.9999),
     ('train.num_steps', -1), ('distribution.cpu_replicas', 0),
     ('eval_every_steps', 0), ('log_every_steps', 0), ('sample_every_steps', 0),
@@ -170,6 +170,16 @@ def test_allowed_boundary_values_validate(field, value):
   config = mnist.get_config('tiny')
   _set(config, field, value)
   config_validation.validate(config)
+
+
+def test_a_late_decay_start_needs_the_linear_decay():
+  config = mnist.get_config('tiny')
+  config.train.lr_decay_start = 0.75
+  assert _error(config) == ("train.lr_decay_start=0.75 is not allowed; allowed: 0 unless "
+                            "train.lr_decay='linear' (a start of the decay needs a decay)")
+  config.train.lr_decay = 'linear'
+  config_validation.validate(config)
+  config_validation.validate(mnist.get_config('quick'))  # The quick recipe decays late.
 
 
 def test_seed_beyond_int64_is_refused():

@@ -10,8 +10,9 @@ ever stops doing so.
 `train.lr_decay='linear'` is the paper's CIFAR-10 schedule (gan_cifar_resnet.py, DECAY=True):
 each network uses its own initial rate lr · max(0, 1 − s/N) during generator step s of N, the
 critic for all n_critic of its updates in that step. `train.lr_decay_start` = f > 0 holds the
-rate constant for the first f·N steps and decays it linearly to 0 over the rest. An optimizer only counts its own updates,
-so the critic's schedule divides its update count by n_critic to recover s.
+rate constant for the first f·N steps and decays it linearly to 0 over the rest. An optimizer
+only counts its own updates, so the critic's schedule divides its update count by n_critic to
+recover s.
 """
 
 from typing import Optional

@@ -132,6 +132,9 @@ def _validate_train(config: ml_collections.ConfigDict) -> None:
   _number(config, 'train.adam_epsilon', lambda v: v > 0, '> 0')
   _choice(config, 'train.lr_decay', schema.LR_DECAYS)
   _number(config, 'train.lr_decay_start', lambda v: 0 <= v < 1, 'in [0, 1)')
+  _require(config.train.lr_decay_start == 0 or config.train.lr_decay == 'linear',
+           'train.lr_decay_start', config.train.lr_decay_start,
+           "0 unless train.lr_decay='linear' (a start of the decay needs a decay)")
   train = config.train
   _require(_is_integer(train.num_steps) and (train.num_steps == -1 or train.num_steps >= 1),
            'train.num_steps', train.num_steps,
