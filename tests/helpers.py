@@ -1,15 +1,17 @@
 """Shared test helpers: a few training steps built exactly as train_and_evaluate builds them, and
-TensorBoard events read back with TensorBoard's own reader, and a fake of the coordination
-service's key-value store."""
+TensorBoard events read back with TensorBoard's own reader, a fake of the coordination
+service's key-value store, and the one-line error a data source refuses a config with."""
 
 import json
 import os
 
+import pytest
 import tensorflow as tf
 from tensorboard.backend.event_processing import event_accumulator
 from tensorboard.util import tensor_util
 
 from wgan_dist import train
+from wgan_dist.data import sources
 from wgan_dist.dist import distribution
 from wgan_dist.training import state as train_state
 from wgan_dist.training import trainer as trainer_lib
@@ -100,3 +102,12 @@ class FakeKeyValueStore:
     if key in self.values:
       return self.values[key]
     return json.dumps(self._others[tuple(key.split('/')[-2:])])
+
+
+def load_source_error(config) -> str:
+  """The DataError `sources.load_source(config)` raises; checks that it is one line."""
+  with pytest.raises(sources.DataError) as error:
+    sources.load_source(config)
+  message = str(error.value)
+  assert '\n' not in message
+  return message

@@ -13,6 +13,7 @@ import tensorflow as tf
 from PIL import Image
 
 from tests.conftest import REPO_ROOT
+from tests import helpers
 from wgan_dist.dist import distribution
 from wgan_dist.data import input_pipeline
 from wgan_dist.data import sources
@@ -282,17 +283,9 @@ def test_unconditional_folder_keeps_accepting_any_layout(tiny_config, tmp_path):
 
 # Errors: one line, naming the source and what is allowed.
 
-def _error(config) -> str:
-  with pytest.raises(sources.DataError) as error:
-    sources.load_source(config)
-  message = str(error.value)
-  assert '\n' not in message
-  return message
-
-
 def test_npz_without_labels_names_the_file(tiny_config, tmp_path):
   _labelled_npz(tiny_config, tmp_path, key=None)
-  message = _error(tiny_config)
+  message = helpers.load_source_error(tiny_config)
   assert message.startswith(f"data.path={tiny_config.data.path!r} (data.source='npz') has no 'y' "
                             "or 'labels' array (it holds ['x']); model.num_classes=5 needs")
   assert 'model.num_classes=0 (unconditional)' in message
@@ -308,7 +301,8 @@ def test_plain_npy_has_no_labels(tiny_config, tmp_path):
   np.save(path, np.zeros((5, 28, 28, 1), np.uint8))
   tiny_config.data.source, tiny_config.data.path = 'npz', str(path)
   tiny_config.model.num_classes = NUM_CLASSES
-  assert "is a plain .npy array, with no 'y' or 'labels' array" in _error(tiny_config)
+  assert ("is a plain .npy array, with no 'y' or 'labels' array"
+          in helpers.load_source_error(tiny_config))
 
 
 @pytest.mark.parametrize('labels, found', [
@@ -324,7 +318,7 @@ def test_plain_npy_has_no_labels(tiny_config, tmp_path):
 def test_bad_npz_labels_name_the_file_the_values_and_the_range(tiny_config, tmp_path, labels,
                                                                found):
   _labelled_npz(tiny_config, tmp_path, labels=labels)
-  message = _error(tiny_config)
+  message = helpers.load_source_error(tiny_config)
   assert message.startswith(f"data.path={tiny_config.data.path!r} (data.source='npz') array 'y': "
                             f'{found}'), message
   if 'outside' in found and labels.min() < 0:
@@ -333,7 +327,7 @@ def test_bad_npz_labels_name_the_file_the_values_and_the_range(tiny_config, tmp_
 
 def test_embedded_mnist_with_too_few_classes(tiny_config):
   tiny_config.model.num_classes = 4
-  assert _error(tiny_config) == (
+  assert helpers.load_source_error(tiny_config) == (
       "data.source='embedded_mnist': 3000 of 5000 labels lie outside [0, 4) "
       '(model.num_classes=4): 4 (500x), 5 (500x), 6 (500x), 7 (500x), 8 (500x), ...; allowed: '
       '0..3; set model.num_classes=10')
@@ -344,7 +338,7 @@ def test_folder_without_class_sub_directories(tiny_config, tmp_path):
     Image.fromarray(np.zeros((28, 28), np.uint8)).save(tmp_path / f'img{index}.png')
   tiny_config.data.source, tiny_config.data.path = 'folder', str(tmp_path)
   tiny_config.model.num_classes = NUM_CLASSES
-  assert _error(tiny_config).startswith(
+  assert helpers.load_source_error(tiny_config).startswith(
       f"data.path={str(tmp_path)!r} (data.source='folder') has images but no class "
       'sub-directories; model.num_classes=5 needs a label per image')
 
@@ -354,7 +348,7 @@ def test_folder_with_images_beside_the_class_sub_directories_fails_before_decodi
   _labelled_folder(tiny_config, tmp_path)
   # Does not decode either: the layout error comes first, before the files are decoded.
   (tmp_path / 'images' / 'stray.png').write_text('not an image')
-  assert _error(tiny_config) == (
+  assert helpers.load_source_error(tiny_config) == (
       f"data.path={tiny_config.data.path!r} (data.source='folder') has 1 image file(s) directly "
       'in it (stray.png) besides its 5 class sub-directories; with model.num_classes=5 every '
       'image must be in a class sub-directory')
@@ -363,7 +357,7 @@ def test_folder_with_images_beside_the_class_sub_directories_fails_before_decodi
 def test_folder_with_more_classes_than_num_classes(tiny_config, tmp_path):
   _labelled_folder(tiny_config, tmp_path)
   tiny_config.model.num_classes = 3
-  assert _error(tiny_config) == (
+  assert helpers.load_source_error(tiny_config) == (
       f"data.path={tiny_config.data.path!r} (data.source='folder') has 5 class sub-directories "
       '(c0, c1, c2, c3, c4) but model.num_classes=3; allowed: at most num_classes class '
       'sub-directories (set model.num_classes=5)')

@@ -9,6 +9,7 @@ import sys
 import numpy as np
 import pytest
 
+from tests import helpers
 from wgan_dist.data import sources
 
 tfds = pytest.importorskip('tensorflow_datasets')
@@ -121,17 +122,9 @@ def test_unconditional_reads_images_only_and_plain_labels_have_no_names(tiny_con
   assert plain.class_names is None
 
 
-def _error(config) -> str:
-  with pytest.raises(sources.DataError) as error:
-    sources.load_source(config)
-  message = str(error.value)
-  assert '\n' not in message
-  return message
-
-
 @pytest.mark.slow
 def test_varying_image_sizes_are_refused_pointing_to_prepare(tiny_config, data_dir):
-  assert _error(_config(tiny_config, data_dir, 'wgan_test_mixed_sizes')) == (
+  assert helpers.load_source_error(_config(tiny_config, data_dir, 'wgan_test_mixed_sizes')) == (
       "data.path='wgan_test_mixed_sizes' (data.source='tfds', data.split='train') has images "
       "of varying size (feature 'image' of shape (None, None, 1)); allowed: one fixed shape "
       '(they are not padded or resized in memory): run `python -m wgan_dist.prepare` to crop '
@@ -140,7 +133,8 @@ def test_varying_image_sizes_are_refused_pointing_to_prepare(tiny_config, data_d
 
 @pytest.mark.slow
 def test_a_conditional_run_without_a_label_feature_names_the_features(tiny_config, data_dir):
-  assert _error(_config(tiny_config, data_dir, 'wgan_test_no_labels', num_classes=5)) == (
+  config = _config(tiny_config, data_dir, 'wgan_test_no_labels', num_classes=5)
+  assert helpers.load_source_error(config) == (
       "data.path='wgan_test_no_labels' (data.source='tfds', data.split='train') has no 'label' "
       "feature (it has ['image']); model.num_classes=5 needs a label per image; allowed: a "
       'labelled source, or model.num_classes=0 (unconditional)')
@@ -148,14 +142,15 @@ def test_a_conditional_run_without_a_label_feature_names_the_features(tiny_confi
 
 @pytest.mark.slow
 def test_a_split_or_data_set_not_prepared_offline_is_one_line(tiny_config, data_dir, tmp_path):
-  message = _error(_config(tiny_config, data_dir, split='validation'))
+  message = helpers.load_source_error(_config(tiny_config, data_dir, split='validation'))
   assert message.startswith("data.path='wgan_test_digits' (data.source='tfds', "
                             "data.split='validation') does not load (data.allow_download=False")
   empty = str(tmp_path / 'empty')
   assert re.match(
       r"^data.path='wgan_test_digits' \(data.source='tfds', data.split='train'\) does not "
       rf'load \(data.allow_download=False: only a data set already prepared in the TFDS data '
-      rf'directory {re.escape(empty)} is used\): ', _error(_config(tiny_config, empty)))
+      rf'directory {re.escape(empty)} is used\): ',
+      helpers.load_source_error(_config(tiny_config, empty)))
 
 
 def test_tfds_without_the_package_is_a_data_error(tiny_config, monkeypatch):
