@@ -1,9 +1,12 @@
 """Shared test helpers: a few training steps built exactly as train_and_evaluate builds them, and
 TensorBoard events read back with TensorBoard's own reader, a fake of the coordination
-service's key-value store, and the one-line error a data source refuses a config with."""
+service's key-value store, the one-line error a data source refuses a config with, and a
+command-line tool run as a user runs it."""
 
 import json
 import os
+import subprocess
+import sys
 
 import pytest
 import tensorflow as tf
@@ -111,3 +114,25 @@ def load_source_error(config) -> str:
   message = str(error.value)
   assert '\n' not in message
   return message
+
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def run_module(module: str, *flags: str) -> subprocess.CompletedProcess:
+  """`python -m module flags...` from the repository root, GPUs hidden, TensorFlow quiet."""
+  env = {**os.environ, 'TF_CPP_MIN_LOG_LEVEL': '3', 'CUDA_VISIBLE_DEVICES': ''}
+  return subprocess.run([sys.executable, '-m', module, *flags], cwd=REPO_ROOT, env=env,
+                        capture_output=True, text=True, timeout=300, check=False)
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess, *expected: str) -> str:
+  """Exit status 1, no traceback, and a last stderr line `error: ...` holding each of
+  `expected`; returns that line."""
+  assert result.returncode == 1, result.stdout + result.stderr[-3000:]
+  last_line = result.stderr.strip().splitlines()[-1]
+  assert last_line.startswith('error: '), result.stderr[-3000:]
+  for text in expected:
+    assert text in last_line, last_line
+  assert 'Traceback' not in result.stderr, result.stderr[-3000:]
+  return last_line

@@ -14,7 +14,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from tests.conftest import REPO_ROOT
+from tests import helpers
 from wgan_dist.dist import distribution
 from wgan_dist.data import images as images_lib
 from wgan_dist.models import layers as model_layers
@@ -29,23 +29,13 @@ from wgan_dist.eval import evaluator as evaluator_lib
 pytestmark = pytest.mark.slow
 
 
-def _run(module: str, *flags: str) -> subprocess.CompletedProcess:
-  env = {**os.environ, 'TF_CPP_MIN_LOG_LEVEL': '3', 'CUDA_VISIBLE_DEVICES': ''}
-  return subprocess.run([sys.executable, '-m', module, *flags], cwd=REPO_ROOT, env=env,
-                        capture_output=True, text=True, timeout=300, check=False)
+# `python -m <module>` as a user runs it, and its one-line error (shared with other tests).
+_run = helpers.run_module
+_assert_one_line_error = helpers.assert_one_line_error
 
 
 def _assert_ok(result: subprocess.CompletedProcess) -> None:
   assert result.returncode == 0, result.stdout + result.stderr[-3000:]
-
-
-def _assert_one_line_error(result: subprocess.CompletedProcess, *expected: str) -> None:
-  assert result.returncode == 1, result.stdout + result.stderr[-3000:]
-  last_line = result.stderr.strip().splitlines()[-1]
-  assert last_line.startswith('error: '), result.stderr[-3000:]
-  for text in expected:
-    assert text in last_line, last_line
-  assert 'Traceback' not in result.stderr, result.stderr[-3000:]
 
 
 def _strategy(config, replicas: int) -> tf.distribute.Strategy:
