@@ -22,6 +22,7 @@ from ml_collections import config_flags  # pylint: disable=wrong-import-position
 
 from wgan_dist.config import validation as config_validation  # pylint: disable=wrong-import-position
 from wgan_dist.data import sources  # pylint: disable=wrong-import-position
+from wgan_dist.tools import restore  # pylint: disable=wrong-import-position
 from wgan_dist.tools.benchmark import format_table  # pylint: disable=wrong-import-position
 from wgan_dist.tools.benchmark import run  # pylint: disable=wrong-import-position
 
@@ -54,8 +55,7 @@ def main(argv: list[str]) -> None:
                  baseline=_BASELINE.value, input_only=_INPUT_ONLY.value,
                  ceiling_size=_CEILING_SIZE.value, profile_dir=_PROFILE_DIR.value)
   except (config_validation.ConfigError, sources.DataError) as error:
-    # A bad field or data: one line naming it, as the other commands (no traceback).
-    sys.exit(f'error: {error}')
+    restore.exit_with_error(error)  # One line naming the field or data, as the other tools.
   print(format_table(result))
   sys.stdout.flush()
   print(json.dumps(result, sort_keys=True))
