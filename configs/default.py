@@ -51,6 +51,12 @@ def get_config() -> ml_collections.ConfigDict:
   # naming the old and new values. True continues anyway, from the checkpoint's weights, with
   # the new order (and, with train.num_steps=-1, the new length): a deliberate change.
   config.data.allow_changed_on_resume = False
+  # Train on the first N images of the training stream, in stored order, after the evaluation
+  # reference's held-out images are left out (eval_reference); 0 = all. For the limited-data
+  # regime (a few hundred or thousand images) with the data that ships; the images after the
+  # first N serve as held-out images for the critic-overfitting gauge when the source has no
+  # held-out split of its own (docs/augmentation.md).
+  config.data.limit = 0
 
   config.model = ml_collections.ConfigDict()
   # The generator and critic: a name of the registry ARCHITECTURES in

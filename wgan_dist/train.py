@@ -23,6 +23,7 @@ import tensorflow as tf
 from absl import logging
 
 from wgan_dist.config import validation as config_validation
+from wgan_dist.data import limit
 from wgan_dist.data import prepared
 from wgan_dist.data import sources
 from wgan_dist.dist import devices
@@ -76,12 +77,13 @@ def training_data(config: ml_collections.ConfigDict,
   """(the examples the generator trains on, the run's generator steps).
 
   The examples leave out the evaluation reference's images when config.eval_reference holds
-  them out (eval/reference.py), and train.num_steps=-1 counts epochs of what remains.
+  them out (eval/reference.py), then keep the first data.limit of the rest (data/limit.py), and
+  train.num_steps=-1 counts epochs of what remains.
   `loaded`: the config's source when already loaded (else loaded here).
   """
   if loaded is None:
     loaded = sources.load_source(config)
-  source = reference.training_source(config, loaded)
+  source = limit.first_images(reference.training_source(config, loaded), config.data.limit)
   return source, train_state.resolve_num_steps(config, source.size)
 
 

@@ -96,6 +96,8 @@ def _validate_data(config: ml_collections.ConfigDict) -> None:
   _require(isinstance(config.data.tfds_data_dir, str), 'data.tfds_data_dir',
            config.data.tfds_data_dir, "a string: a directory, or '' for TFDS's default")
   _flag(config, 'data.allow_changed_on_resume')
+  # Whether N fits the data is known once the source is loaded (train.training_data).
+  _integer(config, 'data.limit', 0, 'an integer >= 0 (0 = all images)')
 
 
 def _validate_model(config: ml_collections.ConfigDict) -> None:
