@@ -201,6 +201,14 @@ def get_config() -> ml_collections.ConfigDict:
   # RGB data (CIFAR-10, CelebA): path of locally available InceptionV3 weights for Inception
   # FID / Inception Score ('' = no Inception evaluation; MNIST uses its own classifier).
   config.eval_inception_weights = ''
+  # The standard 2015 Inception network of published FIDs and Inception Scores: path of its
+  # frozen graph classify_image_graph_def.pb (from TTUR's inception-2015-12-05.tgz; '' = none).
+  # When set it scores non-MNIST data instead of eval_inception_weights (eval/inception_graph.py).
+  config.eval_inception_graph = ''
+  # Reference statistics computed once by `python -m wgan_dist.evaluate --reference_stats=F.npz`
+  # (or TTUR's published mu/sigma files): evaluations read the real side from this file
+  # instead of embedding the real images ('' = compute them; eval/reference_stats.py).
+  config.eval_reference_stats = ''
   return config
 
 

@@ -1,11 +1,13 @@
-"""KID, improved precision / recall and the memorisation ratio (wgan_dist/eval) against direct
-loop-based numpy implementations and known cases (numpy only, fast)."""
+"""KID, improved precision / recall, density / coverage and the memorisation ratio
+(wgan_dist/eval) against direct loop-based numpy implementations and known cases (numpy only,
+fast)."""
 
 import itertools
 
 import numpy as np
 import pytest
 
+from wgan_dist.eval import density_coverage
 from wgan_dist.eval import kid
 from wgan_dist.eval import memorisation
 from wgan_dist.eval import precision_recall
@@ -168,3 +170,49 @@ def test_memorisation_refuses_a_held_out_set_inside_the_training_set():
   train = np.random.default_rng(10).normal(size=(100, 4))
   with pytest.raises(ValueError, match='they are training images'):
     memorisation.memorisation(train[:10], train[:50], train)
+
+
+def _density_coverage_loops(generated, real, k):
+  """Naeem et al.'s density and coverage, one pair at a time."""
+  radii = _radius_loops(real, k)
+  inside = [[float(np.sqrt(np.sum((y - x)**2))) <= r for x, r in zip(real, radii)]
+            for y in generated]
+  density = sum(sum(row) for row in inside) / (k * len(generated))
+  coverage = sum(any(row[i] for row in inside) for i in range(len(real))) / len(real)
+  return density, coverage
+
+
+def test_density_coverage_match_the_loops():
+  rng = np.random.default_rng(3)
+  real, generated = rng.normal(size=(23, 4)), rng.normal(0.4, 1.3, size=(17, 4))
+  for k in (1, 3, 5):
+    assert density_coverage.density_coverage(generated, real, k) == pytest.approx(
+        _density_coverage_loops(generated, real, k), abs=1e-12)
+  # Radii computed once by the caller give the same figures.
+  radii = density_coverage.real_radii(real)
+  assert density_coverage.density_coverage(generated, real, squared_radii=radii) == \
+      density_coverage.density_coverage(generated, real)
+  # Blocks smaller than the set change nothing (each block's counts add up).
+  many = rng.normal(size=(600, 4))
+  assert density_coverage.density_coverage(many, real) == pytest.approx(
+      _density_coverage_loops(many, real, 5), abs=1e-12)
+
+
+def test_density_coverage_known_cases():
+  rng = np.random.default_rng(4)
+  real = rng.normal(size=(40, 6))
+  # A set against itself: every ball holds its own centre, so coverage is 1.
+  assert density_coverage.density_coverage(real, real)[1] == 1.0
+  # Samples far from every real row: in no ball.
+  assert density_coverage.density_coverage(real + 1e3, real) == (0.0, 0.0)
+  # By hand, k = 5, real points 0..5 on a line: squared radii 25, 16, 9, 9, 16, 25 (the 5th
+  # nearest other point). 2.5 lies in all six balls: density 6 / (5·1), coverage 6/6.
+  # 10 lies only in the ball of 5 (distance 5 <= 5): density 1/5, coverage 1/6.
+  line = np.arange(6.0)[:, None]
+  np.testing.assert_allclose(density_coverage.real_radii(line), [25, 16, 9, 9, 16, 25])
+  assert density_coverage.density_coverage(np.array([[2.5]]), line) == pytest.approx((1.2, 1.0))
+  assert density_coverage.density_coverage(np.array([[10.0]]), line) == pytest.approx(
+      (0.2, 1 / 6))
+  # Both samples: counts add (7 ball memberships over k·M = 10), coverage still 6/6.
+  assert density_coverage.density_coverage(np.array([[2.5], [10.0]]), line) == pytest.approx(
+      (0.7, 1.0))

@@ -22,6 +22,7 @@ from wgan_dist import train
 from wgan_dist.algorithm import random_keys
 from wgan_dist.dist import distribution
 from wgan_dist.eval import classifier as classifier_lib
+from wgan_dist.eval import density_coverage
 from wgan_dist.eval import evaluator as evaluator_lib
 from wgan_dist.eval import kid
 from wgan_dist.eval import precision_recall
@@ -102,6 +103,9 @@ def test_kid_precision_recall_are_the_metric_functions_on_the_fid_features(setup
   assert evaluation.scalars['eval/kid'] == mean and evaluation.kid_subset_std == std
   assert (evaluation.scalars['eval/precision'],
           evaluation.scalars['eval/recall']) == precision_recall.precision_recall(features, real)
+  assert (evaluation.scalars['eval/density'], evaluation.scalars['eval/coverage']) == \
+      density_coverage.density_coverage(features, real)
+  assert evaluation.protocol['density_coverage_k'] == 5
   # An untrained generator: far from the digits.
   assert mean > 0.1 and evaluation.scalars['eval/recall'] < 0.05
   del config
@@ -113,6 +117,9 @@ def test_real_digits_score_near_zero_kid_and_high_precision(setup):
   # Samples that are reference images: each lies inside its own ball.
   copies = evaluator.evaluate(_lookup_generator(config, split.held_out_images)).scalars
   assert copies['eval/precision'] == 1.0
+  # ... and in its own ball of the density / coverage manifold: the balls of the 200 copied
+  # reference digits (of 1,000) hold a sample at least, and others nearby.
+  assert 0.2 <= copies['eval/coverage'] < 1.0
   # Other real digits (the train split): KID is unbiased, so near 0 beside a generator's.
   fresh_evaluation = evaluator.evaluate(_lookup_generator(config, split.train_images))
   fresh = fresh_evaluation.scalars
@@ -124,6 +131,12 @@ def test_real_digits_score_near_zero_kid_and_high_precision(setup):
   # cannot tell; recall can.
   assert fresh['eval/precision'] > 0.9 and fresh['eval/recall'] > 0.8
   assert untrained['eval/recall'] < 0.05
+  # Density / coverage: real digits about 1 (density counts balls per k, so around 1 for real
+  # data). Coverage of M = 200 samples of the real distribution over N = 1,000 real balls
+  # is about 1 - (N / (N + M))^k = 0.60 (Naeem et al.'s expectation, k = 5); measured 0.574.
+  # The collapsed untrained generator covers almost no real ball.
+  assert 0.7 < fresh['eval/density'] < 1.3 and 0.5 < fresh['eval/coverage'] < 0.7
+  assert untrained['eval/coverage'] < 0.05
 
 
 def test_noise_draws_give_means_and_stds_and_draw_zero_is_the_usual_noise(setup):

@@ -186,6 +186,13 @@ def _validate_run(config: ml_collections.ConfigDict) -> None:
   _require(isinstance(weights, str) and (not weights or os.path.isfile(weights)),
            'eval_inception_weights', weights,
            "'' (no Inception evaluation) or the path of an existing InceptionV3 weights file")
+  for field, allowed in (('eval_inception_graph', "'' (none) or the path of an existing "
+                          'classify_image_graph_def.pb'),
+                         ('eval_reference_stats', "'' (compute the real side) or the path of "
+                          'an existing statistics .npz')):
+    value = config.get(field, '')  # Configs saved before the field have none.
+    _require(isinstance(value, str) and (not value or os.path.isfile(value)), field, value,
+             allowed)
 
 
 def validate(config: ml_collections.ConfigDict) -> None:

@@ -151,3 +151,16 @@ def intra_frechet_distance(features1: np.ndarray, labels1: np.ndarray, features2
   """Intra-FID: the mean over classes of `class_frechet_distances`."""
   return float(np.mean(class_frechet_distances(features1, labels1, features2, labels2,
                                                num_classes)))
+
+
+def split_scores(probabilities: np.ndarray, splits: int = 1) -> tuple[float, float]:
+  """(mean, standard deviation) of `classifier_score` over `splits` consecutive parts of the
+  rows, part i being rows [i·N // splits, (i + 1)·N // splits), as Salimans et al.'s
+  inception_score.py reports the Inception Score (10 splits, population std); (score, 0.0) for
+  one split."""
+  p = np.asarray(probabilities, np.float64)
+  if not 1 <= splits <= len(p):
+    raise ValueError(f'splits={splits} needs 1 <= splits <= N={len(p)} rows')
+  scores = [classifier_score(p[i * len(p) // splits:(i + 1) * len(p) // splits])
+            for i in range(splits)]
+  return float(np.mean(scores)), float(np.std(scores))
