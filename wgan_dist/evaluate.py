@@ -9,6 +9,18 @@ FID); or, for other data, Inception features from local InceptionV3 weights
   python -m wgan_dist.evaluate --workdir=runs/mnist --memorisation      # copies of training?
   python -m wgan_dist.evaluate --workdir=runs/cifar10 \
       [--inception_weights=/path/inception_v3_weights_tf_dim_ordering_tf_kernels.h5]
+  python -m wgan_dist.evaluate --workdir=runs/cifar10 --protocol=paper \
+      --inception_graph=/path/classify_image_graph_def.pb   # 50,000 samples, the 2015 network
+  python -m wgan_dist.evaluate --reference_stats=stats.npz --config=configs/cifar10.py \
+      [--config.data...] [--protocol=paper]       # the real side once (or --workdir=RUN)
+  python -m wgan_dist.evaluate --workdir=runs/cifar10 --eval_reference_stats=stats.npz
+
+--protocol=paper: 50,000 samples (--num overrides) against the whole test split where the data
+have one (CIFAR-10, MNIST) or else the whole training split, the score as mean ± std over 10
+splits (eval/evaluator.py). --reference_stats=OUT.npz: writes the reference's statistics
+(eval/reference_stats.py) of --config's data (or --workdir's run) and exits; a run's config
+field eval_reference_stats (or --eval_reference_stats here) then reads them instead of
+embedding the real images again.
 
 --seeds=K: every figure is the mean over K independent noise draws of --num images, with its
 standard deviation (eval/<metric>_std). --all_checkpoints: every kept checkpoint, oldest first,
@@ -24,6 +36,7 @@ object per checkpoint], 'csv': path}.
 """
 
 import json
+import os
 import time
 
 from wgan_dist.config import tf_log_level  # pylint: disable=wrong-import-position
@@ -32,6 +45,7 @@ tf_log_level.quiet_by_default()  # Before TensorFlow is imported.
 
 from absl import app  # pylint: disable=wrong-import-position
 from absl import flags  # pylint: disable=wrong-import-position
+from ml_collections import config_flags  # pylint: disable=wrong-import-position
 
 from wgan_dist.config import validation as config_validation  # pylint: disable=wrong-import-position
 from wgan_dist.tools import history  # pylint: disable=wrong-import-position
@@ -41,6 +55,22 @@ from wgan_dist.eval import evaluator as evaluator_lib  # pylint: disable=wrong-i
 from wgan_dist.eval import records  # pylint: disable=wrong-import-position
 
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Work directory of a training run.')
+_CONFIG = config_flags.DEFINE_config_file(
+    'config', None, 'With --reference_stats and no --workdir: the config whose data (and '
+    'evaluation network) the statistics are of, e.g. configs/cifar10.py.', lock_config=True)
+_PROTOCOL = flags.DEFINE_enum('protocol', 'default', ['default', 'paper'],
+                              'default: the run\'s num_eval_samples against its reference; '
+                              'paper: 50,000 samples against the whole test (or training) '
+                              'split, the score over 10 splits.')
+_REFERENCE_STATS = flags.DEFINE_string(
+    'reference_stats', None, 'Write the reference statistics (mu, sigma, features) to this '
+    '.npz and exit; no generator is needed.')
+_EVAL_REFERENCE_STATS = flags.DEFINE_string(
+    'eval_reference_stats', None, 'Read the real side from this statistics file; default the '
+    'run\'s eval_reference_stats.')
+_INCEPTION_GRAPH = flags.DEFINE_string(
+    'inception_graph', None, 'The 2015 Inception frozen graph (classify_image_graph_def.pb) for '
+    'non-MNIST runs; default the run\'s eval_inception_graph.')
 _NUM = flags.DEFINE_integer('num', None, 'Generated images per noise draw; default the run\'s '
                             'num_eval_samples.')
 _SEEDS = flags.DEFINE_integer('seeds', None, 'Independent noise draws: figures are their mean '
@@ -58,7 +88,6 @@ _MEMORISATION = flags.DEFINE_bool(
     'copies).')
 _RECORD = flags.DEFINE_bool('record', True, 'Append a record per evaluation to '
                             'workdir/eval/records.jsonl.')
-flags.mark_flags_as_required(['workdir'])
 
 
 def _print_evaluation(restored: restore.Restored, evaluation: evaluator_lib.Evaluation,
@@ -73,6 +102,9 @@ def _print_evaluation(restored: restore.Restored, evaluation: evaluator_lib.Eval
     extra = ''
     if tag == 'eval/kid':
       extra = f'  (± {evaluation.kid_subset_std:.5f} over subsets)'
+    if tag in evaluator_lib.SCORE_TAGS and evaluation.protocol.get('score_splits', 1) > 1:
+      extra = (f'  (± {evaluation.score_split_std:.4f} over '
+               f'{evaluation.protocol["score_splits"]} splits)')
     print(f'{tag}: {value:.4f}' + (f' ± {spread:.4f}' if spread is not None else '') + extra)
   if evaluation.class_histogram is not None:  # MNIST only: no shares over 1000 classes.
     print('class shares: ' + '  '.join(f'{k}: {share:.3f}'
@@ -101,14 +133,63 @@ def _memorisation(evaluator: evaluator_lib.Evaluator, restored: restore.Restored
   return {'eval/memorisation_ratio': result.ratio, 'eval/copy_share': result.copy_share}
 
 
+def _write_reference_stats(path: str) -> None:
+  """--reference_stats: the real side of --config's (or --workdir's) evaluation, to `path`."""
+  try:
+    if _CONFIG.value is not None:
+      config = _CONFIG.value.copy_and_resolve_references()
+      config_validation.validate(config)
+    else:
+      config = restore.load_config(_WORKDIR.value)
+    _override(config)
+    config.eval_reference_stats = ''  # Computed here, not read.
+    reason = evaluator_lib.unsupported_reason(config)
+    if reason:
+      raise evaluator_lib.UnsupportedEvaluation(reason)
+    start = time.perf_counter()
+    evaluator = evaluator_lib.Evaluator(config, restore.local_strategy(config),
+                                        protocol=_PROTOCOL.value)
+    evaluator.save_reference_stats(path)
+  except (restore.RestoreError, evaluator_lib.UnsupportedEvaluation,
+          config_validation.ConfigError, sources.DataError) as error:
+    restore.exit_with_error(error)
+  protocol = evaluator.protocol
+  print(f'{path}: {evaluator.num_real} reference images ({protocol["reference_split"]}), '
+        f'{protocol["feature_extractor"]}, in {time.perf_counter() - start:.1f} s')
+  print(json.dumps({'reference_stats': path, 'num_reference': evaluator.num_real,
+                    'bytes': os.path.getsize(path), 'protocol': protocol}))
+
+
+def _override(config) -> None:
+  """The flags that replace the run's evaluation fields."""
+  if _INCEPTION_WEIGHTS.value is not None:
+    config.eval_inception_weights = _INCEPTION_WEIGHTS.value
+  if _INCEPTION_GRAPH.value is not None:
+    config.eval_inception_graph = _INCEPTION_GRAPH.value
+  if _EVAL_REFERENCE_STATS.value is not None:
+    config.eval_reference_stats = _EVAL_REFERENCE_STATS.value
+  for field in ('eval_inception_graph', 'eval_reference_stats'):
+    value = config.get(field, '')
+    if value and not os.path.isfile(value):
+      raise config_validation.ConfigError(f'{field}={value!r} is not an existing file')
+
+
 def main(argv: list[str]) -> None:
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
+  if _REFERENCE_STATS.value:
+    if _WORKDIR.value is None and _CONFIG.value is None:
+      restore.exit_with_error(ValueError('--reference_stats needs --config=CONFIG (the data '
+                                         'and network) or --workdir=RUN'))
+    _write_reference_stats(_REFERENCE_STATS.value)
+    return
   workdir = _WORKDIR.value
+  if workdir is None:
+    restore.exit_with_error(ValueError('--workdir is required (or --reference_stats=OUT.npz '
+                                       'with --config)'))
   try:
     config = restore.load_config(workdir)
-    if _INCEPTION_WEIGHTS.value is not None:
-      config.eval_inception_weights = _INCEPTION_WEIGHTS.value
+    _override(config)
     reason = evaluator_lib.unsupported_reason(config)
     if reason:
       raise evaluator_lib.UnsupportedEvaluation(reason)
@@ -118,9 +199,12 @@ def main(argv: list[str]) -> None:
       restored = None
     else:
       restored = restore.load_generator(workdir, ema=_EMA.value, strategy=strategy)
-  except (restore.RestoreError, evaluator_lib.UnsupportedEvaluation) as error:
+  except (restore.RestoreError, evaluator_lib.UnsupportedEvaluation,
+          config_validation.ConfigError) as error:
     restore.exit_with_error(error)
-  num = _NUM.value if _NUM.value is not None else config.num_eval_samples
+  paper = _PROTOCOL.value == evaluator_lib.PAPER
+  default_num = evaluator_lib.PAPER_NUM_SAMPLES if paper else config.num_eval_samples
+  num = _NUM.value if _NUM.value is not None else default_num
   # Intra-FID fits a covariance to each class's samples: at least two per class.
   least = 2 * max(1, int(config.model.num_classes))
   if num < least:
@@ -132,8 +216,12 @@ def main(argv: list[str]) -> None:
   if seeds < 1:
     restore.exit_with_error(ValueError(f'--seeds={seeds} is not allowed; allowed: an integer '
                                        '>= 1 (noise draws)'))
+  if paper and num < evaluator_lib.PAPER_SCORE_SPLITS:
+    restore.exit_with_error(ValueError(f'--num={num} is not allowed with --protocol=paper; '
+                                       f'allowed: >= {evaluator_lib.PAPER_SCORE_SPLITS} (the '
+                                       'score\'s splits)'))
   try:
-    evaluator = evaluator_lib.Evaluator(config, strategy)
+    evaluator = evaluator_lib.Evaluator(config, strategy, protocol=_PROTOCOL.value)
   except (config_validation.ConfigError, sources.DataError) as error:  # Bad weights file, data.
     restore.exit_with_error(error)
   if _MEMORISATION.value and not evaluator.reference.held_out:

@@ -27,6 +27,7 @@ whose feature size is not the network's.
 """
 
 import dataclasses
+import io
 import json
 import os
 from typing import Optional
@@ -65,8 +66,10 @@ def save(path: str, mu: np.ndarray, sigma: np.ndarray, features: np.ndarray,
   directory = os.path.dirname(path)
   if directory:
     tf.io.gfile.makedirs(directory)
+  buffer = io.BytesIO()  # np.savez seeks; gfile (gs://) writes only forwards.
+  np.savez(buffer, **arrays)
   with tf.io.gfile.GFile(path, 'wb') as f:
-    np.savez(f, **arrays)
+    f.write(buffer.getvalue())
   return path
 
 
@@ -79,7 +82,9 @@ def load(path: str) -> ReferenceStats:
   if not path or not tf.io.gfile.exists(path):
     raise error('is not an existing file')
   try:
-    with tf.io.gfile.GFile(path, 'rb') as f, np.load(f, allow_pickle=False) as data:
+    with tf.io.gfile.GFile(path, 'rb') as f:
+      content = f.read()
+    with np.load(io.BytesIO(content), allow_pickle=False) as data:
       arrays = {key: data[key] for key in data.files}
   except Exception as err:  # pylint: disable=broad-except
     raise error(f'is not a readable .npz ({type(err).__name__})') from err
