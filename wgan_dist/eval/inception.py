@@ -105,6 +105,11 @@ def feature_model(inception: keras.Model, image_shape: tuple[int, int, int]) -> 
   if channels not in (1, 3):
     raise ValueError(f'InceptionV3 scores RGB or grayscale images; got {channels} channels')
   size = inception.input.shape[1]
+  # Frozen: Keras 3's batch normalisation then always uses its moving statistics. Trainable,
+  # a call without training=False (measured: a plain eager call) normalised with the batch's
+  # own statistics and overwrote the moving ones, so features depended on the batch and on
+  # every earlier call (docs/evaluation.md, "Eager and tf.function features").
+  inception.trainable = False
   image = keras.Input(image_shape, name='image')
   x = image
   if channels == 1:
