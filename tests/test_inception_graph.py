@@ -120,7 +120,7 @@ def _config(npz_path, graph: str, replicas: int = 1):
 @pytest.mark.slow
 def test_evaluator_on_one_and_two_replicas_and_protocol(graph_path, tmp_path):
   rng = np.random.default_rng(2)
-  np.savez(tmp_path / 'x.npz', x=rng.integers(0, 256, (NUM, 32, 32, 3), dtype=np.uint8))
+  np.savez(tmp_path / 'x.npz', x=rng.integers(0, 256, (NUM + 8, 32, 32, 3), dtype=np.uint8))
   results = []
   for replicas in (1, 2):
     config = _config(tmp_path / 'x.npz', graph_path, replicas)
@@ -153,6 +153,20 @@ def test_evaluator_on_one_and_two_replicas_and_protocol(graph_path, tmp_path):
   assert 'classify_image_graph_def.pb' in protocol['feature_extractor']
   assert protocol['resize'] == inception_graph.RESIZE
   assert protocol['feed'] == inception_graph.FEED
+  assert evaluator.num_real == NUM  # By default num_eval_samples of the 24 training images.
+  # The paper protocol: every training image (no test split here), streamed in chunks, and
+  # the same features as embedding them at once.
+  paper = evaluator_lib.Evaluator(config, strategy, protocol=evaluator_lib.PAPER)
+  assert paper.num_real == NUM + 8 and paper.protocol['reference_split'].endswith('(all 24)')
+  assert paper.num_samples == 50_000 and paper.protocol['score_splits'] == 10
+  whole = evaluator_lib.reference(config, protocol=evaluator_lib.PAPER)
+  at_once = np.concatenate(list(whole.iter_chunks(NUM + 8)))
+  assert at_once.shape == (NUM + 8, 32, 32, 3)
+  # Each training image exactly once (in the stream's order).
+  stored = np.load(tmp_path / 'x.npz')['x']
+  streamed = inception_graph.to_pixels_numpy(at_once).astype(np.uint8)
+  assert sorted(image.tobytes() for image in streamed) == sorted(
+      image.tobytes() for image in stored)
 
 
 def _frechet_float64_reference(mu1, sigma1, mu2, sigma2) -> float:

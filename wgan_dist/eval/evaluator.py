@@ -21,6 +21,12 @@
 
 KID (kid.py), improved precision / recall (precision_recall.py, k = 3) and density / coverage
 (density_coverage.py, k = 5) are computed on the same features as FID, for both backbones.
+Metrics on the generated images themselves (image_metrics.py) run on each replica's batch in
+the same pass. `Evaluator(..., protocol=PAPER)`: 50,000 samples against the whole test or
+training split, the score over 10 splits. With config.eval_reference_stats the real side
+comes from a file (reference_stats.py); `save_reference_stats` writes one. For non-MNIST data,
+config.eval_inception_graph (the 2015 Inception graph, inception_graph.py) is preferred over
+eval_inception_weights (Keras's InceptionV3).
 
 Two backbones (`backbone_name`), chosen by the data:
 - 'mnist': MNIST (a data.source of MNIST's digits, MNIST_SOURCES; 28x28x1) is scored with the
@@ -683,7 +689,8 @@ class Evaluator:
 
     MNIST: scalars {'eval/fid', 'eval/kid', 'eval/precision', 'eval/recall', 'eval/density',
     'eval/coverage', 'eval/classifier_score', 'eval/min_class_share'} and the class histogram
-    ([10], sums to 1); a conditional generator adds 'eval/conditional_accuracy' and 'eval/intra_fid' (and the
+    ([10], sums to 1); a conditional generator adds 'eval/conditional_accuracy' and
+    'eval/intra_fid' (and the
     per-class distances, class_fids). Inception: {'eval/fid', 'eval/kid', 'eval/precision',
     'eval/recall', 'eval/density', 'eval/coverage', 'eval/inception_score'}, no histogram.
     Histogram and class FIDs are means over the draws too.
