@@ -13,6 +13,7 @@ from tests import helpers
 from wgan_dist import train
 from wgan_dist.config import validation as config_validation
 from wgan_dist.data import errors
+from wgan_dist.data import limit
 from wgan_dist.data import sources
 from wgan_dist.eval import classifier
 from wgan_dist.training import augment_action
@@ -76,7 +77,9 @@ def test_held_out_images_per_source(tiny_config):
   assert overfit.heldout_source(tiny_config, loaded) is None
   tiny_config.data.limit = 4900  # ... unless data.limit leaves some out: the ones after it.
   after = overfit.heldout_source(tiny_config, loaded)
-  np.testing.assert_array_equal(after.images, loaded.subset(np.arange(4900, 5000)).images)
+  kept = limit.first_indices(5000, 4900)
+  left_out = np.setdiff1d(np.arange(5000), kept)
+  np.testing.assert_array_equal(after.images, loaded.subset(left_out).images)
   tiny_config.augment.policy, tiny_config.augment.target = 'cutout', 0.5
   overfit.check_adaptive(tiny_config, after)
   with pytest.raises(errors.DataError, match=r"augment.target=0.5 .* data.source='embedded_mnist'"
@@ -84,12 +87,21 @@ def test_held_out_images_per_source(tiny_config):
     overfit.check_adaptive(tiny_config, None)
 
 
-def test_data_limit_keeps_the_first_images_after_the_held_out_split(tiny_config):
+def test_data_limit_keeps_a_fixed_sample_after_the_held_out_split(tiny_config):
   whole, _ = train.training_data(tiny_config)
   tiny_config.data.limit = 500
   limited, steps = train.training_data(tiny_config)
   assert limited.size == 500
-  np.testing.assert_array_equal(limited.images, whole.images[:500])
+  chosen = limit.first_indices(4000, 500)
+  np.testing.assert_array_equal(limited.images, whole.images[chosen])
+  # A fixed random sample, not the stored order's first 500 (the sample is stored by class):
+  # every digit is among them, and the same ones whatever the seed.
+  tiny_config.model.num_classes = 10
+  labels = train.training_data(tiny_config)[0].labels
+  assert np.all(np.bincount(labels, minlength=10) >= 30), np.bincount(labels)
+  tiny_config.seed = 7
+  np.testing.assert_array_equal(train.training_data(tiny_config)[0].labels, labels)
+  tiny_config.model.num_classes = 0
   tiny_config.train.num_steps = -1
   tiny_config.train.num_epochs = 2
   assert train.training_data(tiny_config)[1] == 2 * 500 // (8 * 2) + 1  # Epochs of the 500.

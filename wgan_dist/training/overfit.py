@@ -71,7 +71,7 @@ def check_adaptive(config: ml_collections.ConfigDict,
         'images (the images after it are held out) or augment.target=0 (p fixed)')
 
 
-def _model_range(source: sources.Source, config: ml_collections.ConfigDict,
+def model_range_images(source: sources.Source, config: ml_collections.ConfigDict,
                  count: int) -> tuple[np.ndarray, Optional[np.ndarray]]:
   """The first `count` examples of `source` through the training pipeline's preprocessing:
   (float32 [count, H, W, C] in [-1, 1], int32 labels or None)."""
@@ -113,8 +113,8 @@ class Gauge:
     self._config, self._strategy, self._batch = config, strategy, batch
     self._critic, self._generator = critic, generator
     self._conditioning = conditioning_lib.from_config(config)
-    self._train = _model_range(train, config, self.num_images)
-    self._heldout = _model_range(heldout, config, self.num_images)
+    self._train = model_range_images(train, config, self.num_images)
+    self._heldout = model_range_images(heldout, config, self.num_images)
     self._real_sum = tf.function(self._real_replica_sums)
     self._fake_sum = tf.function(self._fake_replica_sums)
 
