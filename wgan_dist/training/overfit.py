@@ -92,8 +92,6 @@ class Reading:
   fake_score: float
   images: int  # Of each kind.
 
-  def scalars(self, prefix: str) -> dict[str, float]:
-    return {f'{prefix}/critic_overfit': self.overfit}
 
 
 class Gauge:
@@ -113,10 +111,13 @@ class Gauge:
     self._config, self._strategy, self._batch = config, strategy, batch
     self._critic, self._generator = critic, generator
     self._conditioning = conditioning_lib.from_config(config)
-    self._train = model_range_images(train, config, self.num_images)
-    self._heldout = model_range_images(heldout, config, self.num_images)
-    self._real_sum = tf.function(self._real_replica_sums)
-    self._fake_sum = tf.function(self._fake_replica_sums)
+    # On the host, as constants: the loop slices a global batch of each per iteration.
+    self._train = tuple(None if a is None else tf.constant(a)
+                        for a in model_range_images(train, config, self.num_images))
+    self._heldout = tuple(None if a is None else tf.constant(a)
+                          for a in model_range_images(heldout, config, self.num_images))
+    # One call per reading, one value back: the host waits for the devices once.
+    self._sums = tf.function(self._batch_sums)
 
   def _summed(self, scores_fn, *args) -> tf.Tensor:
     """SUM over the replicas of each one's sum of the critic's scores on its slice."""
@@ -127,56 +128,53 @@ class Gauge:
   def _per_replica(self) -> int:
     return self._batch // self._strategy.num_replicas_in_sync
 
-  def _real_replica_sums(self, images: tf.Tensor, labels: Optional[tf.Tensor]) -> tf.Tensor:
-    def scores(images, labels):
-      images = random_keys.replica_slice(images, self._per_replica())
-      if labels is not None:
-        labels = random_keys.replica_slice(labels, self._per_replica())
-      return self._conditioning.outputs(self._critic, images, labels)[0]
-    return self._summed(scores, images, labels)
+  def _real_scores(self, images: tf.Tensor, labels: Optional[tf.Tensor]) -> tf.Tensor:
+    images = random_keys.replica_slice(images, self._per_replica())
+    if labels is not None:
+      labels = random_keys.replica_slice(labels, self._per_replica())
+    return self._conditioning.outputs(self._critic, images, labels)[0]
 
-  def _fake_replica_sums(self, batch_index: tf.Tensor) -> tf.Tensor:
+  def _fake_scores(self, batch_index: tf.Tensor) -> tf.Tensor:
     config = self._config
+    key = random_keys.key(config.seed, batch_index, 0, random_keys.OVERFIT_NOISE)
+    z = random_keys.replica_slice(
+        tf.random.stateless_normal([self._batch, config.model.noise_dim], seed=key),
+        self._per_replica())
+    labels = None
+    if self._conditioning.conditional:  # Balanced labels, as the evaluation draws them.
+      labels = random_keys.replica_slice(
+          tf.range(self._batch, dtype=tf.int32) % config.model.num_classes, self._per_replica())
+      images = self._generator([z, labels], training=False)
+    else:
+      images = self._generator(z, training=False)
+    return self._conditioning.outputs(self._critic, images, labels)[0]
 
-    def scores(batch_index):
-      key = random_keys.key(config.seed, batch_index, 0, random_keys.OVERFIT_NOISE)
-      z = random_keys.replica_slice(
-          tf.random.stateless_normal([self._batch, config.model.noise_dim], seed=key),
-          self._per_replica())
-      labels = None
-      if self._conditioning.conditional:  # Balanced labels, as the evaluation draws them.
-        labels = random_keys.replica_slice(
-            tf.range(self._batch, dtype=tf.int32) % config.model.num_classes,
-            self._per_replica())
-        images = self._generator([z, labels], training=False)
-      else:
-        images = self._generator(z, training=False)
-      return self._conditioning.outputs(self._critic, images, labels)[0]
-    return self._summed(scores, batch_index)
+  def _global_batch(self, values: Optional[tf.Tensor], index: tf.Tensor) -> Optional[tf.Tensor]:
+    if values is None:
+      return None
+    rows = values[index * self._batch:(index + 1) * self._batch]
+    return tf.ensure_shape(rows, [self._batch] + values.shape[1:].as_list())
 
-  def _mean_real(self, arrays, count: int) -> float:
-    images, labels = arrays
-    total = 0.0
-    for start in range(0, count, self._batch):
-      total += float(self._real_sum(
-          tf.constant(images[start:start + self._batch]),
-          None if labels is None else tf.constant(labels[start:start + self._batch])))
-    return total / count
-
-  def _mean_fake(self, count: int) -> float:
-    total = 0.0
-    for index in range(count // self._batch):
-      total += float(self._fake_sum(tf.constant(index, tf.int64)))
-    return total / count
+  def _batch_sums(self, num_batches: tf.Tensor) -> tf.Tensor:
+    """[Σ D(training images), Σ D(held-out images), Σ D(fakes)] over the first `num_batches`
+    global batches of each."""
+    totals = tf.zeros([3])
+    for index in tf.range(num_batches):
+      totals += tf.stack([
+          self._summed(self._real_scores, self._global_batch(self._train[0], index),
+                       self._global_batch(self._train[1], index)),
+          self._summed(self._real_scores, self._global_batch(self._heldout[0], index),
+                       self._global_batch(self._heldout[1], index)),
+          self._summed(self._fake_scores, tf.cast(index, tf.int64))])
+    return totals
 
   def read(self, num_images: Optional[int] = None) -> Reading:
     """r_v on the first `num_images` images of each kind (all of them when None; rounded down
     to whole global batches, at least one)."""
     count = self.num_images if num_images is None else min(num_images, self.num_images)
     count = max(self._batch, count - count % self._batch)
-    train = self._mean_real(self._train, count)
-    heldout = self._mean_real(self._heldout, count)
-    fake = self._mean_fake(count)
+    train, heldout, fake = (float(total) / count for total in
+                            self._sums(tf.constant(count // self._batch)).numpy())
     gap = train - fake
     # A critic that cannot tell training images from fakes gives no scale to read r_v on.
     overfit = (train - heldout) / gap if abs(gap) > 1e-12 else float('nan')
