@@ -40,6 +40,9 @@ from wgan_dist.eval import reference as reference_lib
 # batches), and the adaptive p's cheaper reading every augment.interval steps.
 EVAL_IMAGES = 1000
 ADAPT_IMAGES = 256
+# Host memory each of the two real sets may take (e.g. 1,000 images at 64x64x3, 341 at
+# 256x256x3).
+MAX_BYTES = 256 << 20
 _MNIST_SOURCES = ('mnist', 'embedded_mnist')
 
 
@@ -96,13 +99,15 @@ class Reading:
 
 class Gauge:
   """Reads r_v of `critic` and `generator` on the first images of the training and held-out
-  sets (at most `max_images` of each, preprocessed once) and as many fixed fakes."""
+  sets (at most `max_images` of each and MAX_BYTES of float32 pixels, preprocessed once) and as
+  many fixed fakes."""
 
   def __init__(self, config: ml_collections.ConfigDict, strategy: tf.distribute.Strategy,
                train: sources.Source, heldout: sources.Source, critic: keras.Model,
                generator: keras.Model, max_images: int = EVAL_IMAGES):
     batch = config.train.global_batch_size
-    available = min(train.size, heldout.size, max_images)
+    image_bytes = 4 * config.data.image_size**2 * config.data.channels  # float32 on the host.
+    available = min(train.size, heldout.size, max_images, max(batch, MAX_BYTES // image_bytes))
     self.num_images = available - available % batch
     if self.num_images < batch:
       raise errors.DataError(
