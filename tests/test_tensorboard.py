@@ -209,6 +209,7 @@ def test_custom_scalars_layout(workdir):
   expected = [({'eval/fid'}, True), ({'eval/classifier_score'}, True),
               ({'eval/min_class_share'}, True), ({'eval/kid'}, True), ({'eval/precision'}, True),
               ({'eval/recall'}, True), ({'eval/density'}, True), ({'eval/coverage'}, True),
+              ({'eval/critic_overfit'}, False),
               ({'train/wasserstein_estimate'}, False),
               ({'train/critic_loss', 'train/generator_loss'}, False)]
   assert len(quality.chart) == len(expected)
