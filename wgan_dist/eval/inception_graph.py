@@ -5,7 +5,8 @@ Papers' FIDs (TTUR's `fid.py`, StyleGAN's metrics, StudioGAN) and Inception Scor
 al.'s `inception_score.py`) all use one network: `classify_image_graph_def.pb`, inside the
 `inception-2015-12-05.tgz` archive that TTUR's `fid.py` downloads from
 GRAPH_URL. Nothing here downloads it: fetch the archive once on a machine with internet
-(GET_GRAPH), copy the .pb file over, and set `eval_inception_graph=/path/classify_image_graph_def.pb`.
+(GET_GRAPH), copy the .pb file over, and set
+`eval_inception_graph=/path/classify_image_graph_def.pb`.
 
 Loading: the file is parsed into a `tf.compat.v1.GraphDef` and imported with
 `tf.graph_util.import_graph_def` inside `tf.compat.v1.wrap_function`, its input
