@@ -4,6 +4,8 @@ are kept (config/tf_log_level.py)."""
 
 import logging
 import os
+import subprocess
+import sys
 
 import pytest
 import tensorflow as tf
@@ -74,3 +76,18 @@ def test_a_user_setting_leaves_everything_shown(monkeypatch):
   tf_log_level.quiet_by_default()
   assert os.environ['TF_CPP_MIN_LOG_LEVEL'] == '0'
   assert logging.getLogger('absl').filters == before
+
+
+def test_log_lines_still_name_their_caller_after_quiet_by_default():
+  """Installed before absl is imported (as the command lines do), the filter leaves absl's logger
+  absl's own: each line names the file and line that logged it, not absl's."""
+  env = {name: value for name, value in os.environ.items() if name != 'TF_CPP_MIN_LOG_LEVEL'}
+  program = ('from wgan_dist.config import tf_log_level\n'
+             'tf_log_level.quiet_by_default()\n'
+             'from absl import logging\n'
+             'logging.use_absl_handler()\n'
+             'logging.warning("from the caller")\n')
+  result = subprocess.run([sys.executable, '-c', program], env=env, capture_output=True,
+                          text=True, timeout=60, check=True)
+  line = next(line for line in result.stderr.splitlines() if 'from the caller' in line)
+  assert '<string>:5] from the caller' in line, line

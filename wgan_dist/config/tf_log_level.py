@@ -60,6 +60,10 @@ class HideLibraryInfo(logging.Filter):
 
 def hide_library_info() -> HideLibraryInfo:
   """Installs `HideLibraryInfo` for TensorFlow and Keras on the loggers of LOGGERS (once)."""
+  # absl's logger must be made by absl (an ABSLLogger, which names the calling file and line):
+  # asked for first here, it would be a plain Logger naming absl's own file in every line.
+  from absl import logging as absl_logging  # pylint: disable=import-outside-toplevel
+  del absl_logging
   for name in LOGGERS:
     for existing in logging.getLogger(name).filters:
       if isinstance(existing, HideLibraryInfo):
