@@ -16,9 +16,12 @@ def test_every_action_in_the_list_is_an_action_named_by_its_key_with_a_config_fi
   for name, cls in actions.ACTIONS.items():
     assert issubclass(cls, controller.PeriodicAction), name
     assert cls.name == name  # What the watchdog's messages call it.
-    assert cls.field is None or cls.field in config, (name, cls.field)
+    section, _, leaf = (cls.field or '').rpartition('.')
+    assert cls.field is None or leaf in (config[section] if section else config), (name,
+                                                                                   cls.field)
   assert actions.fields() == {
-      'log_every_steps': 'log', 'sample_every_steps': 'sample', 'eval_every_steps': 'evaluate',
+      'log_every_steps': 'log', 'augment.interval': 'adapt augment',
+      'sample_every_steps': 'sample', 'eval_every_steps': 'evaluate',
       'checkpoint_every_steps': 'checkpoint', 'profile_steps': 'profile'}
   # Profile last: a trace that starts at a step leaves out the actions before it.
   assert list(actions.ACTIONS)[-1] == 'profile'

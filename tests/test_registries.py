@@ -10,6 +10,7 @@ import tensorflow as tf
 from configs import celeba64
 from configs import cifar10
 from configs import mnist
+from wgan_dist.algorithm import augment
 from wgan_dist.algorithm import conditioning as conditioning_lib
 from wgan_dist.algorithm import losses
 from wgan_dist.algorithm import precision
@@ -32,6 +33,9 @@ def _tiny(field: str, name: str):
     config = TINY_CONFIGS.get(name, mnist).get_config('tiny')
   if field == 'model.conditioning':
     config.model.num_classes = 10
+  if (field == 'augment.policy' and name in augment.TRANSFORMS and
+      augment.TRANSFORMS.get(name).needs_color):
+    config = cifar10.get_config('tiny')  # Colour transforms need 3-channel images.
   section, _, leaf = field.rpartition('.')
   (config[section] if section else config)[leaf] = name
   return config
@@ -39,7 +43,7 @@ def _tiny(field: str, name: str):
 
 def test_every_home_holds_the_registry_of_its_field():
   assert set(registry.HOMES) == {'model.architecture', 'model.conditioning', 'data.source',
-                                 'mixed_precision', 'distribution.all_reduce'}
+                                 'mixed_precision', 'distribution.all_reduce', 'augment.policy'}
   for field in registry.HOMES:
     table = registry.lookup(field)
     assert isinstance(table, registry.Registry) and table.field == field and len(table) >= 2
@@ -65,7 +69,12 @@ def test_a_name_outside_the_registry_is_refused_naming_its_values(field):
   with pytest.raises(config_validation.ConfigError) as error:
     config_validation.validate(_tiny(field, 'no_such_name'))
   expected = f"{field}='no_such_name' is not allowed; allowed: one of {names}"
-  assert str(error.value) == expected
+  if field == 'augment.policy':  # A comma list of the names: the error names the bad one.
+    assert str(error.value) == (f"{field}='no_such_name' is not allowed; allowed: '' (off) or "
+                                f"a comma list of {names}; 'no_such_name' is not one of them")
+    expected = f"{field}='no_such_name' is not allowed; allowed: one of {names}"
+  else:
+    assert str(error.value) == expected
   with pytest.raises(registry.UnknownName) as error:  # The dispatch refuses it alike.
     registry.lookup(field).get('no_such_name')
   assert str(error.value) == expected
