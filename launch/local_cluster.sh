@@ -15,7 +15,8 @@
 # Signals: SIGTERM and SIGINT (`kill`, Ctrl-C) are passed on to every worker, once each (they
 # stop after saving a checkpoint, docs/resume.md; a second SIGINT stops them at once), and the
 # script waits for them. The workers run in process groups of their own (job control, `set -m`)
-# so that a Ctrl-C in the terminal reaches them through the script only, not twice.
+# so that a Ctrl-C in the terminal reaches them through the script only, not twice. (Started
+# with SIGINT ignored, e.g. with `&` from another script, bash cannot trap it: use SIGTERM.)
 # Network: TensorFlow's server in each worker listens on every interface, unauthenticated, even
 # though the workers name 127.0.0.1. So the workers run in a private network namespace of their
 # own, which has nothing but a loopback: their ports cannot be reached from outside it, not even

@@ -285,7 +285,10 @@ def _signalled_cluster(tmp_path, signum: int, to_group: bool) -> tuple[int, dict
   env.pop('_LOCAL_CLUSTER_NAMESPACE', None)
   process = subprocess.Popen(['launch/local_cluster.sh', '2', '--config=configs/mnist.py:tiny'],
                              cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL,
-                             stderr=subprocess.PIPE, text=True, start_new_session=True)
+                             stderr=subprocess.PIPE, text=True, start_new_session=True,
+                             # As from a terminal: a shell that starts with SIGINT ignored (the
+                             # test run in the background of a script) cannot trap it.
+                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
   try:
     while not all((tmp_path / f'worker{i}.ready').exists() for i in (0, 1)):
       assert process.poll() is None, process.stderr.read()
