@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Try multi-worker training on one machine: N worker processes on 127.0.0.1 (free ports), one
-# MultiWorkerMirroredStrategy job. Waits for all workers; exits non-zero if any failed.
+# MultiWorkerMirroredStrategy job. Waits for all workers and exits with their status: the
+# chief's if it failed, else the first failed worker's, else 0 (143 when a SIGTERM stopped them).
 #   launch/local_cluster.sh 2 --config=configs/mnist.py:quick
 # Worker 0 is the chief: it writes the workdir (default runs/<config stem>); worker i's console
 # output goes to $LOCAL_CLUSTER_LOG_DIR/worker<i>.log (a new temporary directory by default) for
@@ -11,6 +12,11 @@
 # warning; fewer GPUs than workers is an error. Without GPUs (or with CUDA_VISIBLE_DEVICES=''),
 # every worker runs on the CPU. LOCAL_CLUSTER_DRY_RUN=1 prints each worker's devices and the
 # network the workers would get, and stops.
+# Signals: SIGTERM and SIGINT (`kill`, Ctrl-C) are passed on to every worker, once each (they
+# stop after saving a checkpoint, docs/resume.md; a second SIGINT stops them at once), and the
+# script waits for them. The workers run in process groups of their own (job control, `set -m`)
+# so that a Ctrl-C in the terminal reaches them through the script only, not twice. (Started
+# with SIGINT ignored, e.g. with `&` from another script, bash cannot trap it: use SIGTERM.)
 # Network: TensorFlow's server in each worker listens on every interface, unauthenticated, even
 # though the workers name 127.0.0.1. So the workers run in a private network namespace of their
 # own, which has nothing but a loopback: their ports cannot be reached from outside it, not even
@@ -136,6 +142,16 @@ PY
 log_dir=${LOCAL_CLUSTER_LOG_DIR:-$(mktemp -d -t wgan_dist_cluster.XXXXXX)}
 mkdir -p "$log_dir"
 pids=()
+# Passes a signal on to every worker still running (the trap runs when `wait` is interrupted).
+forward() {
+  local pid
+  for pid in "${pids[@]}"; do
+    kill -s "$1" "$pid" 2>/dev/null
+  done
+}
+trap 'forward TERM' TERM
+trap 'forward INT' INT
+set -m  # Each worker in a process group of its own (see "Signals" above).
 for ((index = 0; index < num_workers; index++)); do
   if ((index == 0)); then
     CUDA_VISIBLE_DEVICES=${worker_gpus[index]} WORKER_HOSTS=$hosts TASK_INDEX=$index \
@@ -146,16 +162,27 @@ for ((index = 0; index < num_workers; index++)); do
   fi
   pids+=($!)
 done
+set +m
 echo "local_cluster: $num_workers workers on $hosts; logs of workers 1.. in $log_dir" >&2
 status=0
 for index in "${!pids[@]}"; do
-  if ! wait "${pids[$index]}"; then
+  # A trapped signal interrupts `wait` (it returns 128 + the signal) while the worker runs on:
+  # wait again until the worker has ended, then once more for its own status (bash keeps it).
+  while kill -0 "${pids[index]}" 2>/dev/null; do
+    wait "${pids[index]}"
+  done
+  wait "${pids[index]}"
+  code=$?
+  if ((code != 0)); then
     if ((index == 0)); then
-      echo "local_cluster: worker 0 (the chief) failed; its output is above" >&2
+      echo "local_cluster: worker 0 (the chief) failed (exit status $code); its output is above" >&2
     else
-      echo "local_cluster: worker $index failed; see $log_dir/worker$index.log" >&2
+      echo "local_cluster: worker $index failed (exit status $code); see" \
+        "$log_dir/worker$index.log" >&2
     fi
-    status=1
+    if ((status == 0)); then
+      status=$code
+    fi
   fi
 done
 exit $status

@@ -39,6 +39,38 @@ def test_mnist_falls_back_to_embedded_sample_offline(tiny_config, tmp_path, monk
   assert any('embedded' in record.getMessage() for record in caplog.records)
 
 
+@pytest.mark.parametrize('variant, overrides, expected', [
+    ('', {}, '625 generator steps instead of 9,375 on full MNIST; '
+             '--config.train.num_steps=9375 keeps the full schedule'),
+    ('', {'eval_reference': 'train_full'}, '782 generator steps instead of 9,375'),
+    ('', {'data.limit': 1000}, '157 generator steps instead of 157'),
+    ('quick', {}, 'train.num_steps=20000 makes 320 passes over them'),
+])
+def test_the_offline_fallback_says_the_steps_it_implies(tmp_path, monkeypatch, caplog, variant,
+                                                        overrides, expected):
+  """configs/mnist.py offline: the warning's step count is the one the run trains for."""
+  from configs import mnist  # pylint: disable=import-outside-toplevel
+  from wgan_dist import train  # pylint: disable=import-outside-toplevel
+  monkeypatch.setenv('KERAS_HOME', str(tmp_path))  # An empty cache.
+  config = mnist.get_config(variant)
+  config.data.allow_download = False
+  for field, value in overrides.items():
+    section, _, name = field.rpartition('.')
+    (config[section] if section else config)[name] = value
+  caplog.set_level('WARNING')
+  _, total_steps = train.training_data(config)
+  warning = next(record.getMessage() for record in caplog.records
+                 if 'Full MNIST is not cached' in record.getMessage())
+  assert expected in warning, warning
+  if config.train.num_steps == -1:
+    assert f' {total_steps:,} generator steps' in warning
+
+
+def test_the_fallback_counts_the_held_out_digits_the_evaluation_uses():
+  from wgan_dist.eval import classifier  # pylint: disable=import-outside-toplevel
+  assert len(classifier.embedded_split().held_out_labels) == sources.EMBEDDED_HELD_OUT
+
+
 def test_folder_of_images_is_decoded_and_resized(tiny_config, tmp_path):
   rng = np.random.default_rng(0)
   for index in range(5):

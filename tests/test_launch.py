@@ -6,9 +6,11 @@ stand-ins that print what they were given); the launchers say which port each wo
 on."""
 
 import os
+import signal
 import stat
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -120,7 +122,7 @@ def test_slurm_without_cpus_per_task_passes_none(tmp_path):
 # `python -m wgan_dist.main` reports where each worker ran; every other `python` (TF_CONFIG, the
 # free ports, bringing up the namespace's loopback) is the real interpreter.
 _WORKER_STAND_IN = f'''if [[ "$1 $2" != "-m wgan_dist.main" ]]; then exec {sys.executable} "$@"; fi
-echo "worker $TASK_INDEX netns=$(readlink /proc/self/ns/net) uid=$(id -u) ppid=$PPID \\
+echo "worker $TASK_INDEX netns=$(readlink /proc/self/ns/net) uid=$(id -u) pid=$$ ppid=$PPID \\
 pgid=$(cut -d ' ' -f 5 /proc/$$/stat) hosts=${{WORKER_HOSTS:-}} args=$*"
 exit "${{WORKER_EXIT:-0}}"
 '''
@@ -178,7 +180,8 @@ def _private_network_or_skip():
 
 def test_local_cluster_runs_its_workers_in_a_private_network_namespace(tmp_path):
   """Both workers in one namespace that is not this one, as this user, children of the script's
-  own process (its pid and process group: signals reach them as they did before)."""
+  own process (its pid), each in a process group of its own (signals reach them through the
+  script, which passes them on: see the tests of signals below)."""
   _private_network_or_skip()
   result, workers = _run_workers(tmp_path, {})
   assert result.returncode == 0, result.stderr
@@ -192,7 +195,7 @@ def test_local_cluster_runs_its_workers_in_a_private_network_namespace(tmp_path)
   for report in workers.values():
     assert report['uid'] == str(os.getuid())
     assert report['ppid'] == str(result.pid)
-    assert report['pgid'] == str(os.getpgid(0))  # Popen keeps the test's process group.
+    assert report['pgid'] == report['pid']
   assert workers[0]['hosts'] == workers[1]['hosts']
   assert [host.split(':')[0] for host in workers[0]['hosts'].split(',')] == ['127.0.0.1'] * 2
 
@@ -205,10 +208,12 @@ def test_local_cluster_on_the_host_network_warns_once_and_runs_its_workers_here(
   host_namespace = os.readlink('/proc/self/ns/net')
   assert [workers[i]['netns'] for i in (0, 1)] == [host_namespace, host_namespace]
   assert workers[1]['ppid'] == str(result.pid)
-  # Exit status and messages as before: any failed worker fails the script, each one named.
-  assert result.returncode == 1
-  assert 'local_cluster: worker 0 (the chief) failed; its output is above' in result.stderr
-  assert f'local_cluster: worker 1 failed; see {tmp_path}/logs/worker1.log' in result.stderr
+  # Any failed worker fails the script, with the workers' own status; each one is named.
+  assert result.returncode == 3
+  assert ('local_cluster: worker 0 (the chief) failed (exit status 3); its output is above'
+          in result.stderr)
+  assert (f'local_cluster: worker 1 failed (exit status 3); see {tmp_path}/logs/worker1.log'
+          in result.stderr)
 
 
 def test_local_cluster_falls_back_with_one_warning_where_namespaces_are_refused(tmp_path):
@@ -243,3 +248,86 @@ def test_multi_worker_says_once_which_port_it_listens_on(tmp_path):
       "(workers: node1:12345,node2:23456): TensorFlow's server, unauthenticated: whoever reaches "
       'it can run code as this user; keep these ports on a trusted network (docs/security.md)']
   assert result.stdout.startswith('worker 1 ')
+
+
+# Signals: a stand-in worker that records each SIGTERM or SIGINT it receives, keeps running a
+# little (a second delivery would be recorded too), then exits as a stopped worker does (128 + the
+# signal). `ready` files say that its traps are set; `pid` files name it.
+_SIGNALLED_WORKER = f'''if [[ "$1 $2" != "-m wgan_dist.main" ]]; then exec {sys.executable} "$@"; fi
+out=$SIGNAL_DIR/worker$TASK_INDEX
+stop() {{ echo "$1" >>"$out.signals"; code=$2; }}
+code=
+trap 'stop TERM 143' TERM
+trap 'stop INT 130' INT
+echo $$ >"$out.pid"
+touch "$out.ready"
+while [[ -z "$code" ]]; do sleep 0.05; done
+for _ in 1 2 3 4 5 6 7 8 9 10; do sleep 0.05; done
+exit "$code"
+'''
+
+
+def _gone(pid: int) -> bool:
+  try:
+    os.kill(pid, 0)
+  except ProcessLookupError:
+    return True
+  return False
+
+
+def _signalled_cluster(tmp_path, signum: int, to_group: bool) -> tuple[int, dict, str]:
+  """Starts launch/local_cluster.sh 2 with the signalled stand-in, sends `signum` to the script
+  (or to its whole process group, as a terminal's Ctrl-C does) once both workers are ready;
+  returns (the script's exit status, {worker index: (signals received, pid)}, its stderr)."""
+  _stand_in(tmp_path, 'python', _SIGNALLED_WORKER)
+  env = dict(os.environ, PATH=f'{tmp_path}:{os.environ["PATH"]}', SIGNAL_DIR=str(tmp_path),
+             LOCAL_CLUSTER_LOG_DIR=str(tmp_path / 'logs'), CUDA_VISIBLE_DEVICES='')
+  env.pop('_LOCAL_CLUSTER_NAMESPACE', None)
+  process = subprocess.Popen(['launch/local_cluster.sh', '2', '--config=configs/mnist.py:tiny'],
+                             cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE, text=True, start_new_session=True,
+                             # As from a terminal: a shell that starts with SIGINT ignored (the
+                             # test run in the background of a script) cannot trap it.
+                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+  try:
+    while not all((tmp_path / f'worker{i}.ready').exists() for i in (0, 1)):
+      assert process.poll() is None, process.stderr.read()
+      time.sleep(0.05)
+    if to_group:
+      os.killpg(process.pid, signum)
+    else:
+      process.send_signal(signum)
+    _, stderr = process.communicate(timeout=60)
+  finally:  # Nothing left running, whatever failed.
+    if process.poll() is None:
+      os.killpg(process.pid, signal.SIGKILL)
+    pids = [int((tmp_path / f'worker{i}.pid').read_text()) for i in (0, 1)
+            if (tmp_path / f'worker{i}.pid').exists()]
+    for pid in pids:
+      if not _gone(pid):
+        os.kill(pid, signal.SIGKILL)
+  received = {i: (tmp_path / f'worker{i}.signals') for i in (0, 1)}
+  workers = {i: (path.read_text().split() if path.exists() else [], pids[i])
+             for i, path in received.items()}
+  return process.returncode, workers, stderr
+
+
+@pytest.mark.parametrize('signum, name, status', [(signal.SIGTERM, 'TERM', 143),
+                                                  (signal.SIGINT, 'INT', 130)])
+def test_local_cluster_passes_a_signal_on_to_every_worker_and_exits_with_their_status(
+    tmp_path, signum, name, status):
+  """`kill <pid of the script>`: each worker gets the signal once; the script waits for them."""
+  code, workers, stderr = _signalled_cluster(tmp_path, signum, to_group=False)
+  assert code == status, stderr
+  for signals_received, pid in workers.values():
+    assert signals_received == [name]
+    assert _gone(pid)
+  assert f'worker 0 (the chief) failed (exit status {status})' in stderr
+
+
+def test_a_ctrl_c_reaches_each_worker_once(tmp_path):
+  """A terminal's Ctrl-C goes to the script's whole process group: the workers, in groups of
+  their own, get it once, from the script (a second SIGINT would stop them without saving)."""
+  code, workers, stderr = _signalled_cluster(tmp_path, signal.SIGINT, to_group=True)
+  assert code == 130, stderr
+  assert [received for received, _ in workers.values()] == [['INT'], ['INT']]

@@ -97,7 +97,9 @@ def main(argv: list[str]) -> None:
     sys.exit(f'error: {message}')
   except signals.Stopped as stopped:
     logging.warning('%s', stopped)
-    sys.exit(stopped.exit_code)
+    # Saved, and the summaries closed: end before Python's slow teardown, which would keep the
+    # worker running seconds past its checkpoint at preemption (signals.exit_now).
+    signals.exit_now(stopped.exit_code)
   except peers.LostWorkerError as error:
     logging.error('%s', error)
     print(f'error: {error}', file=sys.stderr)

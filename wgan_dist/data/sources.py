@@ -48,6 +48,7 @@ data.on_bad_image one of config/schema.py's values).
 import collections
 import dataclasses
 import hashlib
+import math
 import os
 import re
 import socket
@@ -554,15 +555,48 @@ def _load_embedded(config: ml_collections.ConfigDict) -> Loaded:
   return Loaded('embedded_mnist', images, labels=labels, class_names=MNIST_CLASS_NAMES)
 
 
+# Full MNIST's training images, and the embedded sample's digits that eval_reference='heldout'
+# keeps out of training (eval/classifier.py's split, 100 per class): what the offline fallback's
+# warning counts with (tests/test_data.py checks both against the code that uses them).
+FULL_MNIST_TRAIN_IMAGES = 60_000
+EMBEDDED_HELD_OUT = 1_000
+
+
+def _epoch_steps(config: ml_collections.ConfigDict, images: int) -> int:
+  """train.num_epochs passes over `images` in generator steps (training/state.py's rule)."""
+  per_step = config.train.global_batch_size * config.train.n_critic
+  return max(1, math.ceil(config.train.num_epochs * images / per_step))
+
+
+def fallback_warning(config: ml_collections.ConfigDict, sample_size: int) -> str:
+  """The warning of a 'mnist' run that fell back to the embedded sample of `sample_size` digits:
+  what it now trains on, the generator steps that implies, and how to keep full MNIST's."""
+  images = sample_size - (EMBEDDED_HELD_OUT if config.eval_reference == 'heldout' else 0)
+  if config.data.limit:
+    images = min(images, config.data.limit)
+  message = ('Full MNIST is not cached and could not be downloaded; training on the embedded '
+             f"{sample_size:,}-image MNIST sample instead (data.source='embedded_mnist'), "
+             f'{images:,} digits of it for training')
+  if config.train.num_steps != -1:
+    consumed = config.train.num_steps * config.train.global_batch_size * config.train.n_critic
+    return (f'{message}: train.num_steps={config.train.num_steps} makes '
+            f'{consumed / images:.3g} passes over them')
+  full = _epoch_steps(config, min(FULL_MNIST_TRAIN_IMAGES, config.data.limit or math.inf))
+  return (f'{message}: train.num_epochs={config.train.num_epochs:g} now means '
+          f'{_epoch_steps(config, images):,} generator steps instead of {full:,} on full MNIST; '
+          f'--config.train.num_steps={full} keeps the full schedule (or cache mnist.npz, '
+          'BUILD.md)')
+
+
 def _load_keras(config: ml_collections.ConfigDict) -> Loaded:
   """A keras.datasets set (its name is data.source); 'mnist' falls back to the embedded sample."""
   name = config.data.source
   loaded = _keras_dataset(name, getattr(tf.keras.datasets, name).load_data,
                           config.data.allow_download)
   if loaded is None and name == 'mnist':
-    logging.warning('Full MNIST is not cached and could not be downloaded; training on the '
-                    "embedded 5,000-image MNIST sample instead (data.source='embedded_mnist').")
-    return _load_embedded(config)
+    embedded = _load_embedded(config)
+    logging.warning('%s', fallback_warning(config, len(embedded.images)))
+    return embedded
   if loaded is None:
     raise DataError(f'data.source={name!r}: the data set is not cached under ~/.keras/datasets '
                     'and could not be downloaded')

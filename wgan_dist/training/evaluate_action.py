@@ -1,8 +1,9 @@
 """The evaluate action: every `eval_every_steps` generator steps (0 = off) and at the last step,
 the evaluator's eval/* scalars of the generator (and eval_ema/* of the averaged one) to
-TensorBoard, and the critic-overfitting gauge eval/critic_overfit (training/overfit.py) when the
-data have held-out images, augmented run or not. Off when eval_every_steps is 0; when the data
-have no evaluation backbone (evaluator.make_evaluator) the gauge is still read."""
+TensorBoard, with one console line giving both generators' figures side by side, and the
+critic-overfitting gauge eval/critic_overfit (training/overfit.py) when the data have held-out
+images, augmented run or not. Off when eval_every_steps is 0; when the data have no evaluation
+backbone (evaluator.make_evaluator) the gauge is still read."""
 
 from typing import Optional
 
@@ -26,18 +27,29 @@ def evaluate(evaluator: evaluator_lib.Evaluator, state: train_state.TrainState,
   eval/records.jsonl."""
   evaluation = evaluator.evaluate(state.generator)
   scalars = evaluation.all_scalars()
-  logging.info('Evaluation: %s', ', '.join(f'{k} {v:.4g}' for k, v in sorted(scalars.items())
-                                           if 'class_share_' not in k))
   evaluations = [(evaluation, False)]
   if state.ema_generator is not None:
     evaluations.append((evaluator.evaluate(state.ema_generator), True))
     scalars.update({name.replace('eval/', 'eval_ema/', 1): value for name, value in
                     evaluations[-1][0].all_scalars().items()})
+  logging.info('Evaluation: %s', console_line(scalars))
   if records_workdir is not None:
     for measured, ema in evaluations:
       records.append(records_workdir, records.make_record(
           measured.report(), step=step, checkpoint=None, ema=ema, source='training'))
   return scalars
+
+
+def console_line(scalars: dict[str, float]) -> str:
+  """'eval/fid 12.3 (EMA 10.1), ...': each eval/* figure, with the EMA generator's (eval_ema/*)
+  beside it when there is one; class shares left out (TensorBoard has them)."""
+  parts = []
+  for name, value in sorted(scalars.items()):
+    if not name.startswith('eval/') or 'class_share_' in name:
+      continue
+    ema = scalars.get(name.replace('eval/', 'eval_ema/', 1))
+    parts.append(f'{name} {value:.4g}' + ('' if ema is None else f' (EMA {ema:.4g})'))
+  return ', '.join(parts)
 
 
 # r_v of the trained critic at each evaluation (training/overfit.py).
