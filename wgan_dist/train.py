@@ -98,9 +98,10 @@ def _train(config: ml_collections.ConfigDict, workdir: str, multi_worker: bool,
                                 config.distribution.peer_timeout_secs)
   config_validation.validate_replicas(config, strategy.num_replicas_in_sync)
   loaded = sources.load_source(config)
-  recorder = run_identity.start(config, loaded, distribution.cluster_tasks(),
-                                distribution.this_task())
   source, total_steps = training_data(config, loaded)
+  # What the generator trains on (after the held-out split and data.limit) is the identity.
+  recorder = run_identity.start(config, loaded, source, distribution.cluster_tasks(),
+                                distribution.this_task())
   state = train_state.create_train_state(config, strategy, total_steps)
   logging.info('Generator %s: %d parameters; critic %s: %d parameters', state.generator.name,
                state.generator.count_params(), state.critic.name, state.critic.count_params())

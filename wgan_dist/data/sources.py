@@ -121,15 +121,28 @@ class Source:
 
   def subset(self, indices: np.ndarray) -> 'Source':
     """The examples at `indices`, with their labels (a prepared dataset's are read into
-    memory; no fingerprint: other content)."""
+    memory). Other content, so another fingerprint: derived from this one and the indices
+    when this source has one (subset_fingerprint; a file list has no arrays to hash), else
+    none (data/identity.py hashes the arrays)."""
+    fingerprint = (subset_fingerprint(self.fingerprint, indices) if self.fingerprint
+                   else None)
     if self.prepared is not None:
       images, labels = self.prepared.read(np.asarray(indices))
       return Source(self.name, images=images, class_names=self.class_names,
-                    labels=labels if self.has_labels else None)
+                    labels=labels if self.has_labels else None, fingerprint=fingerprint)
     return dataclasses.replace(
         self, images=None if self.images is None else self.images[indices],
         files=None if self.files is None else [self.files[i] for i in indices],
-        labels=None if self.labels is None else self.labels[indices], fingerprint=None)
+        labels=None if self.labels is None else self.labels[indices], fingerprint=fingerprint)
+
+
+def subset_fingerprint(fingerprint: str, indices: np.ndarray) -> str:
+  """The fingerprint of the examples at `indices` of a source fingerprinted `fingerprint`:
+  SHA-256 of that fingerprint and the indices in order (the same on every worker that holds the
+  same data and picks the same examples)."""
+  digest = hashlib.sha256(f'{fingerprint}\n'.encode())
+  digest.update(np.ascontiguousarray(indices, dtype='<i8').tobytes())
+  return 'subset-sha256:' + digest.hexdigest()
 
 
 def embedded_mnist_path() -> str:
@@ -661,7 +674,7 @@ def load_source(config: ml_collections.ConfigDict) -> Source:
                       f'data.channels={data.channels}; allowed: arrays with data.channels '
                       'channels (arrays are not converted)')
     source = Source(name, images=check_pixels(images, where), labels=labels,
-                    class_names=class_names)
+                    class_names=class_names, fingerprint=fingerprint)
   if labels is None:
     logging.info('Data: %s, %d images', source.name, source.size)
   else:
