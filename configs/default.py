@@ -58,6 +58,25 @@ def get_config() -> ml_collections.ConfigDict:
   # held-out split of its own (docs/augmentation.md).
   config.data.limit = 0
 
+  # Differentiable augmentation of every image the critic sees, for small data sets
+  # (docs/augmentation.md; wgan_dist/algorithm/augment.py).
+  config.augment = ml_collections.ConfigDict()
+  # '' = off, or a comma list of names of the registry TRANSFORMS in
+  # wgan_dist/algorithm/augment.py: 'translation', 'cutout', 'color' (3-channel data only).
+  config.augment.policy = ''
+  # Probability that each transform applies to each image, in [0, 1]; with augment.target > 0,
+  # the value p starts from.
+  config.augment.p = 1.0
+  # Adaptive p: 0 = p fixed at augment.p; > 0 = every augment.interval generator steps, p moves
+  # up when the critic-overfitting gauge r_v (eval/critic_overfit) is above this target and down
+  # when below (needs held-out real images; docs/augmentation.md).
+  config.augment.target = 0.0
+  # Generator steps between adjustments of the adaptive p.
+  config.augment.interval = 16
+  # Speed of the adaptive p: thousands of real images shown (critic batches) for p to move by 1
+  # (ADA's 500).
+  config.augment.adjust_kimg = 500.0
+
   config.model = ml_collections.ConfigDict()
   # The generator and critic: a name of the registry ARCHITECTURES in
   # wgan_dist/models/architectures.py, whose docstring describes each and whose entries give the

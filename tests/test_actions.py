@@ -16,9 +16,11 @@ def test_every_action_in_the_list_is_an_action_named_by_its_key_with_a_config_fi
   for name, cls in actions.ACTIONS.items():
     assert issubclass(cls, controller.PeriodicAction), name
     assert cls.name == name  # What the watchdog's messages call it.
-    assert cls.field is None or cls.field in config, (name, cls.field)
+    section, _, leaf = (cls.field or '').rpartition('.')
+    assert cls.field is None or leaf in (config[section] if section else config), (name,
+                                                                                   cls.field)
   # Every interval of the config belongs to an action of the list (tests/test_registries.py
-  # walks each action's field: off validates, a bad value is refused in one line).
+  # walks each action's field: a bad value is refused in one line).
   assert {field for field in config if field.endswith('_every_steps')} <= set(actions.fields())
   assert set(actions.fields().values()) <= set(actions.ACTIONS)
   # Profile last: a trace that starts at a step leaves out the actions before it.

@@ -101,6 +101,9 @@ def fifty_step_runs(tmp_path_factory):
   for policy in MIXED:
     config = mnist.get_config('tiny')
     config.mixed_precision = policy
+    # Augmented, as a small data set's run is: the transforms compute in float32 and hand the
+    # critic its compute dtype's images.
+    config.augment.policy = 'translation,cutout'
     config.train.num_steps = 50
     config.train.steps_per_loop = 10
     config.log_every_steps = 10

@@ -127,15 +127,19 @@ def test_two_workers_equal_two_replicas_in_one_process(two_worker_run, tiny_conf
 
 def test_two_conditional_workers_equal_two_replicas_in_one_process(tmp_path, tiny_config):
   """Labels follow their images into each worker's slice, the generator's labels are the same
-  global draw on every worker, and conditional batch norm (dcgan) syncs across the workers."""
+  global draw on every worker, conditional batch norm (dcgan) syncs across the workers, and the
+  augmentation's draws (p = 0.5) are the global batch's, sliced per worker."""
   flags = ['--config.model.num_classes=10', '--config.model.conditioning=projection',
-           '--config.model.architecture=dcgan']
+           '--config.model.architecture=dcgan', '--config.augment.policy=translation,cutout',
+           '--config.augment.p=0.5']
   workdir, _, code, logs = _local_cluster(tmp_path, '--config.train.num_steps=2',
                                           '--config.log_every_steps=1', *flags)
   assert code == 0, [_tail(log) for log in logs]
   tiny_config.model.num_classes = 10
   tiny_config.model.conditioning = 'projection'
   tiny_config.model.architecture = 'dcgan'
+  tiny_config.augment.policy = 'translation,cutout'
+  tiny_config.augment.p = 0.5
   history, _, _ = helpers.train_steps(tiny_config, cpu_replicas=2, num_steps=2)
   for tag in LOSS_TAGS:
     logged = helpers.event_scalars(str(workdir), f'train/{tag}')

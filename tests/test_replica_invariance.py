@@ -57,6 +57,27 @@ def runs():
   return (helpers.train_steps(config, 1, NUM_STEPS), helpers.train_steps(config, 2, NUM_STEPS))
 
 
+@pytest.fixture(scope='module')
+def augmented_runs():
+  """The tiny run with every critic and generator image augmented (p = 0.5, so some images are
+  transformed and some not): the draws are global-batch draws sliced per replica."""
+  from configs import mnist  # pylint: disable=import-outside-toplevel
+  config = mnist.get_config('tiny')
+  config.train.adam_epsilon = helpers.COMPARISON_ADAM_EPSILON
+  config.augment.policy = 'translation,cutout'
+  config.augment.p = 0.5
+  return (helpers.train_steps(config, 1, NUM_STEPS), helpers.train_steps(config, 2, NUM_STEPS))
+
+
+def test_augmented_losses_and_weights_match(augmented_runs, runs):
+  (one, one_weights, state), (two, two_weights, _) = augmented_runs
+  assert_losses_match(one, two, steps.METRICS, 'augmented ')
+  assert_weights_match(one_weights, two_weights,
+                       state.generator_optimizer.learning_rate.numpy(), 'augmented ')
+  (plain, _, _), _ = runs  # The augmentation did change what the critic saw.
+  assert abs(one[0]['critic_loss'] - plain[0]['critic_loss']) > 1e-3 * abs(plain[0]['critic_loss'])
+
+
 def test_losses_match(runs):
   (one, _, _), (two, _, _) = runs
   assert_losses_match(one, two, steps.METRICS)

@@ -121,13 +121,22 @@ def test_non_finite_training_stops_naming_the_step_and_saves_nothing_broken(tiny
         assert np.all(np.isfinite(value)), (step, name)
 
 
+# The conditional case also augments with an adaptive p, adjusted at every step: p, the gauge's
+# readings and the augmentation draws must continue exactly across the resume.
+ADAPTIVE_AUGMENTATION = ['--config.augment.policy=translation,cutout', '--config.augment.p=0.5',
+                         '--config.augment.target=0.01', '--config.augment.interval=1',
+                         '--config.augment.adjust_kimg=0.16']
+
+
 @pytest.mark.parametrize('model_flags', [
-    [], ['--config.model.num_classes=10', '--config.model.conditioning=acgan']],
-    ids=['unconditional', 'conditional'])
+    [], ['--config.model.num_classes=10', '--config.model.conditioning=acgan',
+         *ADAPTIVE_AUGMENTATION]],
+    ids=['unconditional', 'conditional_augmented'])
 @pytest.mark.slow
 def test_exact_resume_equals_training_straight_through(tmp_path, model_flags):
   """2N steps in one run == N steps, stop, resume, N more: losses, weights, Adam state, EMA
-  (and, for a conditional model, the labels read and drawn after the resume)."""
+  (and, for the conditional augmented run, the labels read and drawn after the resume, the
+  augmentation's draws and its adaptive p)."""
   common = ['--config.log_every_steps=1', '--config.checkpoint_every_steps=3',
             '--config.train.ema_decay=0.9', '--config.train.steps_per_loop=3', *model_flags]
   # TF_ENABLE_ONEDNN_OPTS=0: once, with the suite on two processes, step 3 of this test
@@ -150,7 +159,8 @@ def test_exact_resume_equals_training_straight_through(tmp_path, model_flags):
   run(resumed, 3)
   run(resumed, 6)
   tags = ['train/critic_loss', 'train/gradient_penalty', 'train/generator_loss',
-          'train/critic_grad_norm'] + (['train/critic_classifier_loss'] if model_flags else [])
+          'train/critic_grad_norm'] + (['train/critic_classifier_loss', 'train/augment_p',
+                                        'train/critic_overfit'] if model_flags else [])
   for tag in tags:
     a = helpers.event_scalars(str(straight), tag)
     b = helpers.event_scalars(str(resumed), tag)

@@ -244,7 +244,7 @@ def test_data_limit_is_in_the_identity(tiny_config, tmp_path):
   limited = _recorder(tiny_config)
   assert limited.current.dataset_count == 1000
   assert limited.current.dataset_fingerprint == identity.array_fingerprint(
-      sources.load_embedded_mnist()[0][:1000])
+      train.training_data(tiny_config)[0].images)
   _restore_into(limited, prefix)
   with pytest.raises(run_identity.ResumeMismatchError, match=re.escape(
       "dataset count 5000 -> 1000; training split 'all loaded images' -> 'data.limit=1000'; "

@@ -208,7 +208,8 @@ def test_custom_scalars_layout(workdir):
   # and the EMA generator's curve.
   expected = [({'eval/fid'}, True), ({'eval/classifier_score'}, True),
               ({'eval/min_class_share'}, True), ({'eval/kid'}, True), ({'eval/precision'}, True),
-              ({'eval/recall'}, True), ({'train/wasserstein_estimate'}, False),
+              ({'eval/recall'}, True), ({'eval/critic_overfit'}, False),
+              ({'train/wasserstein_estimate'}, False),
               ({'train/critic_loss', 'train/generator_loss'}, False)]
   assert len(quality.chart) == len(expected)
   for chart, (want, with_ema) in zip(quality.chart, expected):

@@ -38,6 +38,7 @@ from wgan_dist.training import checkpointing
 from wgan_dist.training import context
 from wgan_dist.training import controller
 from wgan_dist.training import monitoring
+from wgan_dist.training import overfit
 from wgan_dist.training import run_identity
 from wgan_dist.training import state as train_state
 from wgan_dist.training import trainer as trainer_lib
@@ -102,16 +103,23 @@ def _train(config: ml_collections.ConfigDict, workdir: str, multi_worker: bool,
   # What the generator trains on (after the held-out split and data.limit) is the identity.
   recorder = run_identity.start(config, loaded, source, distribution.cluster_tasks(),
                                 distribution.this_task())
+  heldout = overfit.heldout_source(config, loaded)
+  overfit.check_adaptive(config, heldout)  # Before any model is built.
   state = train_state.create_train_state(config, strategy, total_steps)
   logging.info('Generator %s: %d parameters; critic %s: %d parameters', state.generator.name,
                state.generator.count_params(), state.critic.name, state.critic.count_params())
   is_chief = distribution.is_chief()
   checkpointer = checkpointing.Checkpointer(
       workdir, config.max_checkpoints_to_keep, is_chief=is_chief,
-      optional=('ema_generator', run_identity.KEY), **state.as_dict(), **recorder.trackables())
+      optional=('ema_generator', 'augment_p', run_identity.KEY), **state.as_dict(),
+      **recorder.trackables())
   with watchdog.watch('restore', 'restoring the newest checkpoint'):
     restored = checkpointer.restore_latest()
   recorder.check_resume(restored, config.data.allow_changed_on_resume)
+  if state.augment_p is not None and config.augment.target == 0:
+    # A fixed p is the config's, also on resume (the adaptive p continues from the checkpoint's,
+    # or from augment.p when the checkpoint has none).
+    state.augment_p.assign(config.augment.p)
   first_step = int(state.step.numpy())
   if restored:
     logging.info('Resuming at step %d of %d', first_step, total_steps)
@@ -131,7 +139,7 @@ def _train(config: ml_collections.ConfigDict, workdir: str, multi_worker: bool,
     stop_signals = signals.StopSignals(on_signal=watchdog.stop_requested)
     periodic = actions.build(context.Run(config, workdir, total_steps, strategy, state, source,
                                          monitor, checkpointer, is_chief, multi_worker,
-                                         stop_signals))
+                                         stop_signals, heldout))
     monitor.write_config(config, first_step)
     if is_chief:
       run_identity.record_in_config_json(workdir, recorder.current)

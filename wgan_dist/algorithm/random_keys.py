@@ -18,15 +18,22 @@ draws are a few thousand numbers, negligible next to the step.
 import tensorflow as tf
 
 # Purposes: one stream per kind of draw made through `key`. Every such id lives here so that two
-# kinds of draw can never share a stream; a new kind takes a new number. Training's streams (1-5) are keyed by
+# kinds of draw can never share a stream; a new kind takes a new number. Training's streams (1-8) are keyed by
 # (generator step, critic iteration); the tools' streams sit far from them.
 CRITIC_NOISE = 1  # z of each critic update.
 EPSILON = 2  # The penalty's interpolation weight per example.
 GENERATOR_NOISE = 3  # z of each generator update.
 FIXED_NOISE = 4  # The noise vectors of the sample grid (step 0, iteration 0).
 GENERATOR_LABELS = 5  # Class labels of each generator update (class-conditional models).
+# Augmentation (augment.py) of the critic update's real images, of its fakes, and of the
+# generator update's fakes: three streams, so real and fake images are transformed
+# independently.
+AUGMENT_REAL = 6
+AUGMENT_FAKE = 7
+AUGMENT_GENERATOR = 8
 EVAL_NOISE = 101  # Evaluation noise, keyed by (seed, batch index): the same in every evaluation.
 SAMPLE_NOISE = 102  # `python -m wgan_dist.sample`, keyed by its --seed alone.
+OVERFIT_NOISE = 103  # The critic-overfitting gauge's fakes (training/overfit.py), keyed by batch.
 
 
 def key(seed: int, step: tf.Tensor, iteration: tf.Tensor | int, purpose: int) -> tf.Tensor:

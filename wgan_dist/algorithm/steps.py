@@ -11,6 +11,14 @@ count. Each function's `per_replica` attribute runs the same update but returns 
 share of the values unreduced (a PerReplica dict): the trainer's loop keeps them on the devices
 and gathers them once per call (trainer.py).
 
+With `augment.policy` set, every image the critic sees is augmented (augment.py): the critic
+update's real images and fakes (each with its own draws) and the generator update's fakes, inside
+its tape so that the generator's gradient passes through the transforms. The penalty's x̂
+interpolates the *augmented* real and fake images: the critic is trained to compare the
+augmented distributions, T(x) against T(G(z)), so its 1-Lipschitz constraint belongs on the
+line between samples of those two (docs/augmentation.md). The probability p is read each step
+from `augment_p` (a variable: the adaptive p of training/augment_action.py, or augment.p).
+
 Under mixed_float16 the optimizers are LossScaleOptimizers: the loss is scaled once for the
 outer gradient, the summed (still scaled) gradients go to `apply`, which unscales them or skips
 the update when they are not finite. Because every replica holds the same summed gradients,
@@ -23,6 +31,7 @@ import keras
 import ml_collections
 import tensorflow as tf
 
+from wgan_dist.algorithm import augment as augment_lib
 from wgan_dist.algorithm import conditioning as conditioning_lib
 from wgan_dist.algorithm import losses
 from wgan_dist.algorithm import precision
@@ -144,9 +153,28 @@ def _reduce(strategy: tf.distribute.Strategy, per_replica: dict) -> dict[str, tf
   return {name: strategy.reduce(_SUM, value, axis=None) for name, value in per_replica.items()}
 
 
+def _augmentation(config: ml_collections.ConfigDict, augment_p: Optional[tf.Variable]
+                  ) -> Callable[[tf.Tensor, tf.Tensor, tf.Tensor, int], tf.Tensor]:
+  """`augment(images, step, iteration, purpose)`: this replica's images augmented per
+  config.augment with probability `augment_p` (config.augment.p when None); the identity when
+  augment.policy is ''."""
+  policy = augment_lib.parse_policy(config.augment.policy)
+  global_batch = config.train.global_batch_size
+
+  def augment(images: tf.Tensor, step: tf.Tensor, iteration: tf.Tensor, purpose: int):
+    if not policy:
+      return images
+    p = augment_p if augment_p is not None else tf.constant(config.augment.p, tf.float32)
+    return augment_lib.augment(images, policy=policy, p=tf.convert_to_tensor(p),
+                               key=random_keys.key(config.seed, step, iteration, purpose),
+                               global_batch=global_batch)
+  return augment
+
+
 def make_critic_step(*, strategy: tf.distribute.Strategy, config: ml_collections.ConfigDict,
                      generator: keras.Model, critic: keras.Model,
-                     critic_optimizer: keras.optimizers.Optimizer) -> Callable:
+                     critic_optimizer: keras.optimizers.Optimizer,
+                     augment_p: Optional[tf.Variable] = None) -> Callable:
   """`critic_step(batch, step, iteration) -> metrics`: one critic update on every replica.
 
   `batch` is one distributed global batch of real images, or of (images, labels) for a
@@ -156,7 +184,8 @@ def make_critic_step(*, strategy: tf.distribute.Strategy, config: ml_collections
   means of `critic_metric_names(config)` (CRITIC_METRICS, the gradient norm that of the
   applied, summed gradient, and the conditioning's extra terms) and SKIPPED. Changes only the
   critic's variables and its optimizer (and the generator's batch norm statistics, as the
-  generator runs in training mode).
+  generator runs in training mode). `augment_p`: the augmentation's probability (module
+  docstring).
   """
   train = config.train
   num_replicas = strategy.num_replicas_in_sync
@@ -169,6 +198,7 @@ def make_critic_step(*, strategy: tf.distribute.Strategy, config: ml_collections
 
   classifier_weight = float(train.acgan_critic_weight)
   conditioning = conditioning_lib.from_config(config)
+  augment = _augmentation(config, augment_p)
 
   def replica_step(batch, step: tf.Tensor, iteration: tf.Tensor) -> dict:
     real, labels = batch if conditioning.conditional else (batch, None)
@@ -177,6 +207,9 @@ def make_critic_step(*, strategy: tf.distribute.Strategy, config: ml_collections
     epsilon = _global_noise(config, num_replicas, [1, 1, 1], tf.random.stateless_uniform,
                             random_keys.key(config.seed, step, iteration, random_keys.EPSILON))
     fake = losses.generate(generator, z, labels)
+    # x̂ is formed from these augmented images (module docstring).
+    real = augment(real, step, iteration, random_keys.AUGMENT_REAL)
+    fake = augment(fake, step, iteration, random_keys.AUGMENT_FAKE)
     terms, grads = loss_and_gradients(
         critic=critic, real=real, fake=fake, epsilon=epsilon, gp_lambda=gp_lambda,
         global_batch=train.global_batch_size, inner_scale=inner_scale,
@@ -201,19 +234,21 @@ def make_critic_step(*, strategy: tf.distribute.Strategy, config: ml_collections
 
 def make_generator_step(*, strategy: tf.distribute.Strategy, config: ml_collections.ConfigDict,
                         generator: keras.Model, critic: keras.Model,
-                        generator_optimizer: keras.optimizers.Optimizer) -> Callable:
+                        generator_optimizer: keras.optimizers.Optimizer,
+                        augment_p: Optional[tf.Variable] = None) -> Callable:
   """`generator_step(step) -> metrics`: one generator update on every replica.
 
   `step` (generator steps done) keys the noise and, for a class-conditional config, the labels
   the fakes are generated for (uniform over the classes). Returns the global-batch means of
   `generator_metric_names(config)` (GENERATOR_METRICS and the conditioning's extra terms on the
-  fakes) and SKIPPED.
-  Changes only the generator's variables and its optimizer.
+  fakes) and SKIPPED. The fakes are augmented inside the tape (`augment_p`: as the critic
+  step's). Changes only the generator's variables and its optimizer.
   """
   global_batch = config.train.global_batch_size
   num_replicas = strategy.num_replicas_in_sync
   classifier_weight = float(config.train.acgan_generator_weight)
   conditioning = conditioning_lib.from_config(config)
+  augment = _augmentation(config, augment_p)
 
   def replica_step(step: tf.Tensor) -> dict:
     z = _global_noise(config, num_replicas, [config.model.noise_dim], tf.random.stateless_normal,
@@ -222,8 +257,9 @@ def make_generator_step(*, strategy: tf.distribute.Strategy, config: ml_collecti
                              random_keys.key(config.seed, step, 0, random_keys.GENERATOR_LABELS))
               if conditioning.conditional else None)
     with tf.GradientTape() as tape:
-      terms = losses.generator_losses(critic, losses.generate(generator, z, labels), labels,
-                                      classifier_weight, conditioning)
+      fake = augment(losses.generate(generator, z, labels), step, 0,
+                     random_keys.AUGMENT_GENERATOR)
+      terms = losses.generator_losses(critic, fake, labels, classifier_weight, conditioning)
       loss = tf.nn.compute_average_loss(terms['generator_loss'], global_batch_size=global_batch)
       scaled_loss = _scaled(loss, precision.loss_scale(generator_optimizer))
     grads = tape.gradient(scaled_loss, generator.trainable_variables)

@@ -11,6 +11,7 @@ per extension point, each defined beside what it implements:
   data.source             wgan_dist/data/sources.py  SOURCES
   mixed_precision         wgan_dist/algorithm/precision.py  PRECISIONS
   distribution.all_reduce wgan_dist/dist/devices.py  ALL_REDUCES
+  augment.policy          wgan_dist/algorithm/augment.py  TRANSFORMS (a comma list of names)
 
 config/ is the lowest level of the package and imports nothing above it, yet validation must
 see the registries of the levels above. The tables therefore live with their implementations
@@ -35,6 +36,8 @@ HOMES = {
     'data.source': 'wgan_dist.data.sources:SOURCES',
     'mixed_precision': 'wgan_dist.algorithm.precision:PRECISIONS',
     'distribution.all_reduce': 'wgan_dist.dist.devices:ALL_REDUCES',
+    # A comma list of its names ('' = none): config/validation.py checks each.
+    'augment.policy': 'wgan_dist.algorithm.augment:TRANSFORMS',
 }
 
 

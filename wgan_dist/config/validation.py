@@ -188,11 +188,35 @@ def _validate_run(config: ml_collections.ConfigDict) -> None:
            "'' (no Inception evaluation) or the path of an existing InceptionV3 weights file")
 
 
+def _validate_augment(config: ml_collections.ConfigDict) -> None:
+  policy = config.augment.policy
+  transforms = registry.lookup('augment.policy')
+  allowed = f"'' (off) or a comma list of {transforms.names}"
+  _require(isinstance(policy, str), 'augment.policy', policy, allowed)
+  names = [name.strip() for name in policy.split(',')] if policy.strip() else []
+  for name in names:
+    _require(name in transforms, 'augment.policy', policy,
+             f'{allowed}; {name!r} is not one of them')
+  _require(len(set(names)) == len(names), 'augment.policy', policy,
+           f'{allowed}, each name once')
+  needs_color = [name for name in names if transforms.get(name).needs_color]
+  _require(not needs_color or config.data.channels == 3, 'augment.policy', policy,
+           f'transforms without {needs_color} for data.channels={config.data.channels} '
+           '(colour transforms need 3-channel images)')
+  _number(config, 'augment.p', lambda v: 0 <= v <= 1, 'in [0, 1]')
+  _number(config, 'augment.target', lambda v: v >= 0, '>= 0 (0 = p fixed)')
+  _require(config.augment.target == 0 or names, 'augment.target', config.augment.target,
+           "0 when augment.policy is '' (an adaptive p needs transforms to apply)")
+  _integer(config, 'augment.interval', 1, 'an integer >= 1 (generator steps)')
+  _number(config, 'augment.adjust_kimg', lambda v: v > 0, '> 0 (thousands of images)')
+
+
 def validate(config: ml_collections.ConfigDict) -> None:
   """Raises ConfigError for the first field that is of the wrong type, out of range or unknown."""
   _validate_data(config)
   _validate_model(config)
   _validate_train(config)
+  _validate_augment(config)
   _validate_run(config)
 
 

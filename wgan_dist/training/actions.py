@@ -12,6 +12,7 @@ import ml_collections
 
 from wgan_dist.config import registry
 from wgan_dist.config import validation as config_validation
+from wgan_dist.training import augment_action
 from wgan_dist.training import checkpoint_action
 from wgan_dist.training import context
 from wgan_dist.training import controller
@@ -28,6 +29,9 @@ from wgan_dist.training import stop_action
 ACTIONS: registry.Registry[type[controller.PeriodicAction]] = registry.Registry(
     'periodic action', {
         'log': log_action.Log,
+        # After the log (which writes the p the logged steps used), before the save (which keeps
+        # the new p).
+        'adapt augment': augment_action.AdaptAugment,
         'sample': sample_action.Sample,
         'evaluate': evaluate_action.Evaluate,
         'checkpoint': checkpoint_action.Checkpoint,

@@ -1,6 +1,7 @@
 """`Run`: the parts of one training run that a periodic action is built from (actions.py)."""
 
 import dataclasses
+from typing import Optional
 
 import ml_collections
 import tensorflow as tf
@@ -27,3 +28,6 @@ class Run:
   is_chief: bool
   multi_worker: bool
   stop_signals: signals.StopSignals  # Its `requested` is this process's stop signal, if any.
+  # Real images the generator never trains on, for the critic-overfitting gauge
+  # (training/overfit.py); None when the data have none.
+  heldout: Optional[sources.Source] = None

@@ -95,8 +95,8 @@ def _chart(title: str, *patterns: str) -> layout_pb2.Chart:
 
 def layout(metric_tags: list[str]) -> layout_pb2.Layout:
   """The Custom Scalars tab: 'Quality and losses' (FID, the score, the smallest class share,
-  each other headline figure of `metric_tags`, the Wasserstein estimate, both losses in one
-  chart) and, when the evaluation logs class shares, 'Class shares' (one line per class).
+  each other headline figure of `metric_tags`, the critic-overfitting gauge and the adaptive
+  augmentation's p, the Wasserstein estimate, both losses in one chart) and, when the evaluation logs class shares, 'Class shares' (one line per class).
 
   Each chart matches tags of the trained generator's run and of the EMA run alike, so raw and
   EMA curves share it. TensorBoard merges the layouts of all runs (equal charts once).
@@ -110,9 +110,15 @@ def layout(metric_tags: list[str]) -> layout_pb2.Layout:
             'eval/inception_score': 'Inception score',
             'eval/min_class_share': 'Smallest class share (mode coverage)',
             'eval/conditional_accuracy': 'Conditional accuracy (classified as the label asked)',
-            'eval/intra_fid': 'Intra-FID (FID per class, mean over classes)'}
+            'eval/intra_fid': 'Intra-FID (FID per class, mean over classes)',
+            'eval/critic_overfit': ('Critic overfitting r_v (0: held-out images scored like '
+                                    'training images; 1: like fakes)'),
+            'train/augment_p': 'Augmentation probability p (adaptive)'}
   # In this order; any headline figure the evaluation gains gets a chart titled by its tag.
-  order = list(titles) + [tag for tag in logged if tag not in titles and tag != 'eval/fid']
+  # The gauges of memorising (and the p they steer) last, beside the Wasserstein estimate.
+  late = ('eval/critic_overfit', 'train/augment_p')
+  order = ([tag for tag in titles if tag not in late] +
+           [tag for tag in logged if tag not in titles and tag != 'eval/fid'] + list(late))
   charts += [_chart(titles.get(tag, tag), f'^{re.escape(tag)}$') for tag in order
              if tag in logged]
   charts.append(_chart('Wasserstein estimate (mean D(x) - mean D(G(z)))',

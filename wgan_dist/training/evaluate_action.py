@@ -1,6 +1,8 @@
 """The evaluate action: every `eval_every_steps` generator steps (0 = off) and at the last step,
 the evaluator's eval/* scalars of the generator (and eval_ema/* of the averaged one) to
-TensorBoard. Off too when the data have no evaluation backbone (evaluator.make_evaluator)."""
+TensorBoard, and the critic-overfitting gauge eval/critic_overfit (training/overfit.py) when the
+data have held-out images, augmented run or not. Off when eval_every_steps is 0; when the data
+have no evaluation backbone (evaluator.make_evaluator) the gauge is still read."""
 
 from typing import Optional
 
@@ -11,6 +13,7 @@ from wgan_dist.eval import evaluator as evaluator_lib
 from wgan_dist.eval import records
 from wgan_dist.training import context
 from wgan_dist.training import controller
+from wgan_dist.training import overfit
 from wgan_dist.training import schedules
 from wgan_dist.training import state as train_state
 
@@ -37,6 +40,10 @@ def evaluate(evaluator: evaluator_lib.Evaluator, state: train_state.TrainState,
   return scalars
 
 
+# r_v of the trained critic at each evaluation (training/overfit.py).
+OVERFIT_TAG = 'eval/critic_overfit'
+
+
 class Evaluate(controller.PeriodicAction):
   """Evaluates on every worker (the gathers are collectives); only the chief's writer writes."""
   name = 'evaluate'
@@ -52,16 +59,27 @@ class Evaluate(controller.PeriodicAction):
   def __init__(self, run: context.Run):
     # The source: Inception's reference images are drawn from it (a folder is not scanned
     # twice).
+    on = run.config.eval_every_steps > 0
     self._evaluator = (evaluator_lib.make_evaluator(run.config, run.strategy, source=run.source)
-                       if run.config.eval_every_steps > 0 else None)
-    self.schedule = schedules.Every(run.config.eval_every_steps if self._evaluator else 0,
-                                    run.total_steps)
+                       if on else None)
+    self._gauge = (overfit.make_gauge(run.config, run.strategy, run.source, run.heldout,
+                                      run.state.critic, run.state.generator) if on else None)
+    self.schedule = schedules.Every(
+        run.config.eval_every_steps if self._evaluator or self._gauge else 0, run.total_steps)
     self.hparams_metrics = tuple(evaluator_lib.metric_tags(
-        self._evaluator, with_ema=run.state.ema_generator is not None))
+        self._evaluator, with_ema=run.state.ema_generator is not None)) + (
+            (OVERFIT_TAG,) if self._gauge else ())
     self._monitor, self._state = run.monitor, run.state
     # Only the chief writes the evaluation records.
     self._records_workdir = run.workdir if run.is_chief else None
 
   def run(self, step: int) -> None:
-    self._monitor.write_scalars(step, evaluate(self._evaluator, self._state,
-                                               self._records_workdir, step))
+    scalars = (evaluate(self._evaluator, self._state, self._records_workdir, step)
+               if self._evaluator else {})
+    if self._gauge:
+      reading = self._gauge.read()
+      logging.info('Critic overfitting r_v %.3f (mean D: training %.4g, held-out %.4g, fakes '
+                   '%.4g; %d images each)', reading.overfit, reading.train_score,
+                   reading.heldout_score, reading.fake_score, reading.images)
+      scalars[OVERFIT_TAG] = reading.overfit
+    self._monitor.write_scalars(step, scalars)

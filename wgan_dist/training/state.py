@@ -29,6 +29,9 @@ class TrainState:
   step: tf.Variable  # Generator steps done; keys the noise of the next step.
   skipped_updates: tf.Variable  # Updates skipped for non-finite gradients (mixed_float16).
   ema_generator: Optional[keras.Model] = None  # Averaged weights; None when train.ema_decay=0.
+  # The augmentation's probability p (algorithm/augment.py), adapted during training when
+  # augment.target > 0; None when augment.policy is ''.
+  augment_p: Optional[tf.Variable] = None
 
   def as_dict(self) -> dict:
     # Not dataclasses.asdict: that deep-copies the models. Absent parts are left out, so a
@@ -61,15 +64,20 @@ def create_train_state(config: ml_collections.ConfigDict, strategy: tf.distribut
     critic_optimizer.build(critic.trainable_variables)
     step = tf.Variable(0, dtype=tf.int64, trainable=False, name='step')
     skipped_updates = tf.Variable(0, dtype=tf.int64, trainable=False, name='skipped_updates')
+    augment_p = (tf.Variable(float(config.augment.p), dtype=tf.float32, trainable=False,
+                             name='augment_p') if config.augment.policy.strip() else None)
   return TrainState(generator, critic, generator_optimizer, critic_optimizer, step,
-                    skipped_updates, ema_generator)
+                    skipped_updates, ema_generator, augment_p)
 
 
 def scalars(state: TrainState) -> dict[str, float]:
-  """TensorBoard scalars the state holds: both learning rates (the rate the next update uses)
-  and, under mixed_float16, both loss scales and the skipped updates."""
+  """TensorBoard scalars the state holds: both learning rates (the rate the next update uses),
+  the augmentation's p when augmenting and, under mixed_float16, both loss scales and the
+  skipped updates."""
   values = {'train/learning_rate': _current_rate(state.critic_optimizer),
             'train/generator_learning_rate': _current_rate(state.generator_optimizer)}
+  if state.augment_p is not None:
+    values['train/augment_p'] = float(state.augment_p.numpy())
   critic_scale = precision.loss_scale(state.critic_optimizer)
   if critic_scale is not None:
     values.update({

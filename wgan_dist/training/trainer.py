@@ -66,10 +66,10 @@ class Trainer:
     assert self._critic_side | self._generator_side == set(self.metric_names)
     self.critic_step = steps.make_critic_step(
         strategy=strategy, config=config, generator=state.generator, critic=state.critic,
-        critic_optimizer=state.critic_optimizer)
+        critic_optimizer=state.critic_optimizer, augment_p=state.augment_p)
     self.generator_step = steps.make_generator_step(
         strategy=strategy, config=config, generator=state.generator, critic=state.critic,
-        generator_optimizer=state.generator_optimizer)
+        generator_optimizer=state.generator_optimizer, augment_p=state.augment_p)
     self.iterator = iter(input_pipeline.make_distributed_dataset(
         strategy, config, source, first_step=int(state.step.numpy())))
     # Per replica, on its device (synchronised on read, i.e. never by the loop): the current
