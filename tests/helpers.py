@@ -1,13 +1,15 @@
 """Shared test helpers: a few training steps built exactly as train_and_evaluate builds them, and
 TensorBoard events read back with TensorBoard's own reader, a fake of the coordination
-service's key-value store, the one-line error a data source refuses a config with, and a
-command-line tool run as a user runs it."""
+service's key-value store, the one-line error a data source refuses a config with, a
+command-line tool run as a user runs it, and the tiny config of any registered architecture."""
 
+import importlib
 import json
 import os
 import subprocess
 import sys
 
+import ml_collections
 import pytest
 import tensorflow as tf
 from tensorboard.backend.event_processing import event_accumulator
@@ -16,6 +18,7 @@ from tensorboard.util import tensor_util
 from wgan_dist import train
 from wgan_dist.data import sources
 from wgan_dist.dist import distribution
+from wgan_dist.models import architectures
 from wgan_dist.training import state as train_state
 from wgan_dist.training import trainer as trainer_lib
 
@@ -136,3 +139,23 @@ def assert_one_line_error(result: subprocess.CompletedProcess, *expected: str) -
     assert text in last_line, last_line
   assert 'Traceback' not in result.stderr, result.stderr[-3000:]
   return last_line
+
+
+# The configs whose 'tiny' variant builds an architecture's models, in the order they are tried:
+# an architecture's tiny config is the first whose image shape it fits (tiny_config_for). The
+# one place that maps architectures to configs: a new architecture that fits one of these shapes
+# needs no entry anywhere in the tests.
+TINY_CONFIG_MODULES = ('configs.mnist', 'configs.cifar10', 'configs.celeba64')
+
+
+def tiny_config_for(architecture: str) -> ml_collections.ConfigDict:
+  """The first tiny config of TINY_CONFIG_MODULES whose (data.image_size, data.channels) the
+  registered `architecture` fits, with model.architecture = `architecture`."""
+  shapes = architectures.ARCHITECTURES.get(architecture).image_shapes
+  for module in TINY_CONFIG_MODULES:
+    config = importlib.import_module(module).get_config('tiny')
+    if (config.data.image_size, config.data.channels) in shapes:
+      config.model.architecture = architecture
+      return config
+  raise ValueError(f'architecture {architecture!r} fits {shapes}, the shape of no tiny config '
+                   f'of {TINY_CONFIG_MODULES}; allowed: add a config with a tiny variant there')

@@ -9,9 +9,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from configs import celeba64
-from configs import cifar10
 from configs import mnist
+from tests import helpers
 from wgan_dist.dist import distribution
 from wgan_dist.models import layers as model_layers
 from wgan_dist.models import architectures as models
@@ -19,16 +18,20 @@ from wgan_dist.algorithm import conditioning as conditioning_lib
 from wgan_dist.algorithm import precision
 
 NUM_CLASSES = 3
-# model.architecture -> the config module whose 'tiny' variant fits its image shape.
-CONFIG_MODULES = {'seed': mnist, 'dcgan': mnist, 'resnet': cifar10, 'dcgan64': celeba64}
 # Keras BatchNormalization's defaults, which ConditionalBatchNorm keeps.
 BN_EPSILON = 1e-3
 BN_MOMENTUM = 0.99
+# The tests below that hold for every architecture and every conditioning walk the registries
+# (ARCHITECTURES, CONDITIONINGS): a new entry is covered by adding it. Only the parameter
+# counts, which are formulas of each built-in model, and the two built-in heads' values by hand
+# name entries; a new entry's counts belong in its own test module (docs/extending.md).
+CONDITIONAL = [(NUM_CLASSES, name) for name in conditioning_lib.CONDITIONINGS.names]
+# model.conditioning of an unconditional config (num_classes 0): any name, it is not read.
+UNREAD = conditioning_lib.CONDITIONINGS.names[0]
 
 
-def _config(architecture: str, num_classes: int = NUM_CLASSES, conditioning: str = 'acgan'):
-  config = CONFIG_MODULES[architecture].get_config('tiny')
-  config.model.architecture = architecture
+def _config(architecture: str, num_classes: int = NUM_CLASSES, conditioning: str = UNREAD):
+  config = helpers.tiny_config_for(architecture)
   config.model.num_classes = num_classes
   config.model.conditioning = conditioning
   return config
@@ -53,97 +56,135 @@ def _cbn(channels: int, k: int) -> int:
   return 2 * channels + 2 * k * channels
 
 
-def _generator_params(architecture: str, noise: int, b: int, k: int) -> int:
-  norm = _bn if k == 0 else (lambda c: _cbn(c, k))
-  if architecture == 'seed':  # Plain batch norm; the label enters as an embedding joined to z.
-    embedding = models.SEED_LABEL_EMBEDDING_DIM if k else 0
-    params = k * embedding + _dense(noise + embedding, 7 * 7 * 4 * b) + _bn(7 * 7 * 4 * b)
-    for cin, cout in [(4 * b, 4 * b), (4 * b, 2 * b), (2 * b, b)]:
-      params += _conv(3, cin, cout) + _bn(cout)
-    return params + _conv(3, b, 1)
-  if architecture == 'dcgan':  # No batch norm unless conditional.
-    extra = norm if k else (lambda c: 0)
-    return (_dense(noise, 4 * 4 * 4 * b) + extra(4 * 4 * 4 * b) + _conv(5, 4 * b, 2 * b)
-            + extra(2 * b) + _conv(5, 2 * b, b) + extra(b) + _conv(5, b, 1))
-  if architecture == 'resnet':
-    up_block = _conv(1, b, b) + norm(b) + _conv(3, b, b) + norm(b) + _conv(3, b, b)
-    return _dense(noise, 4 * 4 * b) + 3 * up_block + norm(b) + _conv(3, b, 3)
-  params = _dense(noise, 4 * 4 * 8 * b) + norm(8 * b)  # dcgan64
+def _seed_generator(noise: int, b: int, k: int) -> int:
+  # Plain batch norm; the label enters as an embedding joined to z.
+  embedding = models.SEED_LABEL_EMBEDDING_DIM if k else 0
+  params = k * embedding + _dense(noise + embedding, 7 * 7 * 4 * b) + _bn(7 * 7 * 4 * b)
+  for cin, cout in [(4 * b, 4 * b), (4 * b, 2 * b), (2 * b, b)]:
+    params += _conv(3, cin, cout) + _bn(cout)
+  return params + _conv(3, b, 1)
+
+
+def _dcgan_generator(noise: int, b: int, k: int) -> int:
+  extra = (lambda c: _cbn(c, k)) if k else (lambda c: 0)  # No batch norm unless conditional.
+  return (_dense(noise, 4 * 4 * 4 * b) + extra(4 * 4 * 4 * b) + _conv(5, 4 * b, 2 * b)
+          + extra(2 * b) + _conv(5, 2 * b, b) + extra(b) + _conv(5, b, 1))
+
+
+def _norm(k: int):
+  return _bn if k == 0 else (lambda c: _cbn(c, k))
+
+
+def _resnet_generator(noise: int, b: int, k: int) -> int:
+  norm = _norm(k)
+  up_block = _conv(1, b, b) + norm(b) + _conv(3, b, b) + norm(b) + _conv(3, b, b)
+  return _dense(noise, 4 * 4 * b) + 3 * up_block + norm(b) + _conv(3, b, 3)
+
+
+def _dcgan64_generator(noise: int, b: int, k: int) -> int:
+  norm = _norm(k)
+  params = _dense(noise, 4 * 4 * 8 * b) + norm(8 * b)
   for cin, cout in [(8 * b, 4 * b), (4 * b, 2 * b), (2 * b, b)]:
     params += _conv(5, cin, cout) + norm(cout)
   return params + _conv(5, b, 3)
 
 
-def _critic_trunk(architecture: str, b: int, norm_weights: int) -> tuple[int, int]:
-  """(parameters before the head, size of the features phi the head reads)."""
-  if architecture == 'seed':
-    params = _conv(3, 1, 2 * b) + _conv(4, 16 * b, 1)
-    for kernel, cin, cout in [(3, 2 * b, 4 * b), (4, 4 * b, 8 * b), (4, 8 * b, 16 * b)]:
-      params += _conv(kernel, cin, cout) + norm_weights * cout
-    return params, 2 * 2 * 1
-  if architecture == 'dcgan':
-    params = _conv(5, 1, b)
-    for cin, cout in [(b, 2 * b), (2 * b, 4 * b)]:
-      params += _conv(5, cin, cout) + norm_weights * cout
-    return params, 4 * 4 * 4 * b
-  if architecture == 'resnet':
-    norms = 2 * norm_weights * b
-    first = _conv(1, 3, b) + _conv(3, 3, b) + _conv(3, b, b)
-    down = _conv(1, b, b) + 2 * _conv(3, b, b) + norms
-    return first + down + 2 * (2 * _conv(3, b, b) + norms), b
-  params = _conv(5, 3, b)  # dcgan64
+# Critic trunks: (parameters before the head, size of the features phi the head reads).
+def _seed_critic(b: int, norm_weights: int) -> tuple[int, int]:
+  params = _conv(3, 1, 2 * b) + _conv(4, 16 * b, 1)
+  for kernel, cin, cout in [(3, 2 * b, 4 * b), (4, 4 * b, 8 * b), (4, 8 * b, 16 * b)]:
+    params += _conv(kernel, cin, cout) + norm_weights * cout
+  return params, 2 * 2 * 1
+
+
+def _dcgan_critic(b: int, norm_weights: int) -> tuple[int, int]:
+  params = _conv(5, 1, b)
+  for cin, cout in [(b, 2 * b), (2 * b, 4 * b)]:
+    params += _conv(5, cin, cout) + norm_weights * cout
+  return params, 4 * 4 * 4 * b
+
+
+def _resnet_critic(b: int, norm_weights: int) -> tuple[int, int]:
+  norms = 2 * norm_weights * b
+  first = _conv(1, 3, b) + _conv(3, 3, b) + _conv(3, b, b)
+  down = _conv(1, b, b) + 2 * _conv(3, b, b) + norms
+  return first + down + 2 * (2 * _conv(3, b, b) + norms), b
+
+
+def _dcgan64_critic(b: int, norm_weights: int) -> tuple[int, int]:
+  params = _conv(5, 3, b)
   for cin, cout in [(b, 2 * b), (2 * b, 4 * b), (4 * b, 8 * b)]:
     params += _conv(5, cin, cout) + norm_weights * cout
   return params, 4 * 4 * 8 * b
 
 
+# Built-in architecture -> (generator formula, critic trunk formula, the class-conditional
+# batch norms of its conditional generator).
+FORMULAS = {
+    'seed': (_seed_generator, _seed_critic, 0),
+    'dcgan': (_dcgan_generator, _dcgan_critic, 3),
+    'resnet': (_resnet_generator, _resnet_critic, 7),
+    'dcgan64': (_dcgan64_generator, _dcgan64_critic, 4),
+}
+# Built-in conditioning -> its head's parameters from (features, K); unconditional: psi alone.
+HEADS = {
+    'acgan': lambda features, k: _dense(features, 1 + k),
+    'projection': lambda features, k: _dense(features, 1) + k * features,  # psi, the table.
+}
+
+
 def _head(features: int, k: int, conditioning: str) -> int:
-  if k == 0:
-    return _dense(features, 1)
-  if conditioning == 'acgan':
-    return _dense(features, 1 + k)
-  return _dense(features, 1) + k * features  # psi, and the embedding table.
+  return _dense(features, 1) if k == 0 else HEADS[conditioning](features, k)
 
 
 def test_formulas_give_the_seed_models_known_counts():
   # The formulas against the seed counts of docs/architectures.md (batch norm in the blog's critic: 4 each).
-  assert _generator_params('seed', 100, 64, 0) == 2_278_401
-  trunk, features = _critic_trunk('seed', 64, 4)
-  assert trunk + _head(features, 0, 'acgan') == 10_807_302
+  assert _seed_generator(100, 64, 0) == 2_278_401
+  trunk, features = _seed_critic(64, 4)
+  assert trunk + _head(features, 0, UNREAD) == 10_807_302
+
+
+def test_the_formulas_name_registered_entries():
+  assert set(FORMULAS) <= set(models.ARCHITECTURES.names)
+  assert set(HEADS) <= set(conditioning_lib.CONDITIONINGS.names)
 
 
 @pytest.mark.parametrize('architecture', models.ARCHITECTURES.names)
-@pytest.mark.parametrize('k, conditioning', [(0, 'acgan')] + [
-    (NUM_CLASSES, name) for name in conditioning_lib.CONDITIONINGS.names])
+@pytest.mark.parametrize('k, conditioning', [(0, UNREAD)] + CONDITIONAL)
 def test_parameter_counts_and_interfaces(architecture, k, conditioning):
   config = _config(architecture, k, conditioning)
+  kind = conditioning_lib.from_config(config)
   generator, critic = models.build_models(config)
-  b, noise = config.model.base_filters, config.model.noise_dim
-  norm_weights = 2 if config.model.critic_norm == 'layer' else 0
-  assert generator.count_params() == _generator_params(architecture, noise, b, k)
-  trunk, features = _critic_trunk(architecture, b, norm_weights)
-  assert critic.count_params() == trunk + _head(features, k, conditioning)
-
+  if architecture in FORMULAS and (k == 0 or conditioning in HEADS):
+    b, noise = config.model.base_filters, config.model.noise_dim
+    generator_params, critic_trunk, conditional_norms = FORMULAS[architecture]
+    norm_weights = 2 if config.model.critic_norm == 'layer' else 0
+    assert generator.count_params() == generator_params(noise, b, k)
+    trunk, features = critic_trunk(b, norm_weights)
+    assert critic.count_params() == trunk + _head(features, k, conditioning)
+    assert sum(isinstance(layer, model_layers.ConditionalBatchNorm)
+               for layer in generator.layers) == (conditional_norms if k else 0)
   size, channels = config.data.image_size, config.data.channels
   assert generator.output_shape == (None, size, size, channels)
-  takes_label = k > 0
-  assert [t.name for t in generator.inputs] == (['z', 'label'] if takes_label else ['z'])
-  critic_takes_label = takes_label and conditioning == 'projection'
-  assert [t.name for t in critic.inputs] == (['image', 'label'] if critic_takes_label
-                                            else ['image'])
+  assert [t.name for t in generator.inputs] == (['z', 'label'] if k else ['z'])
+  # The critic reads the label as a second input or not at all; the conditioning calls it.
+  assert [t.name for t in critic.inputs] in ([['image'], ['image', 'label']] if k
+                                              else [['image']])
   for model in (generator, critic):
     for tensor in model.inputs:
       assert tensor.dtype == ('int32' if tensor.name == 'label' else 'float32')
-  outputs = 1 + k if conditioning == 'acgan' else 1
-  assert critic.output_shape == (None, outputs)
-  # Critics stay free of batch norm of either kind.
+  images, labels = _images_and_labels(config)
+  scores, aux = kind.outputs(critic, tf.constant(images), tf.constant(labels) if k else None)
+  assert scores.shape == (5,) and scores.dtype == tf.float32
+  assert aux is None or (aux.shape[0] == 5 and aux.dtype == tf.float32)
+  # Critics stay free of batch norm of either kind; an unconditional generator has no
+  # class-conditional one.
   assert not any(isinstance(layer, (keras.layers.BatchNormalization,
                                     model_layers.ConditionalBatchNorm))
                  for layer in critic.layers)
-  conditional_norms = sum(isinstance(layer, model_layers.ConditionalBatchNorm)
-                          for layer in generator.layers)
-  expected = {'seed': 0, 'dcgan': 3, 'resnet': 7, 'dcgan64': 4}[architecture]
-  assert conditional_norms == (expected if k else 0)
+  if not k:
+    assert not any(isinstance(layer, model_layers.ConditionalBatchNorm)
+                   for layer in generator.layers)
 
 
 def _cbn_reference(x, labels, gamma, beta, mean, variance):
@@ -235,6 +276,17 @@ def _randomise_tables(generator, seed=0):
       _set_tables(layer, 1 + 0.5 * rng.standard_normal(shape), 0.5 * rng.standard_normal(shape))
 
 
+def _label_only_through_norms(generator: keras.Model) -> bool:
+  """Whether the generator's label input feeds class-conditional batch norms and nothing else
+  (the seed generator embeds it and joins it to z instead)."""
+  label = generator.inputs[1]
+  readers = [layer for layer in generator.layers
+             if not isinstance(layer, keras.layers.InputLayer)
+             and any(tensor is label for tensor in tf.nest.flatten(layer.input))]
+  return bool(readers) and all(isinstance(layer, model_layers.ConditionalBatchNorm)
+                               for layer in readers)
+
+
 @pytest.mark.parametrize('architecture', models.ARCHITECTURES.names)
 def test_generator_output_depends_on_the_label(architecture):
   config = _config(architecture)
@@ -245,7 +297,7 @@ def test_generator_output_depends_on_the_label(architecture):
   def images(training):
     return generator([z, labels], training=training).numpy()
 
-  if architecture != 'seed':
+  if _label_only_through_norms(generator):
     # The label enters only through the batch norm's tables, which start equal for every class.
     for training in (True, False):
       out = images(training)
@@ -331,14 +383,16 @@ def test_conditional_critic_scores_each_example_alone(architecture, conditioning
   _, critic = models.build_models(config)
   images, labels = _images_and_labels(config)
 
-  def call(i, j):
-    image = tf.constant(images[i:j])
-    return critic([image, tf.constant(labels[i:j])] if conditioning == 'projection'
-                  else image, training=True).numpy()
+  kind = conditioning_lib.from_config(config)
 
-  scores = call(0, 5)
+  def call(i, j):
+    scores, aux = kind.outputs(critic, tf.constant(images[i:j]), tf.constant(labels[i:j]))
+    return [scores.numpy()] + ([] if aux is None else [aux.numpy()])
+
+  together = call(0, 5)
   for i in range(5):
-    np.testing.assert_allclose(call(i, i + 1), scores[i:i + 1], rtol=1e-4, atol=1e-5)
+    for alone, batch in zip(call(i, i + 1), together):
+      np.testing.assert_allclose(alone, batch[i:i + 1], rtol=1e-4, atol=1e-5)
 
 
 @pytest.mark.parametrize('architecture', models.ARCHITECTURES.names)
@@ -350,7 +404,7 @@ def test_mixed_float16_builds_with_float32_outputs(architecture, conditioning):
   with precision.policy_scope('mixed_float16'):
     generator, critic = models.build_models(config)
   generator.set_weights(generator32.get_weights())
-  assert generator.get_layer('project').compute_dtype == 'float16'  # Really mixed.
+  assert any(layer.compute_dtype == 'float16' for layer in generator.layers)  # Really mixed.
   for model in (generator, critic):
     for tensor in model.inputs:
       assert tensor.dtype == ('int32' if tensor.name == 'label' else 'float32')
@@ -362,6 +416,7 @@ def test_mixed_float16_builds_with_float32_outputs(architecture, conditioning):
   # Same weights, float16 arithmetic: within a few float16 roundings of the float32 images.
   np.testing.assert_allclose(images.numpy(), generator32([z, labels], training=True).numpy(),
                              atol=2e-2)
-  scores = critic([images, labels] if conditioning == 'projection' else images, training=True)
-  assert scores.dtype == tf.float32
-  assert scores.shape == (4, 1 + NUM_CLASSES if conditioning == 'acgan' else 1)
+  # The head itself is float32, not only the conditioning's cast of its output.
+  assert all(tensor.dtype == 'float32' for tensor in critic.outputs)
+  scores, _ = conditioning_lib.from_config(config).outputs(critic, images, labels)
+  assert scores.dtype == tf.float32 and scores.shape == (4,)

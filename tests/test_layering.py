@@ -17,11 +17,11 @@ LEVELS = {'config': 0, 'data': 1, 'algorithm': 1, 'eval': 2, 'dist': 2, 'models'
 SIBLINGS_APART = [('eval', 'dist'), ('data', 'algorithm')]
 
 
-def _modules() -> dict[str, str]:
+def _modules(package: str = PACKAGE) -> dict[str, str]:
   """'sub.module' (or 'module' at the top) -> path, for every module of the package."""
   found = {}
-  for dirpath, _, filenames in os.walk(PACKAGE):
-    sub = os.path.relpath(dirpath, PACKAGE)
+  for dirpath, _, filenames in os.walk(package):
+    sub = os.path.relpath(dirpath, package)
     for name in filenames:
       if name.endswith('.py') and name != '__init__.py':
         key = name[:-3] if sub == '.' else f'{sub}.{name[:-3]}'
@@ -50,8 +50,50 @@ def _subpackage(module: str) -> str:
   return module.split('.')[0] if '.' in module else ''
 
 
+def import_graph(package: str = PACKAGE) -> dict[str, set[str]]:
+  """module -> the package's modules it imports, for the package at `package` (a copy with
+  docs/extending.md's recipes applied, in tests/test_extending.py)."""
+  modules = _modules(package)
+  return {m: {i for i in _imports(p) if i in modules} for m, p in modules.items()}
+
+
 MODULES = _modules()
-GRAPH = {m: {i for i in _imports(p) if i in MODULES} for m, p in MODULES.items()}
+GRAPH = import_graph()
+
+
+def upward_imports(graph: dict[str, set[str]], module: str) -> list[str]:
+  """What `module` imports from a higher level or across SIBLINGS_APART (empty: none)."""
+  level = LEVELS[_subpackage(module)]
+  wrong = sorted(i for i in graph[module] if LEVELS[_subpackage(i)] > level)
+  for a, b in SIBLINGS_APART:
+    if _subpackage(module) in (a, b):
+      other = b if _subpackage(module) == a else a
+      wrong += sorted(i for i in graph[module] if _subpackage(i) == other)
+  return wrong
+
+
+def import_cycle(graph: dict[str, set[str]]) -> list[str]:
+  """One import cycle of `graph` as a path of modules, or [] when there is none."""
+  state = {}
+
+  def visit(module, path):
+    state[module] = 'open'
+    for nxt in sorted(graph[module]):
+      if state.get(nxt) == 'open':
+        return path + [module, nxt]
+      if nxt not in state:
+        found = visit(nxt, path + [module])
+        if found:
+          return found
+    state[module] = 'done'
+    return []
+
+  for module in sorted(graph):
+    if module not in state:
+      found = visit(module, [])
+      if found:
+        return found
+  return []
 
 
 def test_every_subpackage_has_a_level():
@@ -60,34 +102,18 @@ def test_every_subpackage_has_a_level():
 
 @pytest.mark.parametrize('module', sorted(MODULES))
 def test_no_upward_import(module):
-  level = LEVELS[_subpackage(module)]
-  upward = sorted(i for i in GRAPH[module] if LEVELS[_subpackage(i)] > level)
-  assert not upward, f'{module} imports {upward} from a higher level'
-  for a, b in SIBLINGS_APART:
-    if _subpackage(module) in (a, b):
-      other = b if _subpackage(module) == a else a
-      across = sorted(i for i in GRAPH[module] if _subpackage(i) == other)
-      assert not across, f'{module} imports {across} across from {other}/'
+  wrong = upward_imports(GRAPH, module)
+  assert not wrong, f'{module} imports {wrong} from a higher level or across from a sibling'
 
 
 def test_no_import_cycle():
-  state = {}
-
-  def visit(module, path):
-    state[module] = 'open'
-    for nxt in GRAPH[module]:
-      if state.get(nxt) == 'open':
-        raise AssertionError('import cycle: ' + ' -> '.join(path + [module, nxt]))
-      if nxt not in state:
-        visit(nxt, path + [module])
-    state[module] = 'done'
-
-  for module in sorted(GRAPH):
-    if module not in state:
-      visit(module, [])
+  cycle = import_cycle(GRAPH)
+  assert not cycle, 'import cycle: ' + ' -> '.join(cycle)
 
 
 def test_the_checker_sees_imports():
-  # Guards the checks above against passing on an empty graph.
+  # Guards the checks above against passing on an empty graph, and sees a cycle.
   assert 'algorithm.losses' in GRAPH['algorithm.steps']
   assert 'training.trainer' in GRAPH['train']
+  assert import_cycle({'a': {'b'}, 'b': {'c'}, 'c': {'a'}}) == ['a', 'b', 'c', 'a']
+  assert upward_imports({'data.x': {'models.y'}, 'models.y': set()}, 'data.x') == ['models.y']

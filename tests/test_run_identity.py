@@ -1,8 +1,11 @@
-"""One dataset identity: fingerprints and counts for every source, recorded in config.json and
-in every checkpoint; a resume with another data order stops before any step naming the old and
-new values (or continues with data.allow_changed_on_resume); workers that loaded different data
-stop naming each one's values; a resume on another replica count continues the trajectory."""
+"""One dataset identity: fingerprints and counts for every source, of what the generator trains
+on (after the held-out split and data.limit), recorded in config.json and in every checkpoint; a
+resume with another data order (eval_reference and data.limit included) stops before any step
+naming the old and new values (or continues with data.allow_changed_on_resume), while a record
+from before the split was recorded still resumes; workers that loaded different data stop
+naming each one's values; a resume on another replica count continues the trajectory."""
 
+import dataclasses
 import json
 import os
 import re
@@ -16,6 +19,7 @@ from PIL import Image
 from tests import helpers
 from wgan_dist import train
 from wgan_dist.algorithm import steps
+from wgan_dist.config import registry
 from wgan_dist.data import identity
 from wgan_dist.data import sources
 from wgan_dist.tools import restore
@@ -50,9 +54,37 @@ def test_in_memory_source_identity_is_its_arrays(tiny_config):
   found = identity.of_source(source)
   assert found == identity.DatasetIdentity(identity.array_fingerprint(source.images), 5000)
   assert re.fullmatch(r'sha256:[0-9a-f]{64}', found.fingerprint)
-  # A subset is other data: it does not inherit a loader's fingerprint.
-  assert sources.Source('x', images=source.images, fingerprint='given').subset(
-      np.arange(3)).fingerprint is None
+  # A subset of arrays without a loader's fingerprint: its own arrays are hashed.
+  assert identity.of_source(source.subset(np.arange(3))) == identity.DatasetIdentity(
+      identity.array_fingerprint(source.images[:3]), 3)
+
+
+def test_a_subset_of_a_fingerprinted_source_derives_its_fingerprint_from_the_indices(
+    tiny_config, tmp_path):
+  given = sources.Source('x', images=np.zeros((6, 2, 2, 1), np.uint8), fingerprint='given:1')
+  first = given.subset(np.arange(3))
+  assert re.fullmatch(r'subset-sha256:[0-9a-f]{64}', first.fingerprint)
+  assert first.fingerprint == given.subset(np.arange(3)).fingerprint  # The same on every worker.
+  others = {given.subset(np.array([0, 2, 1])).fingerprint, given.subset(np.arange(4)).fingerprint,
+            dataclasses.replace(given, fingerprint='given:2').subset(np.arange(3)).fingerprint}
+  assert first.fingerprint not in others | {'given:1'} and len(others) == 3
+  # A file list (a folder) has no arrays to hash: its subset has an identity all the same.
+  for index in range(3):
+    _write_png(tmp_path / f'{index}.png', 40 * index)
+  folder = _folder_source(tiny_config, tmp_path)
+  part = identity.of_source(folder.subset(np.arange(2)))
+  assert part == identity.DatasetIdentity(
+      sources.subset_fingerprint(folder.fingerprint, np.arange(2)), 2)
+
+
+def test_an_in_memory_loaders_own_fingerprint_is_the_identity(tiny_config, monkeypatch):
+  images = np.zeros((4, 28, 28, 1), np.uint8)
+  table = {**sources.SOURCES, 'given': sources.SourceKind(
+      lambda config: sources.Loaded('given', images, fingerprint='given:abc'))}
+  monkeypatch.setattr(sources, 'SOURCES', registry.Registry('data.source', table))
+  tiny_config.data.source = 'given'
+  assert identity.of_source(sources.load_source(tiny_config)) == identity.DatasetIdentity(
+      'given:abc', 4)
 
 
 def _write_png(path, value: int, size: int = 8) -> None:
@@ -168,6 +200,74 @@ def test_fresh_start_and_the_same_values_pass(tmp_path):
   same.check_resume(prefix, allow_changes=False)
 
 
+def test_a_record_from_before_the_training_split_resumes_against_the_whole_source(tmp_path):
+  # Such a record fingerprinted the whole loaded source and has no training_split.
+  whole = _identity()
+  old = _save(tmp_path, run_identity.Recorder(whole), 1)
+  trained = _identity(dataset_fingerprint='sha256:' + 'ef' * 32, dataset_count=4000,
+                      training_split="eval_reference='heldout' holds out the reference")
+  legacy_calls = []
+
+  def legacy():
+    legacy_calls.append(1)
+    return whole
+
+  resumed = run_identity.Recorder(trained, legacy)
+  _restore_into(resumed, old)
+  resumed.check_resume(old, allow_changes=False)  # The whole source is unchanged: resumes.
+  assert legacy_calls == [1]
+  # The next saves record the new form, which later resumes compare with what trains.
+  _restore_into(reader := run_identity.Recorder(_identity()), _save(tmp_path, resumed, 2))
+  assert reader.restored() == trained
+  # An old record is still checked: another seed, or another whole source, stops.
+  for changed in (_identity(seed=4), _identity(dataset_count=4999)):
+    again = run_identity.Recorder(trained, lambda changed=changed: changed)
+    _restore_into(again, old)
+    with pytest.raises(run_identity.ResumeMismatchError):
+      again.check_resume(old, allow_changes=False)
+
+
+def _recorder(config) -> run_identity.Recorder:
+  """The run's Recorder as train_and_evaluate starts it (one process: no exchange)."""
+  loaded = sources.load_source(config)
+  trained, _ = train.training_data(config, loaded)
+  return run_identity.start(config, loaded, trained, tasks=[], me=('worker', 0))
+
+
+def test_data_limit_is_in_the_identity(tiny_config, tmp_path):
+  tiny_config.eval_reference = 'train_full'  # Nothing held out: the limit alone chooses.
+  whole = _recorder(tiny_config)
+  assert whole.current.dataset_count == 5000
+  assert whole.current.training_split == 'all loaded images'
+  prefix = _save(tmp_path, whole, 1)
+  tiny_config.data.limit = 1000
+  limited = _recorder(tiny_config)
+  assert limited.current.dataset_count == 1000
+  assert limited.current.dataset_fingerprint == identity.array_fingerprint(
+      train.training_data(tiny_config)[0].images)
+  _restore_into(limited, prefix)
+  with pytest.raises(run_identity.ResumeMismatchError, match=re.escape(
+      "dataset count 5000 -> 1000; training split 'all loaded images' -> 'data.limit=1000'; "
+      'allowed:')):
+    limited.check_resume(prefix, allow_changes=False)
+
+
+def test_eval_reference_is_not_in_the_identity_of_a_source_it_does_not_split(tiny_config,
+                                                                             tmp_path):
+  np.savez(tmp_path / 'images.npz', x=np.zeros((6, 28, 28, 1), np.uint8))
+  tiny_config.data.source, tiny_config.data.path = 'npz', str(tmp_path / 'images.npz')
+  held_out = _recorder(tiny_config).current
+  tiny_config.eval_reference = 'train_full'
+  assert _recorder(tiny_config).current == held_out
+  assert held_out.training_split == 'all loaded images' and held_out.dataset_count == 6
+
+
+def test_a_record_without_the_field_reads_as_none():
+  text = json.dumps({'dataset_fingerprint': 'sha256:' + 'ab' * 32, 'dataset_count': 5000,
+                     'seed': 0, 'global_batch_size': 64, 'n_critic': 5})
+  assert run_identity.RunIdentity.from_json(text) == _identity()
+
+
 # Workers: the coordination service's key-value store, faked.
 
 _FakeStore = helpers.FakeKeyValueStore
@@ -220,15 +320,27 @@ def test_a_run_records_its_identity_and_refuses_a_changed_resume(tiny_config, tm
   train.train_and_evaluate(tiny_config, str(workdir))
   with open(workdir / 'config.json') as f:
     recorded = json.load(f)['run_identity']
-  source = sources.load_source(tiny_config)
-  assert recorded == {'dataset_fingerprint': identity.of_source(source).fingerprint,
-                      'dataset_count': 5000, 'seed': 0, 'global_batch_size': 8, 'n_critic': 2}
+  # What the generator trains on: the embedded sample without its 1,000 held-out digits.
+  trained, _ = train.training_data(tiny_config)
+  assert trained.size == 4000
+  assert recorded == {'dataset_fingerprint': identity.array_fingerprint(trained.images),
+                      'dataset_count': 4000, 'seed': 0, 'global_batch_size': 8, 'n_critic': 2,
+                      'training_split': "eval_reference='heldout' holds out the reference"}
   # The tools still read config.json as a config.
   assert restore.load_config(str(workdir)).train.num_steps == 2
   checkpoints = sorted(os.listdir(workdir / 'checkpoints'))
   events = _scalars(workdir)
 
+  # Another training set: all 5,000 digits (data.limit: test_data_limit_is_in_the_identity).
   tiny_config.train.num_steps = 4
+  tiny_config.eval_reference = 'train_full'
+  with pytest.raises(run_identity.ResumeMismatchError, match=re.escape(
+      "dataset count 4000 -> 5000; training split \"eval_reference='heldout' holds out the "
+      "reference\" -> 'all loaded images'; allowed:")) as error:
+    train.train_and_evaluate(tiny_config, str(workdir))
+  assert '\n' not in str(error.value)
+  tiny_config.eval_reference = 'heldout'
+
   tiny_config.train.n_critic = 3
   with pytest.raises(run_identity.ResumeMismatchError, match=re.escape(
       'ckpt-2 with another data order: train.n_critic 2 -> 3; allowed:')):

@@ -1,4 +1,4 @@
-"""Command line of the benchmark (the library is `wgan_dist.benchmark`):
+"""Command line of the benchmark (the library is `wgan_dist.tools.benchmark`):
 
   python -m wgan_dist.bench --config=configs/mnist.py --config.data.allow_download=False
   python -m wgan_dist.bench --config=configs/mnist.py --baseline      # also the naive eager loop

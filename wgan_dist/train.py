@@ -99,9 +99,10 @@ def _train(config: ml_collections.ConfigDict, workdir: str, multi_worker: bool,
                                 config.distribution.peer_timeout_secs)
   config_validation.validate_replicas(config, strategy.num_replicas_in_sync)
   loaded = sources.load_source(config)
-  recorder = run_identity.start(config, loaded, distribution.cluster_tasks(),
-                                distribution.this_task())
   source, total_steps = training_data(config, loaded)
+  # What the generator trains on (after the held-out split and data.limit) is the identity.
+  recorder = run_identity.start(config, loaded, source, distribution.cluster_tasks(),
+                                distribution.this_task())
   heldout = overfit.heldout_source(config, loaded)
   overfit.check_adaptive(config, heldout)  # Before any model is built.
   state = train_state.create_train_state(config, strategy, total_steps)

@@ -174,8 +174,10 @@ ACGAN_CONDITIONING = ACGAN()
 PROJECTION = Projection()
 
 # model.conditioning: how a class-conditional critic (model.num_classes > 0) uses the label.
-CONDITIONINGS: registry.Registry[Conditioning] = registry.Registry(
-    'model.conditioning', {'acgan': ACGAN_CONDITIONING, 'projection': PROJECTION})
+CONDITIONINGS: registry.Registry[Conditioning] = registry.Registry('model.conditioning', {
+    'acgan': ACGAN_CONDITIONING,
+    'projection': PROJECTION,
+})
 
 
 def from_config(config: ml_collections.ConfigDict) -> Conditioning:

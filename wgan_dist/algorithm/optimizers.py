@@ -32,7 +32,7 @@ class AdamOnSummedGradients(keras.optimizers.Adam):
 if not hasattr(keras.optimizers.Adam, '_all_reduce_sum_gradients'):
   # The override above would be dead and 2 replicas would apply twice the gradient.
   raise ImportError('This Keras version has no Optimizer._all_reduce_sum_gradients; '
-                    'wgan_dist.optimizers must be adapted to it')
+                    'wgan_dist.algorithm.optimizers must be adapted to it')
 
 
 @keras.saving.register_keras_serializable(package='wgan_dist')

@@ -7,9 +7,14 @@ of a job and a resume compare. Where the fingerprint comes from:
   scan that decodes every file anyway (sources.folder_fingerprint: relative paths and contents,
   not modification times, which differ between copies of a folder); a prepared data set reads it
   from its dataset.json;
+- a loader of in-memory arrays that knows a cheaper content fingerprint sets
+  `sources.Loaded.fingerprint`, which load_source keeps;
 - in-memory arrays ('npz', 'tfds', keras.datasets, the embedded sample): SHA-256 of the images'
   dtype, shape and bytes, and of the labels when the run carries them (a conditional run
-  trains on the pairs). About 0.5 s per GB on this project's benchmark machine.
+  trains on the pairs). About 0.5 s per GB on this project's benchmark machine;
+- a part of a source (`Source.subset`: the held-out split, data.limit) with a fingerprint:
+  sources.subset_fingerprint of that fingerprint and the indices kept (a file list has no
+  arrays to hash); a part of arrays without one is hashed itself.
 
 The count is the number of images the run trains on (after `on_bad_image='skip'`), which with
 the seed, the global batch and n_critic sets the data order and, with train.num_steps=-1, the

@@ -54,7 +54,7 @@ import re
 import socket
 import time
 import zipfile
-from typing import Any, Callable, NamedTuple, Optional, Union
+from typing import Any, Callable, Optional, Union
 
 import ml_collections
 import numpy as np
@@ -63,6 +63,7 @@ from absl import logging
 
 from wgan_dist.config import registry
 from wgan_dist.data import errors
+from wgan_dist.data import loader
 from wgan_dist.data import prepared
 
 IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.gif')
@@ -74,6 +75,14 @@ _DOWNLOAD_TIMEOUT_S = 20
 
 
 DataError = errors.DataError  # Defined apart so that data/prepared.py raises it too.
+
+# What a loader returns and the checks it may call live in data/loader.py, which a loader
+# module of its own imports (importing this module, which imports it to register it, would be
+# an import cycle); the names sources' own loaders use.
+Loaded = loader.Loaded
+check_labels = loader.check_labels
+check_pixels = loader.check_pixels
+
 
 
 # Class names of the sources that have them, in label order.
@@ -122,15 +131,28 @@ class Source:
 
   def subset(self, indices: np.ndarray) -> 'Source':
     """The examples at `indices`, with their labels (a prepared dataset's are read into
-    memory; no fingerprint: other content)."""
+    memory). Other content, so another fingerprint: derived from this one and the indices
+    when this source has one (subset_fingerprint; a file list has no arrays to hash), else
+    none (data/identity.py hashes the arrays)."""
+    fingerprint = (subset_fingerprint(self.fingerprint, indices) if self.fingerprint
+                   else None)
     if self.prepared is not None:
       images, labels = self.prepared.read(np.asarray(indices))
       return Source(self.name, images=images, class_names=self.class_names,
-                    labels=labels if self.has_labels else None)
+                    labels=labels if self.has_labels else None, fingerprint=fingerprint)
     return dataclasses.replace(
         self, images=None if self.images is None else self.images[indices],
         files=None if self.files is None else [self.files[i] for i in indices],
-        labels=None if self.labels is None else self.labels[indices], fingerprint=None)
+        labels=None if self.labels is None else self.labels[indices], fingerprint=fingerprint)
+
+
+def subset_fingerprint(fingerprint: str, indices: np.ndarray) -> str:
+  """The fingerprint of the examples at `indices` of a source fingerprinted `fingerprint`:
+  SHA-256 of that fingerprint and the indices in order (the same on every worker that holds the
+  same data and picks the same examples)."""
+  digest = hashlib.sha256(f'{fingerprint}\n'.encode())
+  digest.update(np.ascontiguousarray(indices, dtype='<i8').tobytes())
+  return 'subset-sha256:' + digest.hexdigest()
 
 
 def embedded_mnist_path() -> str:
@@ -224,37 +246,6 @@ def _folder_labels(path: str, files: list[str], classes: tuple[str, ...]) -> np.
   ids = {name: label for label, name in enumerate(classes)}
   return np.array([ids[os.path.relpath(file, path).split(os.sep)[0]] for file in files],
                   np.int32)
-
-
-def check_labels(labels: np.ndarray, num_examples: int, num_classes: int,
-                 where: str) -> np.ndarray:
-  """`labels` as int32 [num_examples] in [0, num_classes); DataError naming `where` otherwise.
-
-  [N, 1] (CIFAR-10's layout) is accepted as [N]; labels must have an integer dtype.
-  """
-  labels = np.asarray(labels)
-  if labels.ndim == 2 and labels.shape[1] == 1:
-    labels = labels[:, 0]
-  if labels.ndim != 1:
-    hint = (' (one-hot? store labels.argmax(1))' if labels.ndim == 2 else '')
-    raise DataError(f'{where}: labels of shape {labels.shape}; allowed: one integer label per '
-                    f'image, shape [{num_examples}]{hint}')
-  if len(labels) != num_examples:
-    raise DataError(f'{where}: {len(labels)} labels for {num_examples} images; allowed: one '
-                    'label per image, in the same order')
-  if labels.dtype.kind not in 'iu':
-    raise DataError(f'{where}: labels of dtype {labels.dtype}; allowed: integers in '
-                    f'[0, {num_classes}) (an integer dtype, e.g. int32)')
-  outside = (labels < 0) | (labels >= num_classes)
-  if outside.any():
-    values, counts = np.unique(labels[outside], return_counts=True)
-    found = ', '.join(f'{value} ({count}x)' for value, count in zip(values[:5], counts[:5]))
-    found += ', ...' if len(values) > 5 else ''
-    fix = (f'; set model.num_classes={labels.max() + 1}' if labels.min() >= 0 else '')
-    raise DataError(f'{where}: {int(outside.sum())} of {num_examples} labels lie outside '
-                    f'[0, {num_classes}) (model.num_classes={num_classes}): {found}; allowed: '
-                    f'0..{num_classes - 1}{fix}')
-  return labels.astype(np.int32)
 
 
 def _probe_file(index: tf.Tensor, path: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
@@ -436,36 +427,6 @@ def _load_npz(path: str, num_classes: int) -> tuple[np.ndarray, Optional[np.ndar
   return images, labels
 
 
-def check_pixels(images: np.ndarray, where: str) -> np.ndarray:
-  """`images` as uint8 or float in [0, 1] (what the pipeline scales to [-1, 1]).
-
-  Accepts uint8; other integer types whose values lie in [0, 255] (returned as uint8); finite
-  floats in [0, 1]. Anything else raises DataError naming `where`, the dtype and the range.
-  """
-  allowed = 'allowed: uint8 (or any integer type) in [0, 255], or float in [0, 1]'
-  if images.dtype == np.uint8:
-    return images
-  kind = images.dtype.kind
-  if kind not in 'iuf':
-    raise DataError(f'{where}: pixels of dtype {images.dtype}; {allowed}')
-  low, high = images.min(), images.max()
-  if kind in 'iu':
-    if low < 0 or high > 255:
-      raise DataError(f'{where}: {images.dtype} pixel values span [{low}, {high}]; {allowed}')
-    logging.info('%s: %s pixels in [0, 255] read as uint8', where, images.dtype)
-    return images.astype(np.uint8)
-  if not (np.isfinite(low) and np.isfinite(high)):  # min and max carry any NaN or inf.
-    raise DataError(f'{where}: {images.dtype} pixels include NaN or infinite values; {allowed}')
-  if low < 0 or high > 1:
-    found = f'{where}: {images.dtype} pixel values span [{low:g}, {high:g}]; {allowed}'
-    if low >= 0 and high <= 255:
-      found += ' (these look like 8-bit values: store images.astype(np.uint8))'
-    elif low >= -1 and high <= 1:
-      found += ' (this looks like [-1, 1]: store (images + 1) / 2)'
-    raise DataError(found)
-  return images
-
-
 def _load_tfds(data: ml_collections.ConfigDict, num_classes: int
                ) -> tuple[np.ndarray, Optional[np.ndarray], Optional[tuple[str, ...]]]:
   """(images, labels, class names) of a TFDS data set's data.split, read example by example
@@ -536,17 +497,6 @@ def _load_tfds(data: ml_collections.ConfigDict, num_classes: int
   # A ClassLabel feature has names; other label features (e.g. plain integers) do not.
   names = getattr(features['label'], 'names', None)
   return images, labels, tuple(names) if names else None
-
-
-class Loaded(NamedTuple):
-  """What a source's loader found, before the checks every source shares."""
-  name: str  # The source actually loaded ('mnist' may fall back to 'embedded_mnist').
-  images: Optional[np.ndarray] = None
-  files: Optional[list[str]] = None
-  labels: Optional[np.ndarray] = None
-  class_names: Optional[tuple[str, ...]] = None
-  # The content fingerprint, when the loader knows it (Source.fingerprint).
-  fingerprint: Optional[str] = None
 
 
 def _load_embedded(config: ml_collections.ConfigDict) -> Loaded:
@@ -695,7 +645,7 @@ def load_source(config: ml_collections.ConfigDict) -> Source:
                       f'data.channels={data.channels}; allowed: arrays with data.channels '
                       'channels (arrays are not converted)')
     source = Source(name, images=check_pixels(images, where), labels=labels,
-                    class_names=class_names)
+                    class_names=class_names, fingerprint=fingerprint)
   if labels is None:
     logging.info('Data: %s, %d images', source.name, source.size)
   else:

@@ -111,7 +111,8 @@ def embedded_split() -> Split:
 
 
 def full_mnist_path() -> str:
-  """Where keras.datasets caches full MNIST (KERAS_HOME honoured, as wgan_dist.sources does)."""
+  """Where keras.datasets caches full MNIST (KERAS_HOME honoured, as wgan_dist.data.sources
+  does)."""
   return os.path.join(os.environ.get('KERAS_HOME', os.path.expanduser('~/.keras')), 'datasets',
                       'mnist.npz')
 

@@ -77,11 +77,16 @@ def mnist_reference(config: ml_collections.ConfigDict,
                    f'embedded_mnist/{config.eval_reference}', not held_out)
 
 
+def holds_out(config: ml_collections.ConfigDict, source: sources.Source) -> bool:
+  """Whether the reference's images leave `source` before training (`training_source`)."""
+  return config.eval_reference == HELDOUT and source.name == 'embedded_mnist'
+
+
 def training_source(config: ml_collections.ConfigDict,
                     source: sources.Source) -> sources.Source:
   """The examples the generator trains on: `source` without the embedded sample's held-out
   digits when eval_reference='heldout' and the source is the embedded sample; else `source`."""
-  if config.eval_reference != HELDOUT or source.name != 'embedded_mnist':
+  if not holds_out(config, source):
     return source
   labels = source.labels
   if labels is None:  # An unconditional run carries no labels; the split needs them.

@@ -5,7 +5,7 @@ schema, so a config from before a field existed still loads with that field's de
 the models as training does; and restores only the generator (or its EMA copy) from the newest
 readable checkpoint in `workdir/checkpoints`, as training does: a broken newest one is skipped
 with a warning naming it (checkpointing.restore_newest_readable). The checkpoint's keys are the
-field names of `wgan_dist.train_state.TrainState`: `generator`, `ema_generator` (when training
+field names of `wgan_dist.training.state.TrainState`: `generator`, `ema_generator` (when training
 kept an EMA), `step`.
 """
 
