@@ -50,16 +50,23 @@ def test_the_gauge_reads_r_v_by_its_formula(tiny_config, cpu_replicas):
   training, _ = train.training_data(tiny_config, loaded)
   heldout = overfit.heldout_source(tiny_config, loaded)
   with strategy.scope():
+    # Fakes darker than any digit: the critic scores its training images above them.
     critic, generator = _linear_critic(0.01), _constant_generator(tiny_config.model.noise_dim,
-                                                                   0.25)
+                                                                   -0.95)
+    brighter = _constant_generator(tiny_config.model.noise_dim, 0.25)
   gauge = overfit.Gauge(tiny_config, strategy, training, heldout, critic, generator,
                         max_images=100)
   assert gauge.num_images == 96  # Whole global batches of 8.
   reading = gauge.read()
-  train_mean = 0.01 * _model_range(training.images[:96]).sum(axis=(1, 2, 3)).mean()
-  heldout_mean = 0.01 * _model_range(
-      classifier.embedded_split().held_out_images[:96]).sum(axis=(1, 2, 3)).mean()
-  fake_mean = 0.01 * 0.25 * 28 * 28
+  # A fixed random sample of each set, not the stored order's first images (by class here).
+  train_sample = training.images[overfit.sample_indices(training.size, 96)]
+  heldout_images = classifier.embedded_split().held_out_images
+  heldout_sample = heldout_images[overfit.sample_indices(len(heldout_images), 96)]
+  assert len(set(training.labels[overfit.sample_indices(training.size, 96)]) if
+             training.labels is not None else range(10)) == 10
+  train_mean = 0.01 * _model_range(train_sample).sum(axis=(1, 2, 3)).mean()
+  heldout_mean = 0.01 * _model_range(heldout_sample).sum(axis=(1, 2, 3)).mean()
+  fake_mean = 0.01 * -0.95 * 28 * 28
   np.testing.assert_allclose(reading.train_score, train_mean, rtol=1e-5)
   np.testing.assert_allclose(reading.heldout_score, heldout_mean, rtol=1e-5)
   np.testing.assert_allclose(reading.fake_score, fake_mean, rtol=1e-5)
@@ -67,6 +74,10 @@ def test_the_gauge_reads_r_v_by_its_formula(tiny_config, cpu_replicas):
                              (train_mean - heldout_mean) / (train_mean - fake_mean), rtol=1e-4)
   smaller = gauge.read(num_images=20)  # Rounded down to whole batches: 16.
   assert smaller.images == 16
+  # Fakes scored above the training images: no scale to read r_v on (not a flipped sign).
+  upside_down = overfit.Gauge(tiny_config, strategy, training, heldout, critic, brighter,
+                              max_images=100).read()
+  assert upside_down.fake_score > upside_down.train_score and np.isnan(upside_down.overfit)
 
 
 def test_held_out_images_per_source(tiny_config):
@@ -81,10 +92,18 @@ def test_held_out_images_per_source(tiny_config):
   left_out = np.setdiff1d(np.arange(5000), kept)
   np.testing.assert_array_equal(after.images, loaded.subset(left_out).images)
   tiny_config.augment.policy, tiny_config.augment.target = 'cutout', 0.5
-  overfit.check_adaptive(tiny_config, after)
+  training = loaded.subset(kept)
+  overfit.check_adaptive(tiny_config, training, after)
   with pytest.raises(errors.DataError, match=r"augment.target=0.5 .* data.source='embedded_mnist'"
                      r" has no held-out split: set data.limit"):
-    overfit.check_adaptive(tiny_config, None)
+    overfit.check_adaptive(tiny_config, training, None)
+  # Fewer held-out images than a global batch: refused before any model is built, and the
+  # evaluation's gauge is off instead of failing the run.
+  few = loaded.subset(left_out[:5])
+  with pytest.raises(errors.DataError, match=r'reads at least train.global_batch_size=8 '
+                     r'held-out and training images; there are 5 and 4900'):
+    overfit.check_adaptive(tiny_config, training, few)
+  assert overfit.make_gauge(tiny_config, None, training, few, None, None) is None
 
 
 def test_data_limit_keeps_a_fixed_sample_after_the_held_out_split(tiny_config):

@@ -104,7 +104,7 @@ def _train(config: ml_collections.ConfigDict, workdir: str, multi_worker: bool,
   recorder = run_identity.start(config, loaded, source, distribution.cluster_tasks(),
                                 distribution.this_task())
   heldout = overfit.heldout_source(config, loaded)
-  overfit.check_adaptive(config, heldout)  # Before any model is built.
+  overfit.check_adaptive(config, source, heldout)  # Before any model is built.
   state = train_state.create_train_state(config, strategy, total_steps)
   logging.info('Generator %s: %d parameters; critic %s: %d parameters', state.generator.name,
                state.generator.count_params(), state.critic.name, state.critic.count_params())
@@ -139,7 +139,7 @@ def _train(config: ml_collections.ConfigDict, workdir: str, multi_worker: bool,
     stop_signals = signals.StopSignals(on_signal=watchdog.stop_requested)
     periodic = actions.build(context.Run(config, workdir, total_steps, strategy, state, source,
                                          monitor, checkpointer, is_chief, multi_worker,
-                                         stop_signals, heldout))
+                                         stop_signals, heldout, loaded))
     monitor.write_config(config, first_step)
     if is_chief:
       run_identity.record_in_config_json(workdir, recorder.current)

@@ -15,8 +15,8 @@ training/augment_action.py).
 - 'color': brightness (+U[-0.5, 0.5)), saturation (× U[0, 2) around each pixel's channel mean),
   contrast (× U[0.5, 1.5) around the image's mean), in that order; 3-channel images only.
 Whatever the order in the policy, transforms run in the registry's order (colour, translation,
-cutout), as DiffAugment does. Given its random parameters, each transform is a linear map of
-the image (the means are linear in it), so its gradient is exact and the generator's update goes
+cutout), as DiffAugment does. Given its random parameters, each transform is an affine map of
+the image (the means are linear in it; brightness adds a constant), so its gradient is exact and the generator's update goes
 through it (tests/test_augment.py checks the adjoint and the float64 reference of each).
 
 Randomness: every parameter, and the draw that decides whether a transform applies, is drawn

@@ -6,8 +6,8 @@ in class order (the embedded sample is: its first 500 digits are 400 zeros and 1
 first N in stored order would not be a sample of the data. `first_images` therefore keeps the
 first N of one fixed random permutation of the training source (after the evaluation
 reference's held-out images left it, eval/reference.py), with their labels, in stored order:
-the same N images for every seed and every run, whatever the config, so that runs with several
-seeds compare on the same data. `images_after` returns the next images of that permutation:
+the same N images for every seed and every run of the same data and eval_reference, so that
+runs with several seeds compare on the same data. `images_after` returns the next images of that permutation:
 real images the generator never trains on, which the critic-overfitting gauge reads for sources
 without a held-out split of their own (training/overfit.py).
 """

@@ -51,7 +51,7 @@ class AdaptAugment(controller.PeriodicAction):
   def __init__(self, run: context.Run):
     config = run.config
     adaptive = config.augment.target > 0
-    overfit.check_adaptive(config, run.heldout)
+    overfit.check_adaptive(config, run.source, run.heldout)
     self._gauge = (overfit.make_gauge(config, run.strategy, run.source, run.heldout,
                                       run.state.critic, run.state.generator,
                                       overfit.ADAPT_IMAGES) if adaptive else None)

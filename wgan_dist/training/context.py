@@ -31,3 +31,6 @@ class Run:
   # Real images the generator never trains on, for the critic-overfitting gauge
   # (training/overfit.py); None when the data have none.
   heldout: Optional[sources.Source] = None
+  # The config's source as loaded, before the held-out split and data.limit (the Inception
+  # reference is drawn from it, so a limited run is not scored against its own training set).
+  loaded: Optional[sources.Source] = None

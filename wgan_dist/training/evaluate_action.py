@@ -72,7 +72,10 @@ class Evaluate(controller.PeriodicAction):
     # The source: Inception's reference images are drawn from it (a folder is not scanned
     # twice).
     on = run.config.eval_every_steps > 0
-    self._evaluator = (evaluator_lib.make_evaluator(run.config, run.strategy, source=run.source)
+    # The loaded source: an Inception reference drawn from it is not a data.limit run's own
+    # training set.
+    self._evaluator = (evaluator_lib.make_evaluator(
+        run.config, run.strategy, source=run.loaded if run.loaded is not None else run.source)
                        if on else None)
     self._gauge = (overfit.make_gauge(run.config, run.strategy, run.source, run.heldout,
                                       run.state.critic, run.state.generator) if on else None)

@@ -63,10 +63,19 @@ def heldout_source(config: ml_collections.ConfigDict, loaded: sources.Source
   return limit_lib.images_after(training, config.data.limit, EVAL_IMAGES)
 
 
-def check_adaptive(config: ml_collections.ConfigDict,
+def check_adaptive(config: ml_collections.ConfigDict, train: sources.Source,
                    heldout: Optional[sources.Source]) -> None:
-  """DataError naming the fields when augment.target > 0 but the data have no held-out images."""
-  if config.augment.target > 0 and heldout is None:
+  """DataError naming the fields when augment.target > 0 but the data have no held-out images,
+  or fewer than a global batch of either kind."""
+  if config.augment.target <= 0:
+    return
+  if heldout is not None and usable_images(config, train, heldout, ADAPT_IMAGES) == 0:
+    raise errors.DataError(
+        f'augment.target={config.augment.target} adapts p to the critic-overfitting gauge, '
+        f'which reads at least train.global_batch_size={config.train.global_batch_size} '
+        f'held-out and training images; there are {heldout.size} and {train.size}: lower '
+        'data.limit or set augment.target=0 (p fixed)')
+  if heldout is None:
     raise errors.DataError(
         f'augment.target={config.augment.target} adapts p to the critic-overfitting gauge, '
         f'which needs real images the generator never trains on; data.source='
@@ -74,11 +83,22 @@ def check_adaptive(config: ml_collections.ConfigDict,
         'images (the images after it are held out) or augment.target=0 (p fixed)')
 
 
+# The gauge's fixed random sample of each set (sample_indices).
+SAMPLE_SEED = 1001
+
+
+def sample_indices(size: int, count: int) -> np.ndarray:
+  """`count` of `size` stored positions, a fixed random sample in stored order: sources are
+  often stored by class (the embedded sample's first 960 digits are zeros, ones and twos), and
+  the gauge must compare like with like."""
+  return np.sort(np.random.default_rng(SAMPLE_SEED).permutation(size)[:count])
+
+
 def model_range_images(source: sources.Source, config: ml_collections.ConfigDict,
-                 count: int) -> tuple[np.ndarray, Optional[np.ndarray]]:
-  """The first `count` examples of `source` through the training pipeline's preprocessing:
-  (float32 [count, H, W, C] in [-1, 1], int32 labels or None)."""
-  subset = source.subset(np.arange(count))
+                       count: int) -> tuple[np.ndarray, Optional[np.ndarray]]:
+  """`count` examples of `source` (sample_indices) through the training pipeline's
+  preprocessing: (float32 [count, H, W, C] in [-1, 1], int32 labels or None)."""
+  subset = source.subset(sample_indices(source.size, count))
   # The pipeline's first epoch is a permutation of the subset: one batch holds each image once.
   batch = next(iter(input_pipeline.make_dataset(subset, config, batch_size=count)))
   if config.model.num_classes > 0:
@@ -97,6 +117,17 @@ class Reading:
 
 
 
+def usable_images(config: ml_collections.ConfigDict, train: sources.Source,
+                  heldout: sources.Source, max_images: int = EVAL_IMAGES) -> int:
+  """Images of each kind a gauge reads: at most `max_images` (but at least a global batch) and
+  MAX_BYTES of pixels, no more than either set has, in whole global batches (0: too few)."""
+  batch = config.train.global_batch_size
+  image_bytes = 4 * config.data.image_size**2 * config.data.channels  # float32 on the host.
+  wanted = max(batch, min(max_images, MAX_BYTES // image_bytes))
+  available = min(train.size, heldout.size, wanted)
+  return available - available % batch
+
+
 class Gauge:
   """Reads r_v of `critic` and `generator` on the first images of the training and held-out
   sets (at most `max_images` of each and MAX_BYTES of float32 pixels, preprocessed once) and as
@@ -106,10 +137,8 @@ class Gauge:
                train: sources.Source, heldout: sources.Source, critic: keras.Model,
                generator: keras.Model, max_images: int = EVAL_IMAGES):
     batch = config.train.global_batch_size
-    image_bytes = 4 * config.data.image_size**2 * config.data.channels  # float32 on the host.
-    available = min(train.size, heldout.size, max_images, max(batch, MAX_BYTES // image_bytes))
-    self.num_images = available - available % batch
-    if self.num_images < batch:
+    self.num_images = usable_images(config, train, heldout, max_images)
+    if self.num_images < batch:  # make_gauge and check_adaptive test this first.
       raise errors.DataError(
           f'the critic-overfitting gauge needs at least train.global_batch_size={batch} '
           f'held-out and training images; there are {heldout.size} and {train.size}')
@@ -117,10 +146,11 @@ class Gauge:
     self._critic, self._generator = critic, generator
     self._conditioning = conditioning_lib.from_config(config)
     # On the host, as constants: the loop slices a global batch of each per iteration.
-    self._train = tuple(None if a is None else tf.constant(a)
-                        for a in model_range_images(train, config, self.num_images))
-    self._heldout = tuple(None if a is None else tf.constant(a)
-                          for a in model_range_images(heldout, config, self.num_images))
+    with tf.device('/cpu:0'):
+      self._train = tuple(None if a is None else tf.constant(a)
+                          for a in model_range_images(train, config, self.num_images))
+      self._heldout = tuple(None if a is None else tf.constant(a)
+                            for a in model_range_images(heldout, config, self.num_images))
     # One call per reading, one value back: the host waits for the devices once.
     self._sums = tf.function(self._batch_sums)
 
@@ -181,8 +211,9 @@ class Gauge:
     train, heldout, fake = (float(total) / count for total in
                             self._sums(tf.constant(count // self._batch)).numpy())
     gap = train - fake
-    # A critic that cannot tell training images from fakes gives no scale to read r_v on.
-    overfit = (train - heldout) / gap if abs(gap) > 1e-12 else float('nan')
+    # A critic that does not score its training images above the fakes gives no scale to read
+    # r_v on (and a negative one would flip its sign).
+    overfit = (train - heldout) / gap if gap > 1e-12 else float('nan')
     return Reading(overfit, train, heldout, fake, count)
 
 
@@ -193,5 +224,10 @@ def make_gauge(config: ml_collections.ConfigDict, strategy: tf.distribute.Strate
   if heldout is None:
     logging.info('Critic-overfitting gauge off: data.source=%r has no held-out images (set '
                  'data.limit to hold out the images after it)', config.data.source)
+    return None
+  if usable_images(config, train, heldout, max_images) == 0:
+    logging.warning('Critic-overfitting gauge off: it reads at least train.global_batch_size='
+                    '%d held-out and training images; there are %d and %d',
+                    config.train.global_batch_size, heldout.size, train.size)
     return None
   return Gauge(config, strategy, train, heldout, critic, generator, max_images)
