@@ -38,7 +38,7 @@ CONTRACT_TAGS = ('train/critic_loss', 'train/generator_loss', 'train/gradient_pe
                  'eval/classifier_score', 'eval/min_class_share')
 EVAL_NAMES = ('fid', 'classifier_score', 'min_class_share')
 # Evaluation figures outside the first section (`core`): in `eval` and the custom layout only.
-MORE_EVAL_NAMES = ('kid', 'precision', 'recall')
+MORE_EVAL_NAMES = ('kid', 'precision', 'recall', 'density', 'coverage')
 
 
 @pytest.fixture(scope='module')

@@ -190,7 +190,9 @@ def augment(images: tf.Tensor, *, policy: tuple[str, ...], p: tf.Tensor, key: tf
   global batch (module docstring). Call in a replica context (or outside any strategy)."""
   if not policy:
     return images
-  per_replica = images.shape[0]
+  # From the replica count, not images.shape[0]: a multi-worker input pipeline's batches have no
+  # static batch size.
+  per_replica = global_batch // tf.distribute.get_replica_context().num_replicas_in_sync
   params = draw(policy, key, global_batch, images.shape[1], images.shape[2])
   local = tf.nest.map_structure(lambda value: random_keys.replica_slice(value, per_replica),
                                 params)

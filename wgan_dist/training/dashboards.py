@@ -44,7 +44,7 @@ LOSS_TAGS = ('train/critic_loss', 'train/generator_loss')
 # in the evaluator's order: the HParams columns of every run.
 EVAL_METRIC_TAGS = tuple(dict.fromkeys(
     evaluator_lib.SCALAR_TAGS + evaluator_lib.CONDITIONAL_SCALAR_TAGS +
-    evaluator_lib.INCEPTION_SCALAR_TAGS))
+    evaluator_lib.INCEPTION_SCALAR_TAGS + ('eval/critic_overfit',)))
 # Copied into the first section (core/<tag>), of the trained and of the EMA generator.
 CORE_TAGS = ('eval/fid', 'eval/classifier_score', 'eval/inception_score',
              'eval/min_class_share', WASSERSTEIN_TAG) + LOSS_TAGS
