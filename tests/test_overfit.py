@@ -2,6 +2,7 @@
 adaptive p (training/augment_action.py), data.limit, and an augmented run end to end: p and
 r_v in TensorBoard (read back with its reader) and p in the checkpoint."""
 
+import json
 import os
 
 import keras
@@ -223,3 +224,24 @@ def test_a_fixed_p_is_the_configs_on_resume(tiny_config, tmp_path):
   train.train_and_evaluate(tiny_config, workdir)
   p = helpers.event_scalars(workdir, 'train/augment_p')
   assert p[2] == pytest.approx(0.3) and p[4] == pytest.approx(0.8)
+
+
+@pytest.mark.slow
+def test_evaluate_reads_the_gauge_training_wrote(tiny_config, tmp_path):
+  """`python -m wgan_dist.evaluate` on a finished run reads the r_v its last evaluation wrote
+  (the same checkpointed critic and generator, the same fixed samples); with data that hold
+  nothing out it says so and still scores."""
+  tiny_config.eval_every_steps = 4
+  workdir = str(tmp_path / 'run')
+  train.train_and_evaluate(tiny_config, workdir)
+  logged = helpers.event_scalars(workdir, 'eval/critic_overfit')[4]
+  result = helpers.run_module('wgan_dist.evaluate', f'--workdir={workdir}', '--num=50')
+  assert result.returncode == 0, result.stderr[-3000:]
+  report = json.loads(result.stdout.strip().splitlines()[-1])
+  assert report['step'] == 4
+  assert report['eval/critic_overfit'] == pytest.approx(logged, rel=1e-4, abs=1e-6)
+  assert 'eval/critic_overfit: ' in result.stdout
+  skipped = helpers.run_module('wgan_dist.evaluate', f'--workdir={workdir}', '--num=50',
+                               '--nocritic_overfit', '--norecord')
+  assert skipped.returncode == 0, skipped.stderr[-3000:]
+  assert 'eval/critic_overfit' not in json.loads(skipped.stdout.strip().splitlines()[-1])

@@ -25,7 +25,9 @@ embedding the real images again.
 --seeds=K: every figure is the mean over K independent noise draws of --num images, with its
 standard deviation (eval/<metric>_std). --all_checkpoints: every kept checkpoint, oldest first,
 written into the run's TensorBoard events at its step and into workdir/eval/history.csv
-(tools/history.py). Each evaluation appends a record with its protocol to
+(tools/history.py). For the latest checkpoint, eval/critic_overfit (the critic-overfitting gauge
+training's evaluation writes, training/overfit.py) is read too when the data hold real images out
+of training (--nocritic_overfit: not). Each evaluation appends a record with its protocol to
 workdir/eval/records.jsonl (eval/records.py; --norecord: not).
 
 Prints the figures, then one line of JSON (the last line) for scripts: the figures, 'protocol'
@@ -53,6 +55,9 @@ from wgan_dist.tools import restore  # pylint: disable=wrong-import-position
 from wgan_dist.data import sources  # pylint: disable=wrong-import-position
 from wgan_dist.eval import evaluator as evaluator_lib  # pylint: disable=wrong-import-position
 from wgan_dist.eval import records  # pylint: disable=wrong-import-position
+from wgan_dist import train  # pylint: disable=wrong-import-position
+from wgan_dist.training import evaluate_action  # pylint: disable=wrong-import-position
+from wgan_dist.training import overfit  # pylint: disable=wrong-import-position
 
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Work directory of a training run.')
 _CONFIG = config_flags.DEFINE_config_file(
@@ -86,6 +91,9 @@ _MEMORISATION = flags.DEFINE_bool(
     'memorisation', False, 'Also measure the nearest-training-image distance of the samples '
     'against that of held-out real images (eval/memorisation_ratio ~1: new images, << 1: '
     'copies).')
+_CRITIC_OVERFIT = flags.DEFINE_bool(
+    'critic_overfit', True, 'Also read eval/critic_overfit, the checkpoint critic\'s r_v, as '
+    'training\'s evaluation does (when the data hold images out of training).')
 _RECORD = flags.DEFINE_bool('record', True, 'Append a record per evaluation to '
                             'workdir/eval/records.jsonl.')
 
@@ -131,6 +139,29 @@ def _memorisation(evaluator: evaluator_lib.Evaluator, restored: restore.Restored
         f'samples / of {len(result.held_out_distances)} held-out real images; ~1 new, << 1 '
         f'copies), copy share {result.copy_share:.3f}')
   return {'eval/memorisation_ratio': result.ratio, 'eval/copy_share': result.copy_share}
+
+
+def _critic_overfit(config, strategy, checkpoint: str) -> dict:
+  """{eval/critic_overfit: r_v} of the critic at `checkpoint`, read as training's evaluation
+  reads it (training/overfit.py: the same fixed samples of training and held-out images, the
+  trained generator's fakes, in float32); {} when the data hold no images out (said so)."""
+  try:
+    loaded = sources.load_source(config)
+    source, _ = train.training_data(config, loaded)
+    heldout = overfit.heldout_source(config, loaded)
+  except sources.DataError as error:  # The figures above stand; only the gauge is missing.
+    print(f'eval/critic_overfit: not read (the training data: {error})')
+    return {}
+  generator, critic = restore.load_trained_models(config, checkpoint, strategy)
+  gauge = overfit.make_gauge(config, strategy, source, heldout, critic, generator)
+  if gauge is None:
+    print('eval/critic_overfit: not read (no real images held out of training)')
+    return {}
+  reading = gauge.read()
+  print(f'{evaluate_action.OVERFIT_TAG}: {reading.overfit:.4f}  (mean critic score: training '
+        f'{reading.train_score:.4g}, held-out {reading.heldout_score:.4g}, fakes '
+        f'{reading.fake_score:.4g}; {reading.images} images each)')
+  return {evaluate_action.OVERFIT_TAG: reading.overfit}
 
 
 def _write_reference_stats(path: str) -> None:
@@ -233,6 +264,8 @@ def main(argv: list[str]) -> None:
     restored_, evaluation = result
     _print_evaluation(restored_, evaluation, evaluator.num_real)
     extra = _memorisation(evaluator, restored_, num) if _MEMORISATION.value else {}
+    if _CRITIC_OVERFIT.value and not _ALL_CHECKPOINTS.value:
+      extra.update(_critic_overfit(config, strategy, restored_.checkpoint))
     summary = _summary(restored_, evaluation, evaluator.num_real, extra)
     if _RECORD.value:
       records.append(workdir, {key: value for key, value in summary.items()

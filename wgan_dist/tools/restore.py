@@ -3,7 +3,8 @@
 Reads `workdir/config.json` (the resolved config training wrote) over `configs/default.py`'s
 schema, so a config from before a field existed still loads with that field's default; builds
 the models as training does; and restores only the generator (or its EMA copy) from the newest
-readable checkpoint in `workdir/checkpoints`, as training does: a broken newest one is skipped
+readable checkpoint in `workdir/checkpoints` (`load_trained_models`: the trained generator and
+the critic, for the critic-overfitting gauge), as training does: a broken newest one is skipped
 with a warning naming it (checkpointing.restore_newest_readable). The checkpoint's keys are the
 field names of `wgan_dist.training.state.TrainState`: `generator`, `ema_generator` (when training
 kept an EMA), `step`.
@@ -121,6 +122,20 @@ def load_generator(workdir: str, *, ema: Optional[bool] = False,
   if prefix is None:
     raise _no_checkpoint(workdir)
   return Restored(config, generator, int(step.numpy()), prefix, used_ema)
+
+
+def load_trained_models(config: ml_collections.ConfigDict, prefix: str,
+                        strategy: Optional[tf.distribute.Strategy] = None
+                        ) -> tuple[keras.Model, keras.Model]:
+  """(trained generator, critic) of the checkpoint at `prefix`, built under `strategy`'s scope
+  if given: what the critic-overfitting gauge reads (training/overfit.py)."""
+  with strategy.scope() if strategy else contextlib.nullcontext():
+    generator, critic = models.build_models(config)
+  # expect_partial: the EMA generator and the optimizers are not wanted here; every generator
+  # and critic variable must still be found.
+  tf.train.Checkpoint(generator=generator, critic=critic).restore(
+      prefix).assert_existing_objects_matched().expect_partial()
+  return generator, critic
 
 
 def checkpoint_prefixes(workdir: str) -> list[str]:
