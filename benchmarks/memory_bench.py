@@ -1,7 +1,7 @@
 """Memory of a training run over time (BENCHMARKS.md, "Memory over time").
 
   python benchmarks/memory_bench.py --minutes=10 --warmup_minutes=3 --out=/tmp/rss.csv \
-      [-- extra flags for wgan_dist.main]
+      [--nodefault_flags] [-- extra flags for wgan_dist.main]
 
 Runs `python -m wgan_dist.main` (by default the quick recipe on the embedded 5,000-digit
 sample, which the MNIST evaluation scores (a prepared data set has no evaluation), 2 logical CPU
@@ -32,6 +32,9 @@ _WARMUP = flags.DEFINE_float('warmup_minutes', 3.0, 'Minutes left out of the slo
                              'the first evaluation and save, allocator pools filling).')
 _EVERY = flags.DEFINE_float('every_secs', 10.0, 'Seconds between RSS readings.')
 _OUT = flags.DEFINE_string('out', None, 'CSV file for the readings (seconds, rss_mb, step).')
+_DEFAULT_FLAGS = flags.DEFINE_bool(
+    'default_flags', True, 'Start from DEFAULT_FLAGS (the quick recipe, actions every 100 steps); '
+    '--nodefault_flags: only the flags after --, e.g. another --config.')
 _REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 DEFAULT_FLAGS = (
@@ -56,6 +59,16 @@ def slope_mb_per_minute(seconds: np.ndarray, rss: np.ndarray, warmup_secs: float
   return float(np.polyfit(seconds[kept] / 60.0, rss[kept], 1)[0])
 
 
+def _per_steps(rows: list, warmup_secs: float) -> float:
+  """Least-squares slope of RSS against the logged step after the warm-up, in KB per 1,000
+  steps: what a leak per step or per action costs whatever the machine's speed."""
+  kept = [(step, rss) for seconds, rss, step in rows if seconds >= warmup_secs]
+  steps = np.array([step for step, _ in kept], dtype=np.float64)
+  if len(kept) < 2 or np.ptp(steps) == 0:
+    return float('nan')
+  return round(float(np.polyfit(steps / 1000.0, [rss for _, rss in kept], 1)[0]) * 1024, 1)
+
+
 def _last_step(log_path: str) -> int:
   with open(log_path, errors='replace') as f:
     steps = re.findall(r'\] step (\d+)/', f.read())
@@ -68,7 +81,8 @@ def main(argv: list[str]) -> None:
     log_path = os.path.join(workdir, 'run.log')
     with open(log_path, 'w') as log:
       process = subprocess.Popen(
-          [sys.executable, '-m', 'wgan_dist.main', *DEFAULT_FLAGS, *extra,
+          [sys.executable, '-m', 'wgan_dist.main',
+           *(DEFAULT_FLAGS if _DEFAULT_FLAGS.value else ()), *extra,
            f'--workdir={os.path.join(workdir, "run")}'],
           cwd=_REPO, stdout=log, stderr=subprocess.STDOUT)
     rows = []
@@ -93,6 +107,7 @@ def main(argv: list[str]) -> None:
       'rss_first_mb': round(rss[0], 1), 'rss_after_warmup_mb': round(
           rss[seconds >= _WARMUP.value * 60][0], 1), 'rss_last_mb': round(rss[-1], 1),
       'minutes': round(seconds[-1] / 60, 1), 'steps': rows[-1][2],
+      'slope_kb_per_1000_steps': _per_steps(rows, _WARMUP.value * 60),
       'load_average': round(os.getloadavg()[0], 1)}))
 
 

@@ -15,6 +15,7 @@ import math
 from typing import Optional
 
 import ml_collections
+import numpy as np
 
 from wgan_dist.training import context
 from wgan_dist.training import controller
@@ -64,6 +65,8 @@ class AdaptAugment(controller.PeriodicAction):
 
   def run(self, step: int) -> None:
     reading = self._gauge.read()
-    self._p.assign(next_p(float(self._p.numpy()), reading.overfit, self._target,
-                          self._step_size))
+    # A NumPy value: a Python float would stay in TensorFlow's scalar cache for good, one entry
+    # per distinct p (training/monitoring.py).
+    self._p.assign(np.float32(next_p(float(self._p.numpy()), reading.overfit, self._target,
+                                     self._step_size)))
     self._monitor.write_scalars(step, {'train/critic_overfit': reading.overfit})

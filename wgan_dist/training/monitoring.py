@@ -6,6 +6,13 @@ why, is dashboards.py's (docs/tensorboard.md shows the result).
 Throughput (perf/steps_per_sec, perf/images_per_sec) and the ETA count only the time spent in
 training calls: logging, sampling, evaluating and saving in between are left out, so the curve
 does not dip at every evaluation or save.
+
+Memory over a long run: TensorFlow keeps every eager tensor it makes from a Python int or float
+in a process-wide cache that is never emptied (about 0.7 KB per distinct value), so an eager
+`tf.summary.scalar(tag, 0.123, step=4567)` keeps its value and its step for good: 20,000 log
+calls of 10 scalars grew the process by 179 MB. Scalars and sample images are therefore written
+by traced functions (one per run directory and set of tags) fed a float32 list and a NumPy step,
+which that cache does not see (BENCHMARKS.md, "Memory over time").
 """
 
 import os
@@ -48,6 +55,10 @@ class Monitor:
     # so a run without an EMA generator has no empty `train/ema` run.
     self._writers: dict[str, tf.summary.SummaryWriter] = {}
     self._writer = self._writer_for(dashboards.TRAIN_RUN)
+    # {(run, tags): traced writer of those scalars}; the tag sets are the code's (the log line's
+    # metrics, an evaluation's figures), so a run makes a handful.
+    self._scalar_writes: dict[tuple[str, tuple[str, ...]], tf.types.experimental.GenericFunction] = {}
+    self._image_write: Optional[tf.types.experimental.GenericFunction] = None
     self._sums: dict[str, float] = {}
     self._steps_in_window = 0
     # Steps and seconds of the timed training calls in the window (throughput and ETA).
@@ -149,11 +160,13 @@ class Monitor:
       for run, tag in dashboards.placements(name):
         by_run.setdefault(run, []).append((tag, value))
     for run, points in by_run.items():
-      writer = self._writer_for(run)
-      with writer.as_default():
-        for tag, value in points:
-          tf.summary.scalar(tag, value, step=step)
-      writer.flush()
+      tags = tuple(tag for tag, _ in points)
+      write = self._scalar_writes.get((run, tags))
+      if write is None:
+        write = self._scalar_writes[run, tags] = _traced_scalar_write(self._writer_for(run), tags)
+      # float32: what tf.summary.scalar stores anyway.
+      write(tf.constant([value for _, value in points], tf.float32), step_tensor(step))
+      self._writer_for(run).flush()
 
   def write_samples(self, step: int, samples: np.ndarray, rows: int = 4) -> Optional[str]:
     """Writes the grid (`rows` rows: 4x4 unconditional, one row per class for a conditional
@@ -164,14 +177,43 @@ class Monitor:
     path = os.path.join(self._workdir, 'samples', f'step_{step:06d}.png')
     tf.io.gfile.makedirs(os.path.dirname(path))
     images.write_png(path, grid)
-    with self._writer.as_default():
-      tf.summary.image('samples', grid[None], step=step)
+    if self._image_write is None:
+      self._image_write = _traced_image_write(self._writer, 'samples')
+    self._image_write(tf.convert_to_tensor(grid[None]), step_tensor(step))
     self._writer.flush()
     return path
 
   def close(self) -> None:
     for writer in self._writers.values():
       writer.close()
+
+
+def step_tensor(step: int) -> tf.Tensor:
+  """`step` as an int64 tensor made from a NumPy scalar: a Python int would stay in TensorFlow's
+  scalar cache for good, one entry per distinct step (module docstring)."""
+  return tf.constant(np.int64(step))
+
+
+def _traced_scalar_write(writer: tf.summary.SummaryWriter, tags: tuple[str, ...]
+                         ) -> tf.types.experimental.GenericFunction:
+  """write(values float32 [len(tags)], step int64): tf.summary.scalar of each tag, traced once
+  (module docstring: eager writes keep memory)."""
+  @tf.function(autograph=False)
+  def write(values: tf.Tensor, step: tf.Tensor) -> None:
+    with writer.as_default():
+      for index, tag in enumerate(tags):
+        tf.summary.scalar(tag, values[index], step=step)
+  return write
+
+
+def _traced_image_write(writer: tf.summary.SummaryWriter, tag: str
+                        ) -> tf.types.experimental.GenericFunction:
+  """write(images [1, H, W, C] uint8, step int64): tf.summary.image, traced once per shape."""
+  @tf.function(autograph=False, reduce_retracing=True)
+  def write(images_: tf.Tensor, step: tf.Tensor) -> None:
+    with writer.as_default():
+      tf.summary.image(tag, images_, step=step)
+  return write
 
 
 def _write_raw(summary) -> None:
