@@ -20,6 +20,8 @@ import tensorflow as tf
 from tests import helpers
 from wgan_dist import train
 from wgan_dist.algorithm import random_keys
+from wgan_dist.data import limit as limit_lib
+from wgan_dist.data import sources
 from wgan_dist.dist import distribution
 from wgan_dist.eval import classifier as classifier_lib
 from wgan_dist.eval import density_coverage
@@ -28,6 +30,7 @@ from wgan_dist.eval import kid
 from wgan_dist.eval import precision_recall
 from wgan_dist.eval import protocol
 from wgan_dist.eval import records
+from wgan_dist.eval import reference
 from wgan_dist.models import architectures as models
 from wgan_dist.training import evaluate_action
 
@@ -218,6 +221,28 @@ def test_memorisation_of_copies_is_zero_and_of_fresh_digits_one(setup):
   np.testing.assert_array_equal(copies.generated_nearest, np.arange(NUM))
   fresh = evaluator.memorisation(_lookup_generator(config, train_images[3000:]), NUM, pool)
   assert fresh.ratio == pytest.approx(1.0, abs=0.15) and fresh.copy_share < 0.05
+
+
+def test_memorisation_of_a_limited_run_compares_with_the_images_it_trained_on(setup):
+  """Under data.limit = 300 the generator trained on 300 digits (what `evaluate
+  --memorisation` compares with): copies of them are copies, copies of other digits of the
+  training split are new to it; against the whole split both would look like copies."""
+  config, _, evaluator, _ = setup
+  limited = config.copy_and_resolve_references()
+  limited.data.limit = 300
+  trained_on = evaluator_lib.sampled_images(train.training_data(limited)[0], limited)
+  assert trained_on.shape[0] == 300
+  others = evaluator_lib.sampled_images(limit_lib.images_after(
+      reference.training_source(limited, sources.load_source(limited)), 300, NUM), limited)
+
+  def uint8(images):
+    return np.round((images + 1.0) * 127.5).astype(np.uint8)
+  copies = evaluator.memorisation(_lookup_generator(config, uint8(trained_on)), NUM, trained_on)
+  assert copies.ratio < 0.01 and copies.copy_share > 0.95
+  fresh = evaluator.memorisation(_lookup_generator(config, uint8(others)), NUM, trained_on)
+  assert fresh.ratio == pytest.approx(1.0, abs=0.2) and fresh.copy_share < 0.05
+  whole_split = evaluator.memorisation(_lookup_generator(config, uint8(others)), NUM)
+  assert whole_split.ratio < 0.01
 
 
 @pytest.fixture(scope='module')

@@ -7,6 +7,7 @@ FID); or, for other data, Inception features from local InceptionV3 weights
   python -m wgan_dist.evaluate --workdir=runs/mnist [--num=1000] [--ema] [--seeds=5]
   python -m wgan_dist.evaluate --workdir=runs/mnist --all_checkpoints   # the run's history
   python -m wgan_dist.evaluate --workdir=runs/mnist --memorisation      # copies of training?
+                                                   # (of the data.limit images it trained on)
   python -m wgan_dist.evaluate --workdir=runs/cifar10 \
       [--inception_weights=/path/inception_v3_weights_tf_dim_ordering_tf_kernels.h5]
   python -m wgan_dist.evaluate --workdir=runs/cifar10 --protocol=paper \
@@ -134,7 +135,12 @@ def _summary(restored: restore.Restored, evaluation: evaluator_lib.Evaluation,
 
 def _memorisation(evaluator: evaluator_lib.Evaluator, restored: restore.Restored,
                   num: int) -> dict:
-  result = evaluator.memorisation(restored.generator, num)
+  trained_on = None
+  if restored.config.data.limit:
+    # The images the generator trained on, not the whole training split it was limited from.
+    trained_on = evaluator_lib.sampled_images(train.training_data(restored.config)[0],
+                                              restored.config)
+  result = evaluator.memorisation(restored.generator, num, trained_on)
   print(f'memorisation: ratio {result.ratio:.3f} (median nearest-training distance of the '
         f'samples / of {len(result.held_out_distances)} held-out real images; ~1 new, << 1 '
         f'copies), copy share {result.copy_share:.3f}')

@@ -394,6 +394,13 @@ def memorisation_train_images(config: ml_collections.ConfigDict,
     return classifier_lib.to_model_range(classifier_lib.embedded_split().train_images)
   if source is None:
     source = sources.load_source(config)
+  return sampled_images(source, config)
+
+
+def sampled_images(source: sources.Source, config: ml_collections.ConfigDict) -> np.ndarray:
+  """A fixed seed-1 random subset of at most MEMORISATION_TRAIN_IMAGES images of `source`,
+  float32 [N, H, W, C] in [-1, 1], preprocessed as training does (all of a small source, e.g.
+  the images a data.limit run trained on)."""
   chosen = np.sort(np.random.default_rng(REFERENCE_SEED + 1).choice(
       source.size, min(MEMORISATION_TRAIN_IMAGES, source.size), replace=False))
   return _preprocessed(source.subset(chosen), config)
