@@ -31,6 +31,10 @@ from wgan_dist.data import images
 from wgan_dist.training import dashboards
 
 
+# A traced summary write: (values, step) -> None.
+_TracedWrite = tf.types.experimental.GenericFunction
+
+
 class Monitor:
   """Writes TensorBoard events under `workdir/train` (the EMA generator's evaluation under
   `workdir/train/ema`) and sample grids under `workdir/samples`.
@@ -57,8 +61,8 @@ class Monitor:
     self._writer = self._writer_for(dashboards.TRAIN_RUN)
     # {(run, tags): traced writer of those scalars}; the tag sets are the code's (the log line's
     # metrics, an evaluation's figures), so a run makes a handful.
-    self._scalar_writes: dict[tuple[str, tuple[str, ...]], tf.types.experimental.GenericFunction] = {}
-    self._image_write: Optional[tf.types.experimental.GenericFunction] = None
+    self._scalar_writes: dict[tuple[str, tuple[str, ...]], _TracedWrite] = {}
+    self._image_write: Optional[_TracedWrite] = None
     self._sums: dict[str, float] = {}
     self._steps_in_window = 0
     # Steps and seconds of the timed training calls in the window (throughput and ETA).
@@ -195,7 +199,7 @@ def step_tensor(step: int) -> tf.Tensor:
 
 
 def _traced_scalar_write(writer: tf.summary.SummaryWriter, tags: tuple[str, ...]
-                         ) -> tf.types.experimental.GenericFunction:
+                         ) -> _TracedWrite:
   """write(values float32 [len(tags)], step int64): tf.summary.scalar of each tag, traced once
   (module docstring: eager writes keep memory)."""
   @tf.function(autograph=False)
@@ -206,8 +210,7 @@ def _traced_scalar_write(writer: tf.summary.SummaryWriter, tags: tuple[str, ...]
   return write
 
 
-def _traced_image_write(writer: tf.summary.SummaryWriter, tag: str
-                        ) -> tf.types.experimental.GenericFunction:
+def _traced_image_write(writer: tf.summary.SummaryWriter, tag: str) -> _TracedWrite:
   """write(images [1, H, W, C] uint8, step int64): tf.summary.image, traced once per shape."""
   @tf.function(autograph=False, reduce_retracing=True)
   def write(images_: tf.Tensor, step: tf.Tensor) -> None:
