@@ -15,7 +15,6 @@ high load is marked by it.
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -23,6 +22,8 @@ import time
 
 from absl import app
 from absl import flags
+
+from wgan_dist.dist import distribution
 
 _WORKERS = flags.DEFINE_integer('workers', 2, 'Worker processes of the job.')
 _REPEATS = flags.DEFINE_integer('repeats', 1, 'Jobs to start and stop, one after the other.')
@@ -32,19 +33,9 @@ _REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _POLL_SECS = 0.02
 
 
-def _free_ports(count: int) -> list[int]:
-  sockets = [socket.socket() for _ in range(count)]
-  for sock in sockets:
-    sock.bind(('127.0.0.1', 0))
-  ports = [sock.getsockname()[1] for sock in sockets]
-  for sock in sockets:
-    sock.close()
-  return ports
-
-
 def _start(directory: str, num_workers: int) -> tuple[list[subprocess.Popen], list[str], str]:
   """The job's workers, their log files and the workdir."""
-  hosts = [f'127.0.0.1:{port}' for port in _free_ports(num_workers)]
+  hosts = distribution.loopback_hosts(num_workers)
   workdir = os.path.join(directory, 'workdir')
   workers, logs = [], []
   for index in range(num_workers):

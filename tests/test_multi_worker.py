@@ -8,7 +8,6 @@ then resumes from the chief's last checkpoint.
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -18,6 +17,7 @@ import pytest
 
 from tests import helpers
 from tests.conftest import REPO_ROOT
+from wgan_dist.dist import distribution
 from wgan_dist.dist import peers
 
 # Every test here shares a training run or starts processes: the full suite only.
@@ -26,16 +26,6 @@ pytestmark = pytest.mark.slow
 TINY = 'configs/mnist.py:tiny'
 OFFLINE = '--config.data.allow_download=False'
 LOSS_TAGS = ('critic_loss', 'gradient_penalty', 'wasserstein_estimate', 'generator_loss')
-
-
-def _free_ports(count: int) -> list[int]:
-  sockets = [socket.socket() for _ in range(count)]
-  for sock in sockets:
-    sock.bind(('127.0.0.1', 0))
-  ports = [sock.getsockname()[1] for sock in sockets]
-  for sock in sockets:
-    sock.close()
-  return ports
 
 
 def _start_worker(hosts: list[str], index: int, flags: list[str], tmpdir: str,
@@ -50,7 +40,7 @@ def _start_worker(hosts: list[str], index: int, flags: list[str], tmpdir: str,
 
 
 def _start_cluster(num_workers: int, flags: list[str], tmp_path, name: str):
-  hosts = [f'127.0.0.1:{port}' for port in _free_ports(num_workers)]
+  hosts = distribution.loopback_hosts(num_workers)
   workers, logs = [], []
   for index in range(num_workers):
     tmpdir = tmp_path / f'{name}_tmp{index}'
@@ -199,7 +189,7 @@ def test_a_killed_worker_stops_the_other_and_the_job_resumes(tmp_path):
 
 def test_a_worker_that_never_starts_ends_the_job_within_the_timeout(tmp_path):
   workdir = tmp_path / 'workdir'
-  hosts = [f'127.0.0.1:{port}' for port in _free_ports(2)]
+  hosts = distribution.loopback_hosts(2)
   log = str(tmp_path / 'alone.log')
   started = time.monotonic()
   worker = _start_worker(hosts, 0, [f'--workdir={workdir}',

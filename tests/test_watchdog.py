@@ -18,6 +18,7 @@ import tensorflow as tf
 
 from tests import test_multi_worker as cluster
 from tests.conftest import REPO_ROOT
+from wgan_dist.dist import distribution
 from wgan_dist.dist import signals
 from wgan_dist.dist import watchdog as watchdog_lib
 
@@ -242,7 +243,7 @@ def _start(hosts, index, flags, tmp_path, blocking: bool):
 
 def _blocked_job(tmp_path, chief_flags, worker_flags):
   """Chief and blocking worker 1, saving every 2 steps; returns once worker 1 blocks."""
-  hosts = [f'127.0.0.1:{port}' for port in cluster._free_ports(2)]
+  hosts = distribution.loopback_hosts(2)
   common = [f'--workdir={tmp_path / "workdir"}', '--config.train.num_steps=100000',
             '--config.train.steps_per_loop=1', '--config.checkpoint_every_steps=2',
             '--config.log_every_steps=1', '--config.sample_every_steps=100000',

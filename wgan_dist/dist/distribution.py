@@ -10,6 +10,7 @@ Worker 0 (or the task of type "chief", if the cluster has one) is the chief.
 
 import json
 import os
+import socket
 
 import ml_collections
 import tensorflow as tf
@@ -42,6 +43,19 @@ def _logical_cpus(count: int) -> list[str]:
           f'with {len(tf.config.list_logical_devices("CPU"))} CPU device(s) in this process; '
           'logical CPUs can only be split before the first TensorFlow op') from error
   return [device.name for device in tf.config.list_logical_devices('CPU')[:count]]
+
+
+def loopback_hosts(count: int) -> list[str]:
+  """`count` 'host:port' addresses on 127.0.0.1 with ports free now, for the workers of a local
+  multi-worker job (the tests' and benchmarks' jobs). Each port is bound once to reserve it from
+  the kernel, then released for the worker to bind."""
+  sockets = [socket.socket() for _ in range(count)]
+  for sock in sockets:
+    sock.bind(('127.0.0.1', 0))
+  hosts = [f'127.0.0.1:{sock.getsockname()[1]}' for sock in sockets]
+  for sock in sockets:
+    sock.close()
+  return hosts
 
 
 def tf_config() -> dict:
