@@ -224,22 +224,27 @@ def test_memorisation_of_copies_is_zero_and_of_fresh_digits_one(setup):
 
 
 def test_memorisation_of_a_limited_run_compares_with_the_images_it_trained_on(setup):
-  """Under data.limit = 300 the generator trained on 300 digits (what `evaluate
-  --memorisation` compares with): copies of them are copies, copies of other digits of the
-  training split are new to it; against the whole split both would look like copies."""
-  config, _, evaluator, _ = setup
+  """Under data.limit = 300 the generator trained on 300 digits: an evaluator of that config
+  (what `evaluate --memorisation` and `report --nearest` build) compares with them, so copies
+  of them are copies and copies of other digits of the training split are new to it; against
+  the whole split (the unlimited config's evaluator) both would look like copies."""
+  config, strategy, evaluator, _ = setup
   limited = config.copy_and_resolve_references()
   limited.data.limit = 300
+  limited_evaluator = evaluator_lib.Evaluator(limited, strategy)
   trained_on = evaluator_lib.sampled_images(train.training_data(limited)[0], limited)
   assert trained_on.shape[0] == 300
+  # report --nearest indexes these with Memorisation.generated_nearest.
+  np.testing.assert_array_equal(limited_evaluator.train_images(),
+                                protocol.quantise_numpy(trained_on))
   others = evaluator_lib.sampled_images(limit_lib.images_after(
       reference.training_source(limited, sources.load_source(limited)), 300, NUM), limited)
 
   def uint8(images):
     return np.round((images + 1.0) * 127.5).astype(np.uint8)
-  copies = evaluator.memorisation(_lookup_generator(config, uint8(trained_on)), NUM, trained_on)
+  copies = limited_evaluator.memorisation(_lookup_generator(config, uint8(trained_on)), NUM)
   assert copies.ratio < 0.01 and copies.copy_share > 0.95
-  fresh = evaluator.memorisation(_lookup_generator(config, uint8(others)), NUM, trained_on)
+  fresh = limited_evaluator.memorisation(_lookup_generator(config, uint8(others)), NUM)
   assert fresh.ratio == pytest.approx(1.0, abs=0.2) and fresh.copy_share < 0.05
   whole_split = evaluator.memorisation(_lookup_generator(config, uint8(others)), NUM)
   assert whole_split.ratio < 0.01

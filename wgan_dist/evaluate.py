@@ -135,12 +135,8 @@ def _summary(restored: restore.Restored, evaluation: evaluator_lib.Evaluation,
 
 def _memorisation(evaluator: evaluator_lib.Evaluator, restored: restore.Restored,
                   num: int) -> dict:
-  trained_on = None
-  if restored.config.data.limit:
-    # The images the generator trained on, not the whole training split it was limited from.
-    trained_on = evaluator_lib.sampled_images(train.training_data(restored.config)[0],
-                                              restored.config)
-  result = evaluator.memorisation(restored.generator, num, trained_on)
+  # Under data.limit the evaluator compares with the images the run trained on.
+  result = evaluator.memorisation(restored.generator, num)
   print(f'memorisation: ratio {result.ratio:.3f} (median nearest-training distance of the '
         f'samples / of {len(result.held_out_distances)} held-out real images; ~1 new, << 1 '
         f'copies), copy share {result.copy_share:.3f}')

@@ -23,7 +23,6 @@ import tensorflow as tf
 from absl import logging
 
 from wgan_dist.config import validation as config_validation
-from wgan_dist.data import limit
 from wgan_dist.data import prepared
 from wgan_dist.data import sources
 from wgan_dist.dist import devices
@@ -84,7 +83,7 @@ def training_data(config: ml_collections.ConfigDict,
   """
   if loaded is None:
     loaded = sources.load_source(config)
-  source = limit.first_images(reference.training_source(config, loaded), config.data.limit)
+  source = reference.trained_on(config, loaded)
   return source, train_state.resolve_num_steps(config, source.size)
 
 

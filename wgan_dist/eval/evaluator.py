@@ -386,14 +386,18 @@ def memorisation_train_images(config: ml_collections.ConfigDict,
                               source: Optional[sources.Source] = None) -> np.ndarray:
   """Training images for `Evaluator.memorisation`, float32 [N, H, W, C] in [-1, 1].
 
-  MNIST: the embedded sample's train split (4,000 images; the held-out reference is the rest).
-  Inception: a fixed seed-1 random subset of at most MEMORISATION_TRAIN_IMAGES of the training
-  source, preprocessed as training does.
+  Under data.limit: the images the run trained on (`reference.trained_on`), all of them up to
+  MEMORISATION_TRAIN_IMAGES, not the whole split they were limited from: copies of images the
+  generator never saw are no copies. Else MNIST: the embedded sample's train split (4,000
+  images; the held-out reference is the rest); Inception: a fixed seed-1 random subset of at
+  most MEMORISATION_TRAIN_IMAGES of the training source, preprocessed as training does.
   """
-  if backbone_name(config) != 'inception':
+  if backbone_name(config) != 'inception' and not config.data.limit:
     return classifier_lib.to_model_range(classifier_lib.embedded_split().train_images)
   if source is None:
     source = sources.load_source(config)
+  if config.data.limit:
+    source = reference_lib.trained_on(config, source)
   return sampled_images(source, config)
 
 

@@ -25,6 +25,7 @@ import ml_collections
 import numpy as np
 from absl import logging
 
+from wgan_dist.data import limit
 from wgan_dist.data import sources
 from wgan_dist.eval import classifier
 
@@ -101,4 +102,10 @@ def training_source(config: ml_collections.ConfigDict,
                "held-out digits are the evaluation reference (eval_reference='heldout'; "
                "'train_full' trains on all of them)", kept.size, source.size, len(held_out))
   return kept
+
+
+def trained_on(config: ml_collections.ConfigDict, source: sources.Source) -> sources.Source:
+  """The examples the generator trains on: `training_source`, then the first data.limit of
+  them (data/limit.py). Training streams these; memorisation compares samples with them."""
+  return limit.first_images(training_source(config, source), config.data.limit)
 
