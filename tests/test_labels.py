@@ -177,6 +177,25 @@ def test_resume_gives_the_same_pairs(tiny_config, tmp_path, replicas):
     np.testing.assert_array_equal(labels, fresh_labels)
 
 
+@pytest.mark.parametrize('kind', ['npz', 'folder'])
+def test_preprocessed_holds_every_example_once_with_its_label(tiny_config, tmp_path, kind):
+  """The fixed real sets (evaluation, the overfitting gauge, the augmentation preview) are
+  `preprocessed`: each example exactly once, its label beside it; unconditional: no labels."""
+  true_labels = _make_fixture(kind, tiny_config, tmp_path)
+  source = sources.load_source(tiny_config)
+  images, labels = input_pipeline.preprocessed(source, tiny_config)
+  assert images.dtype == np.float32 and images.shape == (NUM_EXAMPLES, 28, 28, 1)
+  assert sorted(_index_of(images).tolist()) == list(range(NUM_EXAMPLES))
+  _check_pairs(images, labels, true_labels)
+  subset = source.subset(np.array([3, 7, 11]))
+  labelled, _ = input_pipeline.preprocessed(subset, tiny_config)
+  unlabelled, none = input_pipeline.preprocessed(subset, _unconditional(tiny_config))
+  assert none is None and len(set(_index_of(unlabelled).tolist())) == 3
+  np.testing.assert_array_equal(unlabelled, labelled)
+  if kind == 'npz':  # Stored in example order (a folder is stored in path order).
+    assert sorted(_index_of(unlabelled).tolist()) == [3, 7, 11]
+
+
 def test_unconditional_ignores_labels_and_yields_images_only(tiny_config, tmp_path):
   _labelled_npz(tiny_config, tmp_path)
   config = _unconditional(tiny_config)

@@ -2,7 +2,8 @@
 
 `make_distributed_dataset(strategy, config, source)` gives each replica its share of every global
 batch (drop_remainder), in an order that is a pure function of (seed, position) so a resumed run
-continues exactly where it stopped; `make_dataset` is one input pipeline's stream. Files are
+continues exactly where it stopped; `make_dataset` is one input pipeline's stream; `preprocessed`
+is every example of a source once, as arrays (the fixed real sets evaluation and the gauge read). Files are
 decoded here (other channel counts converted: grayscale replicated to RGB, alpha dropped, colour
 to luminance for data.channels=1); a prepared dataset's records are read here, each pipeline
 reading only the records of its share, with bounded read-ahead (data/prepared.py); pixels come
@@ -144,6 +145,18 @@ def make_dataset(source: sources.Source, config: ml_collections.ConfigDict, batc
                                              data.center_crop), i),
         num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
   return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def preprocessed(source: sources.Source, config: ml_collections.ConfigDict
+                 ) -> tuple[np.ndarray, Optional[np.ndarray]]:
+  """Every example of `source` once, through the training stream's preprocessing: (float32
+  [N, H, W, C] in [-1, 1], int32 labels [N] with model.num_classes > 0, else None), in the
+  stream's first-epoch order (a permutation of `source`: one batch of source.size holds each
+  example once). For the fixed real image sets evaluation and the overfitting gauge read."""
+  batch = next(iter(make_dataset(source, config, batch_size=source.size)))
+  if config.model.num_classes > 0:
+    return batch[0].numpy(), batch[1].numpy()
+  return batch.numpy(), None
 
 
 def _gather_batch(images: np.ndarray, indices: tf.Tensor) -> tf.Tensor:

@@ -345,8 +345,7 @@ def _preprocessed(subset: sources.Source, config: ml_collections.ConfigDict) -> 
   """The images of `subset` through the training pipeline's preprocessing, float32 in [-1, 1]."""
   unlabelled = config.copy_and_resolve_references()
   unlabelled.model.num_classes = 0
-  return next(iter(input_pipeline.make_dataset(subset, unlabelled,
-                                               batch_size=subset.size))).numpy()
+  return input_pipeline.preprocessed(subset, unlabelled)[0]
 
 
 def reference(config: ml_collections.ConfigDict,

@@ -8,10 +8,9 @@ import tensorflow as tf
 from wgan_dist.algorithm import augment
 from wgan_dist.algorithm import random_keys
 from wgan_dist.data import images as image_lib
-from wgan_dist.data import limit
+from wgan_dist.data import input_pipeline
 from wgan_dist.data import sources
 from wgan_dist.eval import reference
-from wgan_dist.training import overfit
 
 
 def rows(config: ml_collections.ConfigDict) -> list[tuple[str, tuple[str, ...]]]:
@@ -28,14 +27,13 @@ def preview(config: ml_collections.ConfigDict, num_images: int = 8) -> tuple[np.
   """(uint8 grid [rows·H, num_images·W, C], the row titles): `num_images` training images of
   `config`'s data, evenly spaced through its stored order, augmented by each row's policy with p = 1 (fresh draws per row,
   keyed by the config's seed)."""
-  source = limit.first_images(reference.training_source(config, sources.load_source(config)),
-                              config.data.limit)
+  source = reference.trained_on(config, sources.load_source(config))
   count = min(num_images, source.size)
   unlabelled = config.copy_and_resolve_references()
   unlabelled.model.num_classes = 0
   # Evenly spaced through the stored order: sources stored by class show several classes.
   spread = source.subset(np.linspace(0, source.size - 1, count).astype(np.int64))
-  originals, _ = overfit.model_range_images(spread, unlabelled, count)
+  originals, _ = input_pipeline.preprocessed(spread, unlabelled)
   layout = rows(config)
   grid_images = []
   for index, (_, policy) in enumerate(layout):

@@ -98,12 +98,7 @@ def model_range_images(source: sources.Source, config: ml_collections.ConfigDict
                        count: int) -> tuple[np.ndarray, Optional[np.ndarray]]:
   """`count` examples of `source` (sample_indices) through the training pipeline's
   preprocessing: (float32 [count, H, W, C] in [-1, 1], int32 labels or None)."""
-  subset = source.subset(sample_indices(source.size, count))
-  # The pipeline's first epoch is a permutation of the subset: one batch holds each image once.
-  batch = next(iter(input_pipeline.make_dataset(subset, config, batch_size=count)))
-  if config.model.num_classes > 0:
-    return batch[0].numpy(), batch[1].numpy()
-  return batch.numpy(), None
+  return input_pipeline.preprocessed(source.subset(sample_indices(source.size, count)), config)
 
 
 @dataclasses.dataclass(frozen=True)
