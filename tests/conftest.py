@@ -61,4 +61,3 @@ def tiny_config():
   """The tiny MNIST testing config (embedded data, 4-filter models, a few steps)."""
   from configs import mnist  # pylint: disable=import-outside-toplevel
   return mnist.get_config('tiny')
-

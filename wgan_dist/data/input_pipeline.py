@@ -2,10 +2,11 @@
 
 `make_distributed_dataset(strategy, config, source)` gives each replica its share of every global
 batch (drop_remainder), in an order that is a pure function of (seed, position) so a resumed run
-continues exactly where it stopped; `make_dataset` is one input pipeline's stream; `preprocessed`
-is every example of a source once, as arrays (the fixed real sets evaluation and the gauge read). Files are
-decoded here (other channel counts converted: grayscale replicated to RGB, alpha dropped, colour
-to luminance for data.channels=1); a prepared dataset's records are read here, each pipeline
+continues exactly where it stopped; `make_dataset` is one input pipeline's stream;
+`preprocessed` is every example of a source once, as arrays (the fixed real image sets that
+evaluation and the overfitting gauge read). Files are decoded here (other channel counts
+converted: grayscale replicated to RGB, alpha dropped, colour to luminance for
+data.channels=1); a prepared dataset's records are read here, each pipeline
 reading only the records of its share, with bounded read-ahead (data/prepared.py); pixels come
 out float32 in [-1, 1] at data.image_size.
 
