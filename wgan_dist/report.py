@@ -342,10 +342,13 @@ def nearest_pairs(restored: 'restore.Restored', count: int) -> tuple[np.ndarray,
   # pylint: enable=import-outside-toplevel
   config = restored.config
   evaluator = evaluator_lib.Evaluator(config, restore_lib.local_strategy(config))
-  result = evaluator.memorisation(restored.generator)
+  # Loaded once: the search and the picture use the same images (under data.limit, read again
+  # from the source each time they are asked for).
+  train_images = evaluator.train_images()
+  result = evaluator.memorisation(restored.generator, train_images=train_images)
   order = np.argsort(result.generated_distances, kind='stable')[:count]
   samples = evaluator.sample_images(restored.generator, int(order.max()) + 1)[order]
-  nearest = evaluator.train_images()[result.generated_nearest[order]]
+  nearest = train_images[result.generated_nearest[order]]
   pairs = np.stack([samples, nearest], axis=1).reshape((-1,) + samples.shape[1:])
   text = (f'memorisation ratio {result.ratio:.3f} (median nearest-training distance of '
           f'{len(result.generated_distances)} samples / of {len(result.held_out_distances)} '
